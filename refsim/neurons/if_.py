@@ -1,0 +1,120 @@
+r"""Integrate-and-fire neurons with binary (or counted) spikes and with ternary spikes.
+
+Binary IF, Yue et al. 2023 eqs. (1)-(2) (also Li et al. eqs. (1)-(3)):
+
+.. math::
+    u_i[t] = u_i[t-1] + \sum_j w_{ij} o_j[t] - \vartheta\, o_i[t-1], \qquad
+    o_i[t] = \Theta(u_i[t] - \vartheta)
+
+Symbols: :math:`u` membrane before the reset of step t, :math:`w_{ij}` synaptic weight,
+:math:`o_j[t]` presynaptic spike, :math:`\vartheta` threshold (``threshold``, per layer or per
+channel), :math:`\Theta` the step function whose value at 0 is the ``comparison`` choice
+(Yue writes ``>``). The reset term is the spike of step t subtracted once (soft reset);
+``reset``, ``order``, ``spikes_per_step``, ``v_min`` and ``spike_value`` name the other
+behaviours of SEMANTICS.md section 1.
+
+Ternary IF (SpikingJelly ``TernaryIFNode``; Yue et al. 2023 section 3.3 for ternary spikes):
+``s = +1`` when ``v >= theta``, ``-1`` when ``v <= -theta`` (the comparison choice applies to both
+signs), reset subtracts ``s * theta``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import ValidationError
+from ..semantics import NeuronChoices, get_profile
+from ._common import (MembraneState, as_threshold, broadcast_channels, check_choices, count_multi,
+                      exceeds, ordered_step, zero_state)
+
+__all__ = ["IFParams", "TernaryIFParams", "step", "ternary_step", "emitted", "ternary_emitted", "init_state"]
+
+
+@dataclass(frozen=True, eq=False)
+class IFParams:
+    """Parameters of a binary IF layer.
+
+    threshold : float or 1-D array (one per channel), > 0, stored as float32 values.
+    choices : the spike-changing choices (:class:`refsim.semantics.NeuronChoices`).
+    """
+
+    threshold: object = 1.0
+    choices: NeuronChoices = field(default_factory=NeuronChoices)
+
+    def __post_init__(self):
+        object.__setattr__(self, "threshold", as_threshold(self.threshold, "IFParams.threshold"))
+        check_choices(self.choices, "IFParams.choices")
+
+    @classmethod
+    def from_profile(cls, profile="paper", threshold=1.0, **overrides):
+        return cls(threshold, get_profile(profile).choices("if").replace(**overrides))
+
+
+@dataclass(frozen=True, eq=False)
+class TernaryIFParams:
+    """Parameters of a ternary IF layer (spikes in {-1, 0, +1}); one spike per step only."""
+
+    threshold: object = 1.0
+    choices: NeuronChoices = field(default_factory=lambda: NeuronChoices(comparison=">="))
+
+    def __post_init__(self):
+        object.__setattr__(self, "threshold", as_threshold(self.threshold, "TernaryIFParams.threshold"))
+        check_choices(self.choices, "TernaryIFParams.choices")
+        if self.choices.spikes_per_step != "one":
+            raise ValidationError("TernaryIFParams.choices.spikes_per_step", "'one' (ternary neurons emit at most one signed spike a step)",
+                                  self.choices.spikes_per_step)
+
+    @classmethod
+    def from_profile(cls, profile="paper", threshold=1.0, **overrides):
+        return cls(threshold, get_profile(profile).choices("ternary").replace(**overrides))
+
+
+def init_state(shape) -> MembraneState:
+    """All membranes at 0 (every model starts there)."""
+    return zero_state(shape)
+
+
+def step(state: MembraneState, inputs: np.ndarray, params: IFParams):
+    """Advance one time step. Returns ``(spikes, new_state)``; ``spikes`` is an int32 count per neuron."""
+    c = params.choices
+    theta = broadcast_channels(params.threshold, np.ndim(inputs))
+
+    def fire(v):
+        if c.spikes_per_step == "one":
+            n = exceeds(v, theta, c.comparison).astype(np.int32)
+        else:
+            n = count_multi(v, theta, c.comparison)
+        if c.reset == "subtract":
+            v = v - n * theta
+        elif c.reset == "zero":
+            v = np.where(n > 0, 0.0, v)
+        return n, v
+
+    return ordered_step(state.v, np.asarray(inputs, dtype=np.float64), c, fire)
+
+
+def emitted(spikes: np.ndarray, params) -> np.ndarray:
+    """What a layer's spikes carry to the next layer: the count, or count * threshold."""
+    if params.choices.spike_value == "threshold":
+        return spikes * broadcast_channels(params.threshold, spikes.ndim)
+    return spikes.astype(np.float64)
+
+
+def ternary_step(state: MembraneState, inputs: np.ndarray, params: TernaryIFParams):
+    """Advance one step of a ternary layer; ``spikes`` is int32 in {-1, 0, +1}."""
+    c = params.choices
+    theta = broadcast_channels(params.threshold, np.ndim(inputs))
+
+    def fire(v):
+        s = exceeds(v, theta, c.comparison).astype(np.int32) - exceeds(-v, theta, c.comparison).astype(np.int32)
+        if c.reset == "subtract":
+            v = v - s * theta
+        elif c.reset == "zero":
+            v = np.where(s != 0, 0.0, v)
+        return s, v
+
+    return ordered_step(state.v, np.asarray(inputs, dtype=np.float64), c, fire)
+
+
+ternary_emitted = emitted

@@ -1,0 +1,293 @@
+"""The clock-driven simulation loop and what it records.
+
+Per step t: the encoder gives each Input node its value; nodes run in topological order; a
+Neuron node advances its model one step (:mod:`refsim.neurons`) and passes on what its spikes
+carry; an Output node integrates its input (Yue eq. 3). Layers whose inputs are all static
+(direct coding, Li et al. section 3.1) are computed once and reused, which changes no value.
+
+Backend ``"reference"``: dense NumPy, float32 parameters widened to float64, float64 membranes.
+It is the oracle other backends and libraries are compared with.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import __version__
+from .encoding import Encoder, PoissonEncoder
+from .errors import EncodingError, RefsimError, ValidationError
+from .graph import Graph
+from .graph.nodes import Input, Neuron, Output
+from .neurons import get_model
+from .semantics import DEFAULT_PROFILE, get_profile
+
+BACKENDS = ("reference",)
+
+
+@dataclass
+class Recorder:
+    """What to keep. Memory is bounded in T unless per-step arrays are asked for.
+
+    spikes : bool or list of layer names
+        Per-step spike arrays (int8 counts or signs; uint8 level masks for multithreshold).
+    membranes : bool or list of layer names
+        Per-step membranes (float64), post- or pre-reset as the profile's ``membrane_report``.
+    counts : bool
+        Total spikes per neuron over the run (int64).
+    output : bool
+        Output membranes after every step (float64); the final value is always kept.
+
+    Spike totals per layer per step (T, B) are always kept (they are small).
+    """
+
+    spikes: object = False
+    membranes: object = False
+    counts: bool = True
+    output: bool = True
+
+    def wants(self, what, layer) -> bool:
+        sel = getattr(self, what)
+        if isinstance(sel, bool):
+            return sel
+        return layer in sel
+
+
+@dataclass
+class Traces:
+    """The result of a run (what the :class:`Recorder` kept) and how it was made."""
+
+    T: int
+    batch: int
+    profile: str
+    backend: str
+    encoder: dict
+    layers: dict = field(default_factory=dict)        # layer -> {"model", "shape", "neurons"}
+    step_counts: dict = field(default_factory=dict)   # layer -> (T, B) int64
+    counts: dict = field(default_factory=dict)        # layer -> (B, ...) int64
+    spikes: dict = field(default_factory=dict)        # layer -> (T, B, ...) int8 / uint8
+    membranes: dict = field(default_factory=dict)     # layer -> (T, B, ...) float64
+    output: dict = field(default_factory=dict)        # output node -> (T, B, ...) float64
+    final_output: dict = field(default_factory=dict)  # output node -> (B, ...) float64
+
+    def firing_rates(self) -> dict:
+        """Mean spikes per neuron per step, per layer (over batch, neurons and steps)."""
+        return {k: float(v.sum()) / (self.T * self.batch * self.layers[k]["neurons"]) for k, v in self.step_counts.items()}
+
+    def table(self) -> str:
+        """Per-layer spike counts and firing rates as a fixed-width text table."""
+        rates = self.firing_rates()
+        rows = [("layer", "model", "shape", "neurons", "spikes", "rate/step", "active %")]
+        for k, info in self.layers.items():
+            total = int(self.step_counts[k].sum())
+            active = ""
+            if k in self.counts:
+                active = f"{100.0 * np.count_nonzero(self.counts[k]) / self.counts[k].size:.1f}"
+            rows.append((k, info["model"], "x".join(map(str, info["shape"])), str(info["neurons"]), str(total),
+                         f"{rates[k]:.4f}", active))
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        lines = ["  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
+        lines.insert(1, "-" * len(lines[0]))
+        return "\n".join(lines)
+
+    def save(self, path) -> None:
+        """Write an npz (no pickle): arrays under ``<kind>/<layer>``, metadata as JSON text."""
+        import json
+        import os
+        import tempfile
+        arrays = {"meta": np.array(json.dumps(self.meta()))}
+        for kind in ("step_counts", "counts", "spikes", "membranes", "output", "final_output"):
+            for k, v in getattr(self, kind).items():
+                arrays[f"{kind}/{k}"] = v
+        path = os.fspath(path)
+        fd, tmp = tempfile.mkstemp(prefix=".refsim-", suffix=".npz", dir=os.path.dirname(os.path.abspath(path)))
+        os.close(fd)
+        try:
+            np.savez_compressed(tmp, **arrays)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+    def meta(self) -> dict:
+        return {"producer": "refsim", "version": __version__, "T": self.T, "batch": self.batch, "profile": self.profile,
+                "backend": self.backend, "dtype": "float64", "encoder": self.encoder,
+                "layers": {k: {**v, "shape": list(v["shape"])} for k, v in self.layers.items()}}
+
+
+class _Progress:
+    def __init__(self, total, enabled, label="refsim"):
+        self.total, self.enabled, self.label = total, enabled, label
+        self.t0 = time.perf_counter()
+        self.last = 0.0
+
+    def update(self, done):
+        if not self.enabled:
+            return
+        now = time.perf_counter()
+        if done < self.total and now - self.last < 0.2:
+            return
+        self.last = now
+        el = now - self.t0
+        eta = el / done * (self.total - done) if done else 0.0
+        width = 30
+        fill = int(width * done / self.total)
+        sys.stderr.write(f"\r{self.label} [{'#' * fill}{'.' * (width - fill)}] step {done}/{self.total} "
+                         f"{el:5.1f}s elapsed, {eta:5.1f}s left")
+        if done >= self.total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+class Simulator:
+    """Run a :class:`~refsim.graph.Graph` under a profile.
+
+    Parameters
+    ----------
+    graph : Graph
+    profile : str or Profile
+        Named set of semantic choices (default ``"paper"``); nodes may override choices.
+    backend : str
+        ``"reference"`` (dense NumPy, float64; the oracle).
+    """
+
+    def __init__(self, graph: Graph, profile=DEFAULT_PROFILE, backend: str = "reference"):
+        if not isinstance(graph, Graph):
+            raise ValidationError("Simulator(graph)", "a refsim.graph.Graph", type(graph).__name__)
+        if backend not in BACKENDS:
+            from .errors import UnknownNameError
+            raise UnknownNameError("backend", backend, BACKENDS)
+        self.graph = graph
+        self.profile = get_profile(profile)
+        self.backend = backend
+        self.params = {n: graph[n].make_params(self.profile) for n in graph.neurons}
+
+    def run(self, x, T: int, encoder: Encoder | None = None, recorder: Recorder | None = None,
+            progress: bool = False, sample_offset: int = 0) -> Traces:
+        """Simulate ``T`` steps.
+
+        x : array (B, *input shape) or (input shape) for one sample, or a dict by Input node name.
+        encoder : default Poisson binary with seed 0.
+        """
+        g = self.graph
+        if isinstance(T, bool) or not isinstance(T, (int, np.integer)) or T < 1:
+            raise ValidationError("run(T)", "a positive integer number of steps", T)
+        encoder = encoder if encoder is not None else PoissonEncoder(seed=0)
+        recorder = recorder if recorder is not None else Recorder()
+        xs = self._inputs(x)
+        batch = next(iter(xs.values())).shape[0]
+        streams = {k: iter(encoder.stream(v, T, sample_offset)) for k, v in xs.items()}
+        for sel in (recorder.spikes, recorder.membranes):
+            if not isinstance(sel, bool):
+                unknown = [s for s in sel if s not in g.neurons and s not in g.outputs]
+                if unknown:
+                    from .errors import UnknownNameError
+                    raise UnknownNameError("layer", unknown[0], g.neurons + g.outputs)
+
+        static = set()
+        for name in g.order:
+            node = g[name]
+            if isinstance(node, Input):
+                if encoder.is_static:
+                    static.add(name)
+            elif not isinstance(node, (Neuron, Output)) and all(i in static for i in node.inputs):
+                static.add(name)
+
+        tr = Traces(T=int(T), batch=batch, profile=self.profile.name, backend=self.backend, encoder=encoder.describe())
+        from .neurons._common import MembraneState
+        states = {}
+        for name in g.neurons + g.outputs:
+            shape = (batch,) + g.shapes[name]
+            states[name] = MembraneState(np.zeros(shape), np.zeros(shape))
+            if name in self.params:
+                model = g[name].model
+                tr.layers[name] = {"model": model, "shape": g.shapes[name], "neurons": int(np.prod(g.shapes[name]))}
+                tr.step_counts[name] = np.zeros((T, batch), dtype=np.int64)
+                if recorder.counts:
+                    tr.counts[name] = np.zeros(shape, dtype=np.int64)
+                if recorder.wants("spikes", name):
+                    tr.spikes[name] = np.zeros((T,) + shape, dtype=np.uint8 if model == "multithreshold" else np.int8)
+            if recorder.wants("membranes", name):
+                tr.membranes[name] = np.zeros((T,) + shape)
+            if name in g.outputs and recorder.output:
+                tr.output[name] = np.zeros((T,) + shape)
+        cache = {}
+        bar = _Progress(T, progress, f"refsim {g.name}")
+        for t in range(T):
+            vals = {}
+            for name in g.order:
+                node = g[name]
+                if name in cache:
+                    vals[name] = cache[name]
+                    continue
+                if isinstance(node, Input):
+                    vals[name] = next(streams[name])
+                elif isinstance(node, Neuron):
+                    p = self.params[name]
+                    m = get_model(node.model)
+                    s, st = m.step(states[name], vals[node.inputs[0]], p)
+                    states[name] = st
+                    vals[name] = m.emitted(s, p)
+                    n_sp = m.spike_count(s)
+                    tr.step_counts[name][t] = n_sp.reshape(batch, -1).sum(axis=1)
+                    if name in tr.counts:
+                        tr.counts[name] += n_sp
+                    if name in tr.spikes:
+                        if node.model == "multithreshold":
+                            tr.spikes[name][t] = s
+                        else:
+                            if s.size and (s.max() > 127 or s.min() < -128):
+                                raise RefsimError(f"layer {name!r} step {t}: more than 127 spikes in one step do not fit the "
+                                                  f"int8 spike record (found {int(s.max())}); record counts only")
+                            tr.spikes[name][t] = s
+                    if name in tr.membranes:
+                        rep = p.choices.membrane_report
+                        tr.membranes[name][t] = st.v_pre if rep == "pre-reset" else st.v
+                elif isinstance(node, Output):
+                    v = states[name].v + vals[node.inputs[0]]
+                    states[name] = MembraneState(v, v)
+                    vals[name] = v
+                    if name in tr.output:
+                        tr.output[name][t] = v
+                    if name in tr.membranes:
+                        tr.membranes[name][t] = v
+                else:
+                    vals[name] = node.forward([vals[i] for i in node.inputs])
+                if name in static:
+                    cache[name] = vals[name]
+            bar.update(t + 1)
+        for name in g.outputs:
+            tr.final_output[name] = states[name].v.copy()
+        return tr
+
+    def _inputs(self, x):
+        g = self.graph
+        names = g.inputs
+        if not isinstance(x, dict):
+            if len(names) != 1:
+                raise EncodingError(f"the graph has inputs {names}; pass a dict of arrays by input name")
+            x = {names[0]: x}
+        out = {}
+        for name in names:
+            if name not in x:
+                raise EncodingError(f"input {name!r}: expected an array, found nothing (given: {list(x)})")
+            arr = np.asarray(x[name], dtype=np.float64)
+            want = g.shapes[name]
+            if arr.shape == want:
+                arr = arr[None]
+            if arr.shape[1:] != want:
+                raise EncodingError(f"input {name!r}: expected shape (B, {', '.join(map(str, want))}) or {want}, "
+                                    f"found {arr.shape}")
+            out[name] = arr
+        batches = {a.shape[0] for a in out.values()}
+        if len(batches) != 1:
+            raise EncodingError(f"inputs: expected one batch size, found {sorted(batches)}")
+        return out
+
+
+def simulate(graph, x, T, profile=DEFAULT_PROFILE, **kw) -> Traces:
+    """Shorthand for ``Simulator(graph, profile).run(x, T, **kw)``."""
+    return Simulator(graph, profile).run(x, T, **kw)
