@@ -1,0 +1,279 @@
+"""The ``refsim`` command.
+
+Subcommands: ``run``, ``info``, ``probe``, ``demo``, ``profiles``. Exit codes:
+
+* 0 - success;
+* 2 - bad command line or invalid input (model file, input file, parameters): the message says
+  what was expected, what was found and where;
+* 1 - an unexpected internal error (a bug: please report it with the traceback).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+from . import __version__
+from .errors import RefsimError
+from .semantics import DEFAULT_PROFILE, NEURON_MODELS, get_profile, list_profiles
+
+EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
+DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+DEMO_MODEL = os.path.join(DATA_DIR, "demo_unet.safetensors")
+DEMO_IMAGE = os.path.join(DATA_DIR, "hippocampus_001_x10-17.nii.gz")
+DEMO_LABEL = os.path.join(DATA_DIR, "hippocampus_001_x10-17_label.nii.gz")
+_DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def demo_input(hw=(56, 48)) -> np.ndarray:
+    """The shipped MRI excerpt as a (8, 1, 56, 48) batch in [0, 1]."""
+    from .io.nifti import fit_slices, load_volume, normalize
+    return normalize(fit_slices(load_volume(DEMO_IMAGE), hw), "unit")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="refsim", description="Reference simulator for spiking neural networks.",
+                                epilog="exit codes: 0 ok, 2 bad input or usage, 1 internal error")
+    p.add_argument("--version", action="version", version=f"refsim {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    def common_run(sp):
+        sp.add_argument("--T", type=int, default=None, help="time steps (run: 100, demo: 100)")
+        sp.add_argument("--profile", default=None, help=f"semantic profile (default: the model's, else {DEFAULT_PROFILE}); "
+                                                         f"one of {', '.join(list_profiles())}")
+        sp.add_argument("--seed", type=int, default=0, help="encoder seed (default 0)")
+        sp.add_argument("--out", default=None, help="write traces to this .npz")
+        sp.add_argument("--progress", dest="progress", action="store_true", default=None, help="show a progress bar")
+        sp.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
+
+    r = sub.add_parser("run", help="simulate a model file on an input", description="Simulate MODEL on INPUT.")
+    r.add_argument("model", help="refsim model file (.safetensors)")
+    r.add_argument("input", help=".npy / .npz array (B, *input shape) or a NIfTI volume (.nii, .nii.gz)")
+    common_run(r)
+    r.add_argument("--encoding", default=None, choices=["poisson", "poisson-ternary", "static"],
+                   help="input encoding (default: the model's, else poisson)")
+    r.add_argument("--normalize", default="unit", choices=["unit", "zero-mean", "none"],
+                   help="NIfTI inputs only: intensity normalisation (default unit)")
+    r.add_argument("--record-spikes", nargs="*", default=None, metavar="LAYER",
+                   help="keep per-step spikes of these layers (no names: all)")
+    r.add_argument("--record-membranes", nargs="*", default=None, metavar="LAYER",
+                   help="keep per-step membranes of these layers (no names: all)")
+
+    i = sub.add_parser("info", help="describe a model file")
+    i.add_argument("model")
+    i.add_argument("--profile", default=None, help="show the choices of this profile (default: the model's)")
+
+    pr = sub.add_parser("probe", help="print one neuron's spike train for a constant input",
+                        description="One neuron, threshold --threshold, constant input; one character per step: "
+                                    "the spikes of that step (0-9, then a-z for 10-35; '-' for a negative ternary spike).")
+    pr.add_argument("--profile", default=DEFAULT_PROFILE)
+    pr.add_argument("--input", type=str, default="0.5", help="input per step; a comma list is cycled (default 0.5)")
+    pr.add_argument("--T", type=int, default=8)
+    pr.add_argument("--threshold", type=float, default=1.0)
+    pr.add_argument("--model", default="if", choices=list(NEURON_MODELS))
+    pr.add_argument("--levels", type=str, default=None, help="multithreshold levels, comma separated")
+    pr.add_argument("--membrane", action="store_true", help="also print the membrane after each step")
+
+    d = sub.add_parser("demo", help="run the shipped U-Net on the shipped MRI excerpt")
+    common_run(d)
+
+    sub.add_parser("profiles", help="list the profiles and their choices")
+    return p
+
+
+def _load_input(path, graph, normalize):
+    from .errors import EncodingError
+    low = path.lower()
+    name = graph.inputs[0]
+    if low.endswith((".nii", ".nii.gz")):
+        from .io.nifti import fit_slices, load_volume
+        from .io.nifti import normalize as norm
+        shape = graph.shapes[name]
+        if len(shape) != 3 or shape[0] != 1:
+            raise EncodingError(f"{path}: NIfTI input needs a model with a (1, H, W) input, found {shape}")
+        x = fit_slices(load_volume(path), shape[1:])
+        return x if normalize == "none" else norm(x, normalize)
+    try:
+        if low.endswith(".npz"):
+            with np.load(path, allow_pickle=False) as z:
+                keys = list(z.keys())
+                key = "x" if "x" in keys else (keys[0] if len(keys) == 1 else None)
+                if key is None:
+                    raise EncodingError(f"{path}: expected an array named 'x' or a single array, found {keys}")
+                return z[key]
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise EncodingError(f"{path}: expected a .npy/.npz array or a NIfTI volume, found unreadable data ({exc})") from None
+
+
+def _recorder(args):
+    from .simulator import Recorder
+    sp = args.record_spikes
+    mem = getattr(args, "record_membranes", None)
+    return Recorder(spikes=False if sp is None else (True if not sp else list(sp)),
+                    membranes=False if mem is None else (True if not mem else list(mem)))
+
+
+def _simulate(graph, x, args, encoding, recorder=None, out=sys.stdout):
+    from .encoding import make_encoder
+    from .simulator import Simulator
+    profile = args.profile or graph.metadata.get("profile", DEFAULT_PROFILE)
+    sim = Simulator(graph, profile)
+    enc = make_encoder(encoding, seed=args.seed)
+    T = args.T if args.T is not None else 100
+    progress = args.progress if args.progress is not None else sys.stderr.isatty()
+    t0 = time.perf_counter()
+    tr = sim.run(x, T, encoder=enc, recorder=recorder, progress=progress)
+    el = time.perf_counter() - t0
+    print(f"model {graph.name}: {len(graph.neurons)} spiking layers, batch {tr.batch}, T={T}, profile {sim.profile.name}, "
+          f"encoder {encoding} (seed {args.seed}), backend {sim.backend}: {el:.2f} s ({1e3 * el / T:.1f} ms/step)", file=out)
+    print(tr.table(), file=out)
+    if args.out:
+        tr.save(args.out)
+        print(f"traces written to {args.out}", file=out)
+    return tr
+
+
+def _cmd_run(args):
+    from .io import load_model
+    g = load_model(args.model)
+    x = _load_input(args.input, g, args.normalize)
+    enc = args.encoding or g.metadata.get("encoding", "poisson")
+    _simulate(g, x, args, enc, _recorder(args))
+    return EXIT_OK
+
+
+def _cmd_demo(args):
+    from .io import load_model
+    from .io.nifti import fit_slices, load_volume
+    g = load_model(DEMO_MODEL)
+    x = demo_input(g.shapes[g.inputs[0]][1:])
+    args.record_spikes = None
+    print(f"input: {os.path.basename(DEMO_IMAGE)} (MSD Task04 hippocampus, CC BY-SA 4.0), {x.shape[0]} slices "
+          f"padded to {x.shape[2]}x{x.shape[3]}")
+    tr = _simulate(g, x, args, g.metadata.get("encoding", "poisson"))
+    out = tr.final_output["output"] / tr.T
+    label = fit_slices(load_volume(DEMO_LABEL), x.shape[2:]) > 0
+    print(f"output membrane / T: mean {out.mean():.4f}, min {out.min():.4f}, max {out.max():.4f}; "
+          f"hippocampus voxels in the label: {int(label.sum())} (the demo weights are untrained)")
+    return EXIT_OK
+
+
+def _cmd_info(args):
+    from .io import load_model
+    g = load_model(args.model)
+    prof = get_profile(args.profile or g.metadata.get("profile", DEFAULT_PROFILE))
+    print(f"model: {g.name}   file: {args.model}")
+    for k, v in sorted(g.metadata.items()):
+        print(f"  {k}: {v}")
+    rows = [("node", "type", "inputs", "shape", "params", "detail")]
+    for r in g.summary():
+        rows.append((r["name"], r["type"], ",".join(r["inputs"]), "x".join(map(str, r["shape"])), str(r["params"]), r["detail"]))
+    w = [max(len(r[i]) for r in rows) for i in range(6)]
+    for j, r in enumerate(rows):
+        print("  ".join(c.ljust(w[i]) for i, c in enumerate(r)).rstrip())
+        if j == 0:
+            print("-" * (sum(w) + 10))
+    n_neur = sum(int(np.prod(g.shapes[n])) for n in g.neurons)
+    print(f"parameters: {g.n_parameters()}   spiking layers: {len(g.neurons)}   neurons per sample: {n_neur}")
+    print(f"profile: {prof.name} - {prof.description}")
+    for m in sorted({g[n].model for n in g.neurons}):
+        print(f"  {m}: " + ", ".join(f"{k}={v}" for k, v in prof.choices(m).as_dict().items()))
+    return EXIT_OK
+
+
+def _parse_floats(text, what):
+    from .errors import ValidationError
+    try:
+        vals = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ValidationError(what, "a number or a comma-separated list of numbers", text) from None
+    if not vals:
+        raise ValidationError(what, "at least one number", text)
+    return vals
+
+
+def probe(profile=DEFAULT_PROFILE, inputs=(0.5,), T=8, threshold=1.0, model="if", levels=None):
+    """Spikes per step and membranes of one neuron driven by ``inputs`` (cycled). Returns (spikes, membranes)."""
+    from .errors import ValidationError
+    from .neurons import get_model
+    from .neurons._common import MembraneState
+    if T < 1:
+        raise ValidationError("probe T", "a positive number of steps", T)
+    prof = get_profile(profile)
+    m = get_model(model)
+    kw = {"levels": tuple(levels)} if (levels and model == "multithreshold") else {}
+    params = m.params_cls(threshold=threshold, choices=prof.choices(model), **kw)
+    st = MembraneState(np.zeros(1), np.zeros(1))
+    spikes, mems = [], []
+    for t in range(T):
+        s, st = m.step(st, np.array([inputs[t % len(inputs)]], dtype=np.float64), params)
+        spikes.append(int(m.spike_count(s)[0]) * (-1 if (model == "ternary" and s[0] < 0) else 1))
+        mems.append(float(st.v[0]))
+    return spikes, mems
+
+
+def format_spikes(spikes) -> str:
+    out = []
+    for s in spikes:
+        if s < 0:
+            out.append("-")
+        elif s < len(_DIGITS):
+            out.append(_DIGITS[s])
+        else:
+            out.append("*")
+    return "".join(out)
+
+
+def _cmd_probe(args):
+    inputs = _parse_floats(args.input, "--input")
+    levels = _parse_floats(args.levels, "--levels") if args.levels else None
+    spikes, mems = probe(args.profile, inputs, args.T, args.threshold, args.model, levels)
+    print(format_spikes(spikes))
+    if args.membrane:
+        print(" ".join(f"{v:.6g}" for v in mems))
+    return EXIT_OK
+
+
+def _cmd_profiles(args):
+    fields = ["comparison", "order", "reset", "spikes_per_step", "v_min", "spike_value", "membrane_report"]
+    rows = [["profile"] + fields]
+    for name in list_profiles():
+        c = get_profile(name).choices("if").as_dict()
+        rows.append([name] + [str(c[f]) for f in fields])
+    w = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(c.ljust(w[i]) for i, c in enumerate(r)))
+    print("\n(choices of the 'if' model; 'refsim info' shows the multithreshold and ternary ones)")
+    return EXIT_OK
+
+
+_COMMANDS = {"run": _cmd_run, "info": _cmd_info, "probe": _cmd_probe, "demo": _cmd_demo, "profiles": _cmd_profiles}
+
+
+def main(argv=None) -> int:
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: --help (0) or usage error (2)
+        return int(exc.code or 0)
+    try:
+        return _COMMANDS[args.command](args)
+    except RefsimError as exc:
+        print(f"refsim {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def entry() -> None:  # console_scripts
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

@@ -1,0 +1,17 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="refsim",
+    version="0.1.0",
+    description="Reference simulator for spiking neural networks converted from ANNs (IF, ternary, multi-threshold)",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11",
+    packages=find_packages(include=["refsim", "refsim.*"]),
+    package_data={"refsim": ["data/*.nii.gz", "data/*.safetensors", "data/README.md"]},
+    install_requires=["numpy>=1.26", "numba>=0.59", "scipy>=1.11", "nibabel>=5.0", "matplotlib>=3.7"],
+    extras_require={"test": ["pytest>=7", "hypothesis>=6.80"]},
+    entry_points={"console_scripts": ["refsim=refsim.cli:entry"]},
+    license="MIT",
+    classifiers=["Programming Language :: Python :: 3.11", "Topic :: Scientific/Engineering"],
+)
