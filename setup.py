@@ -10,7 +10,7 @@ setup(
     packages=find_packages(include=["refsim", "refsim.*"]),
     package_data={"refsim": ["data/*.nii.gz", "data/*.safetensors", "data/README.md"]},
     install_requires=["numpy>=1.26", "numba>=0.59", "scipy>=1.11", "nibabel>=5.0", "matplotlib>=3.7"],
-    extras_require={"test": ["pytest>=7", "hypothesis>=6.80"]},
+    extras_require={"test": ["pytest>=7", "hypothesis>=6.80", "safetensors>=0.4"]},
     entry_points={"console_scripts": ["refsim=refsim.cli:entry"]},
     license="MIT",
     classifiers=["Programming Language :: Python :: 3.11", "Topic :: Scientific/Engineering"],

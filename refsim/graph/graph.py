@@ -6,7 +6,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ..errors import ModelFormatError, ShapeError
+from ..errors import ModelFormatError, ShapeError, UnknownNameError
 from .nodes import Input, Neuron, Node, Output, get_node_type
 
 FORMAT_NAME = "refsim-model"
@@ -147,7 +147,11 @@ class Graph:
                 raise ModelFormatError(f"nodes[{k}] field 'name'", "a non-empty string", repr(name))
             if "type" not in nd:
                 raise ModelFormatError(f"node {name!r} field 'type'", "a node type", "nothing")
-            ntype = get_node_type(nd["type"])
+            try:
+                ntype = get_node_type(nd["type"])
+            except UnknownNameError as exc:
+                raise ModelFormatError(f"node {name!r} field 'type'", "one of " + ", ".join(exc.valid),
+                                       f"{nd['type']!r} (unknown node type)") from None
             sig = inspect.signature(ntype.__init__)
             valid = [p for p in sig.parameters if p not in ("self", "name")]
             kwargs = {}
@@ -175,6 +179,8 @@ class Graph:
                 nodes.append(ntype(name, **kwargs))
             except TypeError as exc:
                 raise ModelFormatError(f"node {name!r}", f"the fields of a {ntype.TYPE}", str(exc)) from None
+            except UnknownNameError as exc:
+                raise ModelFormatError(f"node {name!r}", f"one of {', '.join(exc.valid)}", repr(exc.name)) from None
         extra = sorted(set(tensors) - used)
         if extra:
             raise ModelFormatError("weights", "only tensors the graph refers to", f"unreferenced tensor(s) {', '.join(extra)}")
