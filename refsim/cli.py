@@ -118,7 +118,8 @@ def _recorder(args):
                     membranes=False if mem is None else (True if not mem else list(mem)))
 
 
-def _simulate(graph, x, args, encoding, recorder=None, out=sys.stdout):
+def _simulate(graph, x, args, encoding, recorder=None, out=None):
+    out = out if out is not None else sys.stdout
     from .encoding import make_encoder
     from .simulator import Simulator
     profile = args.profile or graph.metadata.get("profile", DEFAULT_PROFILE)

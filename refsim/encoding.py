@@ -54,9 +54,12 @@ class PoissonEncoder(Encoder):
     def stream(self, x, T, sample_offset=0):
         x = np.asarray(x, dtype=np.float64)
         lo = -1.0 if self.ternary else 0.0
-        if x.size and (not np.all(np.isfinite(x)) or x.min() < lo or x.max() > 1.0):
+        if x.size and not np.all(np.isfinite(x)):
+            raise EncodingError(f"PoissonEncoder input: expected values in [{lo:g}, 1], found "
+                                f"{int(np.count_nonzero(~np.isfinite(x)))} NaN or inf entries")
+        if x.size and (x.min() < lo or x.max() > 1.0):
             raise EncodingError(f"PoissonEncoder input: expected values in [{lo:g}, 1] "
-                                f"({'ternary' if self.ternary else 'binary'}), found range [{np.nanmin(x):g}, {np.nanmax(x):g}]")
+                                f"({'ternary' if self.ternary else 'binary'}), found range [{x.min():g}, {x.max():g}]")
         rngs = _rngs(self.seed, x.shape[0], sample_offset)
         mag = np.abs(x)
         sign = np.sign(x)

@@ -1,0 +1,82 @@
+"""The refsim command, in-process."""
+import numpy as np
+import pytest
+
+from refsim import cli, models, save_model
+
+
+@pytest.fixture
+def model_file(tmp_path):
+    g = models.hippocampus_unet(in_shape=(1, 8, 8), channels=(4, 8), seed=0)
+    p = tmp_path / "m.safetensors"
+    save_model(g, p)
+    return p
+
+
+def test_run_npy_writes_traces(model_file, tmp_path, capsys):
+    x = np.random.default_rng(0).random((2, 1, 8, 8))
+    np.save(tmp_path / "x.npy", x)
+    out = tmp_path / "traces.npz"
+    rc = cli.main(["run", str(model_file), str(tmp_path / "x.npy"), "--T", "5", "--profile", "spikingjelly",
+                   "--seed", "3", "--out", str(out), "--record-spikes", "--no-progress"])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "enc1a_if" in text and "profile spikingjelly" in text
+    with np.load(out, allow_pickle=False) as z:
+        assert z["spikes/enc1a_if"].shape == (5, 2, 4, 8, 8)
+        assert z["final_output/output"].shape == (2, 1, 8, 8)
+
+
+def test_run_nifti(tmp_path, capsys):
+    g = models.hippocampus_unet(in_shape=(1, 56, 48), channels=(2, 4), seed=0)
+    save_model(g, tmp_path / "m.safetensors")
+    rc = cli.main(["run", str(tmp_path / "m.safetensors"), cli.DEMO_IMAGE, "--T", "2", "--no-progress"])
+    assert rc == 0
+    assert "batch 8" in capsys.readouterr().out
+
+
+def test_info(model_file, capsys):
+    assert cli.main(["info", str(model_file)]) == 0
+    out = capsys.readouterr().out
+    for word in ["ConvTranspose2d", "Concat", "AvgPool2d", "comparison=>", "parameters:", "4x8x8"]:
+        assert word in out
+
+
+def test_demo(capsys):
+    assert cli.main(["demo", "--T", "3", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "rate/step" in out and "dec1b_if" in out and "CC BY-SA" in out
+
+
+def test_profiles(capsys):
+    assert cli.main(["profiles"]) == 0
+    out = capsys.readouterr().out
+    assert "sinabs" in out and "fire-then-integrate" in out
+
+
+@pytest.mark.parametrize("argv,expected", [
+    (["probe", "--profile", "sinabs", "--input", "2.5", "--T", "4"], "2323"),   # 2.5: 2 spikes, 0.5 left, 3.0: 3 ...
+    (["probe", "--model", "ternary", "--input", "-1", "--T", "3"], "---"),
+    (["probe", "--model", "multithreshold", "--input", "1.3", "--T", "1"], "2")])  # levels 1 and 0.25
+def test_probe_models(argv, expected, capsys):
+    assert cli.main(argv) == 0
+    assert capsys.readouterr().out.strip() == expected
+
+
+def test_probe_membrane_and_list_input(capsys):
+    assert cli.main(["probe", "--input", "1,0", "--T", "4", "--membrane"]) == 0
+    spikes, mem = capsys.readouterr().out.strip().splitlines()
+    assert spikes == "0010" and mem.split() == ["1", "1", "1", "1"]
+
+
+def test_bad_inputs_exit_2(tmp_path, model_file, capsys):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\x00" * 4)
+    assert cli.main(["info", str(bad)]) == 2
+    assert "bad.safetensors" in capsys.readouterr().err
+    np.save(tmp_path / "x.npy", np.zeros((1, 1, 5, 5)))
+    assert cli.main(["run", str(model_file), str(tmp_path / "x.npy"), "--T", "2", "--no-progress"]) == 2
+    assert "expected shape" in capsys.readouterr().err
+    assert cli.main(["probe", "--input", "abc"]) == 2
+    assert cli.main(["nonsense"]) == 2
+    assert cli.main(["--help"]) == 0
