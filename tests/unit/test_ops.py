@@ -121,3 +121,18 @@ def test_linear():
     b = rng.standard_normal(4).astype(np.float32)
     ref = np.array([[sum(x[i, k] * float(w[j, k]) for k in range(5)) + float(b[j]) for j in range(4)] for i in range(3)])
     assert_close(ops.linear(x, w, b), ref)
+
+
+def test_flatten_concat_scale_nodes():
+    """Flatten is torch's flatten(1) (C order); Concat follows input order; Scale per channel."""
+    from refsim.graph import Concat, Flatten, Scale
+    x = rng.random((2, 3, 2, 2))
+    y = rng.random((2, 1, 2, 2))
+    f = Flatten("f", ["a"]).forward([x])
+    for b in range(2):
+        assert list(f[b]) == [x[b, c, i, j] for c in range(3) for i in range(2) for j in range(2)]
+    cat = Concat("c", ["a", "b"]).forward([x, y])
+    assert_close(cat[:, :3], x, exact=True)
+    assert_close(cat[:, 3:], y, exact=True)
+    s = Scale("s", ["a"], np.array([1.0, 2.0, 0.5], np.float32)).forward([x])
+    assert_close(s, x * np.array([1.0, 2.0, 0.5])[None, :, None, None], exact=True)
