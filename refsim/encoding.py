@@ -24,6 +24,7 @@ class Encoder:
     """Base class: ``stream(x, T, sample_offset=0)`` yields one float64 array (B, ...) a step."""
 
     is_static = False
+    emits_spikes = False  # True when every value is a spike (0, +-1): the event backend may scatter it
 
     def stream(self, x, T, sample_offset=0):
         raise NotImplementedError
@@ -44,6 +45,7 @@ class PoissonEncoder(Encoder):
     seed: int = 0
     ternary: bool = False
     comparison: str = "<"
+    emits_spikes = True
 
     def __post_init__(self):
         if self.comparison not in POISSON_COMPARISONS:
@@ -101,6 +103,7 @@ class ReplayEncoder(Encoder):
         if s.ndim < 2 or s.dtype.kind not in "biuf" or not np.all(np.isfinite(s)):
             raise EncodingError(f"ReplayEncoder.spikes: expected a finite numeric array (T, B, ...), found shape {s.shape}, dtype {s.dtype}")
         object.__setattr__(self, "spikes", s)
+        object.__setattr__(self, "emits_spikes", bool(np.all((s == 0) | (s == 1) | (s == -1))))
 
     def stream(self, x, T, sample_offset=0):
         s = self.spikes

@@ -24,7 +24,7 @@ from .graph.nodes import Input, Neuron, Output
 from .neurons import get_model
 from .semantics import DEFAULT_PROFILE, get_profile
 
-BACKENDS = ("reference",)
+BACKENDS = ("reference", "event")
 
 
 @dataclass
@@ -32,7 +32,8 @@ class Recorder:
     """What to keep. Memory is bounded in T unless per-step arrays are asked for.
 
     spikes : bool or list of layer names
-        Per-step spike arrays (int8 counts or signs; uint8 level masks for multithreshold).
+        Per-step spike arrays: int8 counts or signs; int16 counts under ``spikes_per_step="multi"``;
+        uint8 level masks for multithreshold.
     membranes : bool or list of layer names
         Per-step membranes (float64), post- or pre-reset as the profile's ``membrane_report``.
     counts : bool
@@ -151,7 +152,11 @@ class Simulator:
     profile : str or Profile
         Named set of semantic choices (default ``"paper"``); nodes may override choices.
     backend : str
-        ``"reference"`` (dense NumPy, float64; the oracle).
+        ``"reference"`` (dense NumPy, float64; the oracle) or ``"event"``: layers whose input is
+        spike-valued propagate each step's events with the Numba scatter kernels of
+        :mod:`refsim.kernels.scatter` (cost follows the spike count); everything else runs the
+        dense reference arithmetic. In float64 the event backend gives the same spikes and
+        membranes as the reference, bit for bit, while every sum is exact (see that module).
     """
 
     def __init__(self, graph: Graph, profile=DEFAULT_PROFILE, backend: str = "reference"):
@@ -164,6 +169,102 @@ class Simulator:
         self.profile = get_profile(profile)
         self.backend = backend
         self.params = {n: graph[n].make_params(self.profile) for n in graph.neurons}
+        self._prepared = {}
+        if backend == "event":
+            from .kernels import scatter
+            for name in graph.order:
+                node = graph[name]
+                if node.TYPE == "Conv2d":
+                    self._prepared[name] = scatter.prepare_conv(node.weight, node.groups)
+                elif node.TYPE == "ConvTranspose2d":
+                    self._prepared[name] = scatter.prepare_conv_transpose(node.weight)
+                elif node.TYPE == "Linear":
+                    self._prepared[name] = np.ascontiguousarray(node.weight.astype(np.float64).T)
+
+    def event_plan(self, encoder: Encoder) -> dict:
+        """For each layer that could scatter, whether the event backend does and why.
+
+        Returns ``{node: (uses_events, reason, bound)}``. A layer scatters when the sums it makes
+        are provably exact in float64, so that the scatter order and the reference's dense order
+        give the same bits: its input values lie on a grid ``k * 2**-s`` with ``|k| < 2**b``
+        (spikes, counts, power-of-two thresholds and levels, sums and power-of-two averages of
+        those) and ``b + 24 + (exponent span of the nonzero float32 weights) + ceil(log2(fan-in))
+        <= 53``. ``bound`` is the largest input magnitude the proof assumed; a step whose input
+        exceeds it (many spikes in one step under ``spikes_per_step="multi"``) runs dense.
+        """
+        if self.backend != "event":
+            return {}
+        g = self.graph
+        grid = {}  # node -> (s, b): values are k * 2**-s with |k| < 2**b
+        for name in g.order:
+            node = g[name]
+            t = node.TYPE
+            ins = [grid.get(i) for i in node.inputs]
+            if t == "Input":
+                if getattr(encoder, "emits_spikes", False):
+                    grid[name] = (0, 1)
+            elif t == "Neuron":
+                grid[name] = _neuron_grid(self.params[name], node.model)
+            elif any(v is None for v in ins):
+                continue
+            elif t in ("Concat", "Flatten", "Dropout", "Upsample"):
+                s_ = max(v[0] for v in ins)
+                grid[name] = (s_, max(b + (s_ - s0) for s0, b in ins))
+            elif t == "SumPool2d":
+                area = node.kernel_size[0] * node.kernel_size[1]
+                grid[name] = (ins[0][0], ins[0][1] + int(np.ceil(np.log2(area))))
+            elif t == "AvgPool2d":
+                area = node.kernel_size[0] * node.kernel_size[1]
+                if area & (area - 1) == 0:
+                    a = area.bit_length() - 1
+                    grid[name] = (ins[0][0] + a, ins[0][1] + a)
+        plan = {}
+        for name in g.order:
+            node = g[name]
+            t = node.TYPE
+            if t not in ("Conv2d", "ConvTranspose2d", "AvgPool2d", "SumPool2d", "Linear"):
+                continue
+            src = grid.get(node.inputs[0])
+            if src is None:
+                plan[name] = (False, "input is not spike-valued on an exact grid (analog or static)", None)
+                continue
+            s_, b = src
+            if t in ("AvgPool2d", "SumPool2d"):
+                span, fan = 0, node.kernel_size[0] * node.kernel_size[1]
+                mant = 1
+            else:
+                w = node.weight
+                nz = np.abs(w[w != 0]).astype(np.float64)
+                _, e = np.frexp(nz) if nz.size else (None, np.zeros(1, int))
+                span = int(e.max() - e.min()) if nz.size else 0
+                mant = 24
+                fan = (w.shape[1] * w.shape[2] * w.shape[3] if t == "Conv2d" else
+                       (w.shape[0] // node.groups) * w.shape[2] * w.shape[3] if t == "ConvTranspose2d" else w.shape[1])
+            bits = b + mant + span + int(np.ceil(np.log2(max(fan, 1)))) + 1
+            bound = float(2.0 ** (b - s_))
+            if bits <= 53:
+                plan[name] = (True, f"exact: {bits} of 53 bits (input grid 2^-{s_}, {b} bits; weight span {span}; fan-in {fan})", bound)
+            else:
+                plan[name] = (False, f"sums may round: {bits} bits needed > 53 (weight exponent span {span}, input {b} bits)", None)
+        return plan
+
+    def event_nodes(self, encoder: Encoder) -> set:
+        """Names of the layers the event backend scatters (see :meth:`event_plan`)."""
+        return {n for n, (use, _, _) in self.event_plan(encoder).items() if use}
+
+    def _event_forward(self, node, x, bound):
+        from .kernels import scatter
+        if x.size and np.abs(x).max() >= bound:  # outside the grid the exactness proof assumed
+            return node.forward([x])
+        shape = self.graph.shapes[node.name]
+        t = node.TYPE
+        if t == "Conv2d":
+            return scatter.conv2d_events(x, node, self._prepared[node.name], shape)
+        if t == "ConvTranspose2d":
+            return scatter.conv_transpose2d_events(x, node, self._prepared[node.name], shape)
+        if t == "Linear":
+            return scatter.linear_events(x, node, self._prepared[node.name])
+        return scatter.pool_events(x, node, shape, average=(t == "AvgPool2d"))
 
     def run(self, x, T: int, encoder: Encoder | None = None, recorder: Recorder | None = None,
             progress: bool = False, sample_offset: int = 0) -> Traces:
@@ -209,12 +310,16 @@ class Simulator:
                 if recorder.counts:
                     tr.counts[name] = np.zeros(shape, dtype=np.int64)
                 if recorder.wants("spikes", name):
-                    tr.spikes[name] = np.zeros((T,) + shape, dtype=np.uint8 if model == "multithreshold" else np.int8)
+                    multi = self.params[name].choices.spikes_per_step == "multi"
+                    dt = np.uint8 if model == "multithreshold" else (np.int16 if multi else np.int8)
+                    tr.spikes[name] = np.zeros((T,) + shape, dtype=dt)
             if recorder.wants("membranes", name):
                 tr.membranes[name] = np.zeros((T,) + shape)
             if name in g.outputs and recorder.output:
                 tr.output[name] = np.zeros((T,) + shape)
         cache = {}
+        plan = self.event_plan(encoder)
+        events = {n: b for n, (use, _, b) in plan.items() if use}
         bar = _Progress(T, progress, f"refsim {g.name}")
         for t in range(T):
             vals = {}
@@ -239,9 +344,10 @@ class Simulator:
                         if node.model == "multithreshold":
                             tr.spikes[name][t] = s
                         else:
-                            if s.size and (s.max() > 127 or s.min() < -128):
-                                raise RefsimError(f"layer {name!r} step {t}: more than 127 spikes in one step do not fit the "
-                                                  f"int8 spike record (found {int(s.max())}); record counts only")
+                            lim = np.iinfo(tr.spikes[name].dtype)
+                            if s.size and (s.max() > lim.max or s.min() < lim.min):
+                                raise RefsimError(f"layer {name!r} step {t}: more than {lim.max} spikes in one step do not "
+                                                  f"fit the {lim.dtype} spike record (found {int(s.max())}); record counts only")
                             tr.spikes[name][t] = s
                     if name in tr.membranes:
                         rep = p.choices.membrane_report
@@ -254,6 +360,8 @@ class Simulator:
                         tr.output[name][t] = v
                     if name in tr.membranes:
                         tr.membranes[name][t] = v
+                elif name in events:
+                    vals[name] = self._event_forward(node, vals[node.inputs[0]], events[name])
                 else:
                     vals[name] = node.forward([vals[i] for i in node.inputs])
                 if name in static:
@@ -286,6 +394,26 @@ class Simulator:
         if len(batches) != 1:
             raise EncodingError(f"inputs: expected one batch size, found {sorted(batches)}")
         return out
+
+
+def _neuron_grid(params, model):
+    """(s, b) of a neuron layer's emitted values, or None when they are not on a narrow dyadic grid."""
+    c = params.choices
+    th = np.atleast_1d(params.threshold)
+    count_bits = 8 if c.spikes_per_step == "multi" else 1  # multi: counts < 256 assumed, checked each step
+    if model == "multithreshold":
+        lv = np.concatenate([lvl * th for lvl in params.levels])
+    elif c.spike_value == "threshold":
+        lv = th
+    else:
+        return (0, count_bits)
+    m, e = np.frexp(lv)
+    if not np.all(m == 0.5):  # not all powers of two
+        return None
+    kmin, kmax = int(e.min()) - 1, int(e.max()) - 1  # values 2**k
+    if model == "multithreshold":
+        return (-kmin, kmax - kmin + 1 + (len(params.levels) > 1))
+    return (-kmin, kmax - kmin + count_bits)
 
 
 def simulate(graph, x, T, profile=DEFAULT_PROFILE, **kw) -> Traces:

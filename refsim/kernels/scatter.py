@@ -1,0 +1,175 @@
+"""Event-driven propagation: each spike adds its outgoing weights to the layer's input current.
+
+Layout: events are (y, x, c, value) in raster order of the presynaptic map; currents are
+channels-last (H, W, C) so one event adds contiguous runs of output-channel weights. Weights are
+laid out once per layer, widened to float64:
+
+* Conv2d:          wT[c_in, ki, kj, c_out_in_group]
+* ConvTranspose2d: w[c_in, ki, kj, c_out_in_group]
+* Linear:          wT[in, out]
+
+The sums are the same as the dense reference's in exact arithmetic; in float64 they are equal
+bit for bit whenever every partial sum is exactly representable (spike values that are small
+integers, +-1 or dyadic levels times float32 thresholds, float32 weights whose magnitudes span
+less than about 2^25). Outside that range two summation orders can differ in the last bit.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True)
+def _conv_scatter(out, ev_y, ev_x, ev_c, ev_v, wT, sh, sw, pt, pl, dh, dw, cin_g, cout_g):
+    Ho, Wo, _ = out.shape
+    kh, kw = wT.shape[1], wT.shape[2]
+    for e in range(ev_y.shape[0]):
+        y, x, c, v = ev_y[e], ev_x[e], ev_c[e], ev_v[e]
+        o0 = (c // cin_g) * cout_g
+        for ki in range(kh):
+            num = y + pt - ki * dh
+            if num < 0 or num % sh != 0:
+                continue
+            oy = num // sh
+            if oy >= Ho:
+                continue
+            for kj in range(kw):
+                numx = x + pl - kj * dw
+                if numx < 0 or numx % sw != 0:
+                    continue
+                ox = numx // sw
+                if ox >= Wo:
+                    continue
+                row = out[oy, ox]
+                wrow = wT[c, ki, kj]
+                for o in range(cout_g):
+                    row[o0 + o] += v * wrow[o]
+
+
+@njit(cache=True)
+def _conv_transpose_scatter(out, ev_y, ev_x, ev_c, ev_v, w, sh, sw, ph, pw, dh, dw, cin_g, cout_g):
+    Ho, Wo, _ = out.shape
+    kh, kw = w.shape[1], w.shape[2]
+    for e in range(ev_y.shape[0]):
+        y, x, c, v = ev_y[e], ev_x[e], ev_c[e], ev_v[e]
+        o0 = (c // cin_g) * cout_g
+        for ki in range(kh):
+            oy = y * sh - ph + ki * dh
+            if oy < 0 or oy >= Ho:
+                continue
+            for kj in range(kw):
+                ox = x * sw - pw + kj * dw
+                if ox < 0 or ox >= Wo:
+                    continue
+                row = out[oy, ox]
+                wrow = w[c, ki, kj]
+                for o in range(cout_g):
+                    row[o0 + o] += v * wrow[o]
+
+
+@njit(cache=True)
+def _pool_scatter(out, ev_y, ev_x, ev_c, ev_v, kh, kw, sh, sw, ph, pw):
+    Ho, Wo, _ = out.shape
+    for e in range(ev_y.shape[0]):
+        y, x, c, v = ev_y[e] + ph, ev_x[e] + pw, ev_c[e], ev_v[e]
+        # windows oy with oy*sh <= y < oy*sh + kh
+        oy_lo = (y - kh + 1 + sh - 1) // sh if y - kh + 1 > 0 else 0
+        oy_hi = min(y // sh, Ho - 1)
+        ox_lo = (x - kw + 1 + sw - 1) // sw if x - kw + 1 > 0 else 0
+        ox_hi = min(x // sw, Wo - 1)
+        for oy in range(oy_lo, oy_hi + 1):
+            for ox in range(ox_lo, ox_hi + 1):
+                out[oy, ox, c] += v
+
+
+@njit(cache=True)
+def _linear_scatter(out, ev_i, ev_v, wT):
+    n = wT.shape[1]
+    for e in range(ev_i.shape[0]):
+        i, v = ev_i[e], ev_v[e]
+        wrow = wT[i]
+        for o in range(n):
+            out[o] += v * wrow[o]
+
+
+# -- wrappers: coerce once, then call the kernels ---------------------------------------------
+
+def events_hwc(x_chw: np.ndarray):
+    """Events of one sample's (C, H, W) map, in raster (y, x, c) order: (ys, xs, cs, values)."""
+    hwc = np.ascontiguousarray(np.moveaxis(x_chw, 0, -1))
+    ys, xs, cs = np.nonzero(hwc)
+    return (ys.astype(np.int64), xs.astype(np.int64), cs.astype(np.int64), hwc[ys, xs, cs].astype(np.float64))
+
+
+def prepare_conv(weight: np.ndarray, groups: int) -> np.ndarray:
+    """(Cout, Cin/g, kh, kw) -> [Cin, kh, kw, Cout/g] float64, C-contiguous."""
+    cout, cin_g, kh, kw = weight.shape
+    cout_g = cout // groups
+    w = weight.astype(np.float64).reshape(groups, cout_g, cin_g, kh, kw)
+    return np.ascontiguousarray(w.transpose(0, 2, 3, 4, 1).reshape(groups * cin_g, kh, kw, cout_g))
+
+
+def prepare_conv_transpose(weight: np.ndarray) -> np.ndarray:
+    """(Cin, Cout/g, kh, kw) -> [Cin, kh, kw, Cout/g] float64."""
+    return np.ascontiguousarray(weight.astype(np.float64).transpose(0, 2, 3, 1))
+
+
+def conv2d_events(x, node, wT, out_shape):
+    """Batched event conv: x (B, C, H, W) spike-valued -> (B, Cout, Ho, Wo) float64."""
+    B = x.shape[0]
+    cout, ho, wo = out_shape
+    res = np.empty((B, cout, ho, wo))
+    cin_g = node.weight.shape[1]
+    cout_g = cout // node.groups
+    for b in range(B):
+        out = np.zeros((ho, wo, cout))
+        ys, xs, cs, vs = events_hwc(x[b])
+        _conv_scatter(out, ys, xs, cs, vs, wT, node.stride[0], node.stride[1], node.pads[0], node.pads[2],
+                      node.dilation[0], node.dilation[1], cin_g, cout_g)
+        res[b] = out.transpose(2, 0, 1)
+    if node.bias is not None:
+        res += node.bias.astype(np.float64)[None, :, None, None]
+    return res
+
+
+def conv_transpose2d_events(x, node, w, out_shape):
+    B = x.shape[0]
+    cout, ho, wo = out_shape
+    res = np.empty((B, cout, ho, wo))
+    cin_g = node.weight.shape[0] // node.groups
+    cout_g = node.weight.shape[1]
+    for b in range(B):
+        out = np.zeros((ho, wo, cout))
+        ys, xs, cs, vs = events_hwc(x[b])
+        _conv_transpose_scatter(out, ys, xs, cs, vs, w, node.stride[0], node.stride[1], node.padding[0],
+                                node.padding[1], node.dilation[0], node.dilation[1], cin_g, cout_g)
+        res[b] = out.transpose(2, 0, 1)
+    if node.bias is not None:
+        res += node.bias.astype(np.float64)[None, :, None, None]
+    return res
+
+
+def pool_events(x, node, out_shape, average):
+    B = x.shape[0]
+    c, ho, wo = out_shape
+    res = np.empty((B, c, ho, wo))
+    for b in range(B):
+        out = np.zeros((ho, wo, c))
+        ys, xs, cs, vs = events_hwc(x[b])
+        _pool_scatter(out, ys, xs, cs, vs, node.kernel_size[0], node.kernel_size[1], node.stride[0], node.stride[1],
+                      node.padding[0], node.padding[1])
+        res[b] = out.transpose(2, 0, 1)
+    if average:
+        res /= float(node.kernel_size[0] * node.kernel_size[1])
+    return res
+
+
+def linear_events(x, node, wT):
+    B = x.shape[0]
+    res = np.zeros((B, wT.shape[1]))
+    for b in range(B):
+        (idx,) = np.nonzero(x[b])
+        _linear_scatter(res[b], idx.astype(np.int64), x[b, idx].astype(np.float64), wT)
+    if node.bias is not None:
+        res += node.bias.astype(np.float64)[None, :]
+    return res
