@@ -47,6 +47,9 @@ def _parser() -> argparse.ArgumentParser:
                                                          f"one of {', '.join(list_profiles())}")
         sp.add_argument("--seed", type=int, default=0, help="encoder seed (default 0)")
         sp.add_argument("--out", default=None, help="write traces to this .npz")
+        sp.add_argument("--backend", default="reference", choices=["reference", "event"],
+                        help="reference (dense NumPy float64, the oracle) or event (Numba scatter over spikes; "
+                             "same traces where sums are exact)")
         sp.add_argument("--progress", dest="progress", action="store_true", default=None, help="show a progress bar")
         sp.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
 
@@ -123,7 +126,7 @@ def _simulate(graph, x, args, encoding, recorder=None, out=None):
     from .encoding import make_encoder
     from .simulator import Simulator
     profile = args.profile or graph.metadata.get("profile", DEFAULT_PROFILE)
-    sim = Simulator(graph, profile)
+    sim = Simulator(graph, profile, backend=args.backend)
     enc = make_encoder(encoding, seed=args.seed)
     T = args.T if args.T is not None else 100
     progress = args.progress if args.progress is not None else sys.stderr.isatty()
@@ -273,7 +276,14 @@ def main(argv=None) -> int:
 
 
 def entry() -> None:  # console_scripts
-    sys.exit(main())
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:  # output piped into a pager or `head` that closed early
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        code = 0
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -174,7 +174,9 @@ class Simulator:
             from .kernels import scatter
             for name in graph.order:
                 node = graph[name]
-                if node.TYPE == "Conv2d":
+                if node.TYPE == "Conv2d" and _halo_conv(node):
+                    self._prepared[name] = scatter.prepare_conv_s1(node.weight)
+                elif node.TYPE == "Conv2d":
                     self._prepared[name] = scatter.prepare_conv(node.weight, node.groups)
                 elif node.TYPE == "ConvTranspose2d":
                     self._prepared[name] = scatter.prepare_conv_transpose(node.weight)
@@ -258,6 +260,8 @@ class Simulator:
             return node.forward([x])
         shape = self.graph.shapes[node.name]
         t = node.TYPE
+        if t == "Conv2d" and _halo_conv(node):
+            return scatter.conv2d_events_s1(x, node, self._prepared[node.name], shape)
         if t == "Conv2d":
             return scatter.conv2d_events(x, node, self._prepared[node.name], shape)
         if t == "ConvTranspose2d":
@@ -394,6 +398,11 @@ class Simulator:
         if len(batches) != 1:
             raise EncodingError(f"inputs: expected one batch size, found {sorted(batches)}")
         return out
+
+
+def _halo_conv(node) -> bool:
+    """Convolutions the fast halo-layout kernel handles: stride 1, dilation 1, one group."""
+    return node.stride == (1, 1) and node.dilation == (1, 1) and node.groups == 1
 
 
 def _neuron_grid(params, model):

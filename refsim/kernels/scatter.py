@@ -173,3 +173,50 @@ def linear_events(x, node, wT):
     if node.bias is not None:
         res += node.bias.astype(np.float64)[None, :]
     return res
+
+
+# -- stride 1, dilation 1, groups 1: halo layout, contiguous runs (ARCHITECTURE.md) ------------
+
+@njit(cache=True)
+def _conv_scatter_s1(buf, ev_y, ev_x, ev_c, ev_v, wF, pt, pl, cout):
+    """Stride 1, dilation 1, groups 1. ``buf`` (H + pt + kh - 1, (W + pl + kw - 1) * cout) float64:
+    row ``oy + kh - 1``, column ``(ox + kw - 1) * cout + o``. ``wF`` (Cin, kh, kw * cout), the kernel
+    flipped along kw. A spike at (y, x, c) adds, for each ki, the contiguous run ``wF[c, ki]`` to
+    ``buf[y + pt + kh - 1 - ki, (x + pl) * cout:][:kw * cout]``."""
+    kh = wF.shape[1]
+    L = wF.shape[2]
+    for e in range(ev_y.shape[0]):
+        c = ev_c[e]
+        v = ev_v[e]
+        start = (ev_x[e] + pl) * cout
+        r0 = ev_y[e] + pt + kh - 1
+        for ki in range(kh):
+            orow = buf[r0 - ki, start:start + L]
+            wrow = wF[c, ki]
+            for j in range(L):
+                orow[j] += v * wrow[j]
+
+
+def prepare_conv_s1(weight: np.ndarray) -> np.ndarray:
+    """(Cout, Cin, kh, kw) -> (Cin, kh, kw * Cout) float64 with kw reversed."""
+    cout, cin, kh, kw = weight.shape
+    w = weight.astype(np.float64)[:, :, :, ::-1].transpose(1, 2, 3, 0)
+    return np.ascontiguousarray(w.reshape(cin, kh, kw * cout))
+
+
+def conv2d_events_s1(x, node, wF, out_shape):
+    """Batched stride-1 event conv with the halo layout; same values as :func:`conv2d_events`."""
+    B, _, H, W = x.shape
+    cout, ho, wo = out_shape
+    kh, kw = node.weight.shape[2:]
+    pt, pl = node.pads[0], node.pads[2]
+    res = np.empty((B, cout, ho, wo))
+    for b in range(B):
+        buf = np.zeros((max(H + pt, ho) + kh - 1, (max(W + pl, wo) + kw - 1) * cout))
+        ys, xs, cs, vs = events_hwc(x[b])
+        _conv_scatter_s1(buf, ys, xs, cs, vs, wF, pt, pl, cout)
+        out = buf.reshape(buf.shape[0], -1, cout)[kh - 1:kh - 1 + ho, kw - 1:kw - 1 + wo]
+        res[b] = out.transpose(2, 0, 1)
+    if node.bias is not None:
+        res += node.bias.astype(np.float64)[None, :, None, None]
+    return res

@@ -80,3 +80,15 @@ def test_bad_inputs_exit_2(tmp_path, model_file, capsys):
     assert cli.main(["probe", "--input", "abc"]) == 2
     assert cli.main(["nonsense"]) == 2
     assert cli.main(["--help"]) == 0
+
+
+def test_run_event_backend_same_traces(model_file, tmp_path):
+    x = np.random.default_rng(0).random((2, 1, 8, 8))
+    np.save(tmp_path / "x.npy", x)
+    for be in ("reference", "event"):
+        assert cli.main(["run", str(model_file), str(tmp_path / "x.npy"), "--T", "6", "--backend", be, "--record-spikes",
+                         "--out", str(tmp_path / f"{be}.npz"), "--no-progress"]) == 0
+    with np.load(tmp_path / "reference.npz") as a, np.load(tmp_path / "event.npz") as b:
+        for key in a.files:
+            if key != "meta":
+                np.testing.assert_array_equal(a[key], b[key])

@@ -99,3 +99,22 @@ def test_events_are_in_raster_order():
     x[2, 0, 0] = x[0, 1, 1] = x[1, 0, 0] = 1
     ys, xs, cs, _ = k.events_hwc(x)
     assert list(zip(ys, xs, cs)) == [(0, 0, 1), (0, 0, 2), (1, 1, 0)]
+
+
+@pytest.mark.parametrize("ksize,padding", [(3, 1), (3, 0), (1, 0), (2, (0, 1, 1, 0)), (5, 2), (3, "same"), (3, (2, 0, 0, 2))])
+@pytest.mark.parametrize("kind", ["binary", "ternary", "multithreshold", "counts"])
+def test_halo_conv_kernel_equals_dense(ksize, padding, kind):
+    w = rng.standard_normal((5, 3, ksize, ksize)).astype(np.float32)
+    b = rng.standard_normal(5).astype(np.float32)
+    node = Conv2d("c", ["a"], w, b, padding=padding)
+    x = spikes((2, 3, 8, 7), 0.3, kind)
+    shape = node.infer_shape([(3, 8, 7)])
+    assert_close(k.conv2d_events_s1(x, node, k.prepare_conv_s1(w), shape), node.forward([x]), exact=True)
+
+
+@pytest.mark.parametrize("edge", sorted(EDGE))
+def test_halo_conv_kernel_edges(edge):
+    w = rng.standard_normal((4, 2, 3, 3)).astype(np.float32)
+    node = Conv2d("c", ["a"], w, None, padding=1)
+    x = EDGE[edge]((1, 2, 6, 5))
+    assert_close(k.conv2d_events_s1(x, node, k.prepare_conv_s1(w), (4, 6, 5)), node.forward([x]), exact=True)
