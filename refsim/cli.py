@@ -85,6 +85,10 @@ def _parser() -> argparse.ArgumentParser:
     common_run(d)
 
     sub.add_parser("profiles", help="list the profiles and their choices")
+
+    bn = sub.add_parser("bench", help="measure the event kernels against dense NumPy and torch (no assertions)")
+    bn.add_argument("--quick", action="store_true", help="fewer shapes and repetitions (under 2 minutes)")
+    bn.add_argument("--out-dir", default=None, help="write <quick|full>.json and .md here")
     return p
 
 
@@ -256,7 +260,13 @@ def _cmd_profiles(args):
     return EXIT_OK
 
 
-_COMMANDS = {"run": _cmd_run, "info": _cmd_info, "probe": _cmd_probe, "demo": _cmd_demo, "profiles": _cmd_profiles}
+def _cmd_bench(args):
+    from . import bench
+    bench.run(quick=args.quick, out_dir=args.out_dir)
+    return EXIT_OK
+
+
+_COMMANDS = {"bench": _cmd_bench, "run": _cmd_run, "info": _cmd_info, "probe": _cmd_probe, "demo": _cmd_demo, "profiles": _cmd_profiles}
 
 
 def main(argv=None) -> int:

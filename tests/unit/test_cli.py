@@ -92,3 +92,13 @@ def test_run_event_backend_same_traces(model_file, tmp_path):
         for key in a.files:
             if key != "meta":
                 np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_bench_quick_writes_results(tmp_path, capsys):
+    """Smoke test of the harness: it measures and writes; no timing is asserted."""
+    assert cli.main(["bench", "--quick", "--out-dir", str(tmp_path)]) == 0
+    import json
+    res = json.loads((tmp_path / "quick.json").read_text())
+    assert {"layers", "network", "jit", "peak_rss_mib", "l1_add_rate_gadds"} <= set(res)
+    assert all(r["synops"] == r["events"] * 9 * int(r["shape"].split("->")[0]) for r in res["layers"])
+    assert (tmp_path / "quick.md").read_text().startswith("| layer |")
