@@ -166,6 +166,16 @@ class _ConvBase(Node):
         if not isinstance(weight, np.ndarray) or weight.ndim != 4:
             raise _err(name, "weight", "a 4-D float32 array", getattr(weight, "shape", type(weight).__name__), ShapeError)
 
+    def check_tensors(self, in_shapes):
+        c = in_shapes[0][0]
+        if c != self.in_channels:
+            hint = self.IN_CHANNELS_HINT.format(c=c, g=self.groups)
+            raise ShapeError(f"node {self.name!r} field 'weight'",
+                             f"{hint} (input {self.inputs[0]!r} has {c} channels)", f"shape {tuple(self.weight.shape)}")
+        check_tensor(self.name, "weight", self.weight, None)
+        if self.bias is not None:
+            check_tensor(self.name, "bias", self.bias, (self.out_channels,))
+
 
 class Conv2d(_ConvBase):
     """``weight`` (Cout, Cin/groups, kh, kw); ``padding`` int, pair, (top, bottom, left, right) or 'same'."""
@@ -205,15 +215,7 @@ class Conv2d(_ConvBase):
         return {"stride": list(self.stride), "padding": self.padding, "dilation": list(self.dilation),
                 "groups": self.groups}
 
-    def check_tensors(self, in_shapes):
-        c = in_shapes[0][0]
-        if c != self.in_channels:
-            raise ShapeError(f"node {self.name!r} field 'weight'",
-                             f"in_channels/groups = {c}/{self.groups} in dimension 1 (input {self.inputs[0]!r} has {c} channels)",
-                             f"shape {tuple(self.weight.shape)}")
-        check_tensor(self.name, "weight", self.weight, None)
-        if self.bias is not None:
-            check_tensor(self.name, "bias", self.bias, (self.out_channels,))
+    IN_CHANNELS_HINT = "in_channels/groups = {c}/{g} in dimension 1"
 
     def infer_shape(self, shapes):
         c, h, w = self._want_fmap(shapes)
@@ -256,15 +258,7 @@ class ConvTranspose2d(_ConvBase):
         return {"stride": list(self.stride), "padding": list(self.padding), "output_padding": list(self.output_padding),
                 "dilation": list(self.dilation), "groups": self.groups}
 
-    def check_tensors(self, in_shapes):
-        c = in_shapes[0][0]
-        if c != self.in_channels:
-            raise ShapeError(f"node {self.name!r} field 'weight'",
-                             f"in_channels = {c} in dimension 0 (input {self.inputs[0]!r} has {c} channels)",
-                             f"shape {tuple(self.weight.shape)}")
-        check_tensor(self.name, "weight", self.weight, None)
-        if self.bias is not None:
-            check_tensor(self.name, "bias", self.bias, (self.out_channels,))
+    IN_CHANNELS_HINT = "in_channels = {c} in dimension 0"
 
     def infer_shape(self, shapes):
         c, h, w = self._want_fmap(shapes)

@@ -94,11 +94,31 @@ def _linear_scatter(out, ev_i, ev_v, wT):
 
 # -- wrappers: coerce once, then call the kernels ---------------------------------------------
 
+@njit(cache=True)
+def _events_chw(a, ys, xs, cs, vs):
+    C, H, W = a.shape
+    n = 0
+    for y in range(H):
+        for x in range(W):
+            for c in range(C):
+                v = a[c, y, x]
+                # branchless: always store, advance only on a spike (n <= index, so in bounds)
+                ys[n] = y
+                xs[n] = x
+                cs[n] = c
+                vs[n] = v
+                n += v != 0.0
+    return n
+
+
 def events_hwc(x_chw: np.ndarray):
     """Events of one sample's (C, H, W) map, in raster (y, x, c) order: (ys, xs, cs, values)."""
-    hwc = np.ascontiguousarray(np.moveaxis(x_chw, 0, -1))
-    ys, xs, cs = np.nonzero(hwc)
-    return (ys.astype(np.int64), xs.astype(np.int64), cs.astype(np.int64), hwc[ys, xs, cs].astype(np.float64))
+    a = np.ascontiguousarray(x_chw, dtype=np.float64)
+    size = a.size
+    ys, xs, cs = np.empty(size, np.int64), np.empty(size, np.int64), np.empty(size, np.int64)
+    vs = np.empty(size, np.float64)
+    n = _events_chw(a, ys, xs, cs, vs)
+    return ys[:n], xs[:n], cs[:n], vs[:n]
 
 
 def prepare_conv(weight: np.ndarray, groups: int) -> np.ndarray:
@@ -114,51 +134,40 @@ def prepare_conv_transpose(weight: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(weight.astype(np.float64).transpose(0, 2, 3, 1))
 
 
-def conv2d_events(x, node, wT, out_shape):
-    """Batched event conv: x (B, C, H, W) spike-valued -> (B, Cout, Ho, Wo) float64."""
+def _per_sample(x, out_shape, scatter_one, bias=None):
+    """Run ``scatter_one(out_hwc, events)`` for each sample into a zeroed channels-last buffer and
+    return (B, C, H, W) with the bias added after the sums (as the dense reference does)."""
     B = x.shape[0]
     cout, ho, wo = out_shape
     res = np.empty((B, cout, ho, wo))
-    cin_g = node.weight.shape[1]
-    cout_g = cout // node.groups
     for b in range(B):
         out = np.zeros((ho, wo, cout))
-        ys, xs, cs, vs = events_hwc(x[b])
-        _conv_scatter(out, ys, xs, cs, vs, wT, node.stride[0], node.stride[1], node.pads[0], node.pads[2],
-                      node.dilation[0], node.dilation[1], cin_g, cout_g)
+        scatter_one(out, *events_hwc(x[b]))
         res[b] = out.transpose(2, 0, 1)
-    if node.bias is not None:
-        res += node.bias.astype(np.float64)[None, :, None, None]
+    if bias is not None:
+        res += bias.astype(np.float64)[None, :, None, None]
     return res
+
+
+def conv2d_events(x, node, wT, out_shape):
+    """Batched event conv (any stride, padding, dilation, groups): x (B, C, H, W) -> (B, Cout, Ho, Wo)."""
+    cin_g, cout_g = node.weight.shape[1], out_shape[0] // node.groups
+    return _per_sample(x, out_shape, lambda out, ys, xs, cs, vs: _conv_scatter(
+        out, ys, xs, cs, vs, wT, node.stride[0], node.stride[1], node.pads[0], node.pads[2],
+        node.dilation[0], node.dilation[1], cin_g, cout_g), node.bias)
 
 
 def conv_transpose2d_events(x, node, w, out_shape):
-    B = x.shape[0]
-    cout, ho, wo = out_shape
-    res = np.empty((B, cout, ho, wo))
-    cin_g = node.weight.shape[0] // node.groups
-    cout_g = node.weight.shape[1]
-    for b in range(B):
-        out = np.zeros((ho, wo, cout))
-        ys, xs, cs, vs = events_hwc(x[b])
-        _conv_transpose_scatter(out, ys, xs, cs, vs, w, node.stride[0], node.stride[1], node.padding[0],
-                                node.padding[1], node.dilation[0], node.dilation[1], cin_g, cout_g)
-        res[b] = out.transpose(2, 0, 1)
-    if node.bias is not None:
-        res += node.bias.astype(np.float64)[None, :, None, None]
-    return res
+    cin_g, cout_g = node.weight.shape[0] // node.groups, node.weight.shape[1]
+    return _per_sample(x, out_shape, lambda out, ys, xs, cs, vs: _conv_transpose_scatter(
+        out, ys, xs, cs, vs, w, node.stride[0], node.stride[1], node.padding[0], node.padding[1],
+        node.dilation[0], node.dilation[1], cin_g, cout_g), node.bias)
 
 
 def pool_events(x, node, out_shape, average):
-    B = x.shape[0]
-    c, ho, wo = out_shape
-    res = np.empty((B, c, ho, wo))
-    for b in range(B):
-        out = np.zeros((ho, wo, c))
-        ys, xs, cs, vs = events_hwc(x[b])
-        _pool_scatter(out, ys, xs, cs, vs, node.kernel_size[0], node.kernel_size[1], node.stride[0], node.stride[1],
-                      node.padding[0], node.padding[1])
-        res[b] = out.transpose(2, 0, 1)
+    res = _per_sample(x, out_shape, lambda out, ys, xs, cs, vs: _pool_scatter(
+        out, ys, xs, cs, vs, node.kernel_size[0], node.kernel_size[1], node.stride[0], node.stride[1],
+        node.padding[0], node.padding[1]))
     if average:
         res /= float(node.kernel_size[0] * node.kernel_size[1])
     return res
