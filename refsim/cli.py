@@ -1,11 +1,12 @@
 """The ``refsim`` command.
 
-Subcommands: ``run``, ``info``, ``probe``, ``demo``, ``profiles``. Exit codes:
+Subcommands: ``run``, ``info``, ``probe``, ``demo``, ``profiles``, ``golden``, ``bench``. Exit codes:
 
-* 0 - success;
+* 0 - success (``golden verify``: every case passes);
+* 1 - ``golden verify``: some case differs from its expected traces;
 * 2 - bad command line or invalid input (model file, input file, parameters): the message says
   what was expected, what was found and where;
-* 1 - an unexpected internal error (a bug: please report it with the traceback).
+* 3 - an unexpected internal error (a bug: please report it with the traceback printed).
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from . import __version__
 from .errors import RefsimError
 from .semantics import DEFAULT_PROFILE, NEURON_MODELS, get_profile, list_profiles
 
-EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_OK, EXIT_FAILED_CHECK, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 DEMO_MODEL = os.path.join(DATA_DIR, "demo_unet.safetensors")
 DEMO_IMAGE = os.path.join(DATA_DIR, "hippocampus_001_x10-17.nii.gz")
@@ -36,7 +37,7 @@ def demo_input(hw=(56, 48)) -> np.ndarray:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="refsim", description="Reference simulator for spiking neural networks.",
-                                epilog="exit codes: 0 ok, 2 bad input or usage, 1 internal error")
+                                epilog="exit codes: 0 ok, 1 a check failed (golden verify), 2 bad input or usage, 3 internal error")
     p.add_argument("--version", action="version", version=f"refsim {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
@@ -85,6 +86,11 @@ def _parser() -> argparse.ArgumentParser:
     common_run(d)
 
     sub.add_parser("profiles", help="list the profiles and their choices")
+
+    gd = sub.add_parser("golden", help="verify (or explicitly regenerate) the golden cases")
+    gd.add_argument("action", choices=["verify", "regen"])
+    gd.add_argument("directory", nargs="?", default="golden", help="folder of cases (default ./golden)")
+    gd.add_argument("--backend", default="reference", choices=["reference", "event"], help="verify only")
 
     bn = sub.add_parser("bench", help="measure the event kernels against dense NumPy and torch (no assertions)")
     bn.add_argument("--quick", action="store_true", help="fewer shapes and repetitions (under 2 minutes)")
@@ -260,13 +266,24 @@ def _cmd_profiles(args):
     return EXIT_OK
 
 
+def _cmd_golden(args):
+    from .conformance import golden
+    if args.action == "regen":
+        golden.regen(args.directory)
+        return EXIT_OK
+    res = golden.verify(args.directory, backend=args.backend)
+    bad = [k for k, v in res.items() if v]
+    print(f"{len(res) - len(bad)} passed, {len(bad)} failed")
+    return EXIT_FAILED_CHECK if bad else EXIT_OK
+
+
 def _cmd_bench(args):
     from . import bench
     bench.run(quick=args.quick, out_dir=args.out_dir)
     return EXIT_OK
 
 
-_COMMANDS = {"bench": _cmd_bench, "run": _cmd_run, "info": _cmd_info, "probe": _cmd_probe, "demo": _cmd_demo, "profiles": _cmd_profiles}
+_COMMANDS = {"bench": _cmd_bench, "golden": _cmd_golden, "run": _cmd_run, "info": _cmd_info, "probe": _cmd_probe, "demo": _cmd_demo, "profiles": _cmd_profiles}
 
 
 def main(argv=None) -> int:
@@ -293,6 +310,11 @@ def entry() -> None:  # console_scripts
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         code = 0
+    except Exception:  # a bug: show it, with its own exit code
+        import traceback
+        traceback.print_exc()
+        print("refsim: internal error (exit 3); please report it with the traceback above", file=sys.stderr)
+        code = EXIT_INTERNAL
     sys.exit(code)
 
 

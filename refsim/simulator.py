@@ -114,7 +114,7 @@ class Traces:
             raise
 
     def meta(self) -> dict:
-        return {"producer": "refsim", "version": __version__, "T": self.T, "batch": self.batch, "profile": self.profile,
+        return {"format": "refsim-traces", "format_version": 1, "producer": "refsim", "version": __version__, "T": self.T, "batch": self.batch, "profile": self.profile,
                 "backend": self.backend, "dtype": "float64", "encoder": self.encoder,
                 "layers": {k: {**v, "shape": list(v["shape"])} for k, v in self.layers.items()}}
 
