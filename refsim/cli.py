@@ -66,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="keep per-step spikes of these layers (no names: all)")
     r.add_argument("--record-membranes", nargs="*", default=None, metavar="LAYER",
                    help="keep per-step membranes of these layers (no names: all)")
+    r.add_argument("--record-inputs", action="store_true", help="keep the encoded input of every step (for refsim check)")
 
     i = sub.add_parser("info", help="describe a model file")
     i.add_argument("model")
@@ -86,6 +87,14 @@ def _parser() -> argparse.ArgumentParser:
     common_run(d)
 
     sub.add_parser("profiles", help="list the profiles and their choices")
+
+    ck = sub.add_parser("check", help="compare recorded traces with the equations, layer by layer (teacher-forced)",
+                        description="Exit 0: conforms (rounding ties allowed and reported); 1: diverges; 2: bad input.")
+    ck.add_argument("model")
+    ck.add_argument("traces", help="trace file with spikes of every spiking layer and inputs/<input> (docs/traces.md)")
+    ck.add_argument("--profile", default=None, help="profile to check against (default: the traces', else the model's)")
+    ck.add_argument("--json", default=None, help="also write the report as JSON here")
+    ck.add_argument("--no-explain", action="store_true", help="skip the search for the choice that explains a divergence")
 
     gd = sub.add_parser("golden", help="verify (or explicitly regenerate) the golden cases")
     gd.add_argument("action", choices=["verify", "regen"])
@@ -128,7 +137,8 @@ def _recorder(args):
     sp = args.record_spikes
     mem = getattr(args, "record_membranes", None)
     return Recorder(spikes=False if sp is None else (True if not sp else list(sp)),
-                    membranes=False if mem is None else (True if not mem else list(mem)))
+                    membranes=False if mem is None else (True if not mem else list(mem)),
+                    inputs=bool(getattr(args, "record_inputs", False)))
 
 
 def _simulate(graph, x, args, encoding, recorder=None, out=None):
@@ -266,6 +276,22 @@ def _cmd_profiles(args):
     return EXIT_OK
 
 
+def _cmd_check(args):
+    import json
+    from .conformance import load_traces
+    from .conformance.check import check, format_report
+    from .io import load_model
+    g = load_model(args.model)
+    tr = load_traces(args.traces)
+    profile = args.profile or tr.profile or g.metadata.get("profile", DEFAULT_PROFILE)
+    rep = check(g, tr, profile, explain=not args.no_explain)
+    print(format_report(rep))
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(rep, fh, indent=1)
+    return EXIT_OK if rep["conforms"] else EXIT_FAILED_CHECK
+
+
 def _cmd_golden(args):
     from .conformance import golden
     if args.action == "regen":
@@ -283,7 +309,7 @@ def _cmd_bench(args):
     return EXIT_OK
 
 
-_COMMANDS = {"bench": _cmd_bench, "golden": _cmd_golden, "run": _cmd_run, "info": _cmd_info, "probe": _cmd_probe, "demo": _cmd_demo, "profiles": _cmd_profiles}
+_COMMANDS = {"bench": _cmd_bench, "check": _cmd_check, "golden": _cmd_golden, "run": _cmd_run, "info": _cmd_info, "probe": _cmd_probe, "demo": _cmd_demo, "profiles": _cmd_profiles}
 
 
 def main(argv=None) -> int:

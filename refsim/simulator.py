@@ -40,6 +40,8 @@ class Recorder:
         Total spikes per neuron over the run (int64).
     output : bool
         Output membranes after every step (float64); the final value is always kept.
+    inputs : bool
+        The encoded input of every step (float64), for ``refsim check``.
 
     Spike totals per layer per step (T, B) are always kept (they are small).
     """
@@ -48,6 +50,7 @@ class Recorder:
     membranes: object = False
     counts: bool = True
     output: bool = True
+    inputs: bool = False
 
     def wants(self, what, layer) -> bool:
         sel = getattr(self, what)
@@ -72,6 +75,7 @@ class Traces:
     membranes: dict = field(default_factory=dict)     # layer -> (T, B, ...) float64
     output: dict = field(default_factory=dict)        # output node -> (T, B, ...) float64
     final_output: dict = field(default_factory=dict)  # output node -> (B, ...) float64
+    inputs: dict = field(default_factory=dict)        # input node -> (T, B, ...) float64
 
     def firing_rates(self) -> dict:
         """Mean spikes per neuron per step, per layer (over batch, neurons and steps)."""
@@ -99,7 +103,7 @@ class Traces:
         import os
         import tempfile
         arrays = {"meta": np.array(json.dumps(self.meta()))}
-        for kind in ("step_counts", "counts", "spikes", "membranes", "output", "final_output"):
+        for kind in ("step_counts", "counts", "spikes", "membranes", "output", "final_output", "inputs"):
             for k, v in getattr(self, kind).items():
                 arrays[f"{kind}/{k}"] = v
         path = os.fspath(path)
@@ -334,6 +338,10 @@ class Simulator:
                     continue
                 if isinstance(node, Input):
                     vals[name] = next(streams[name])
+                    if recorder.inputs:
+                        if name not in tr.inputs:
+                            tr.inputs[name] = np.zeros((T,) + vals[name].shape)
+                        tr.inputs[name][t] = vals[name]
                 elif isinstance(node, Neuron):
                     p = self.params[name]
                     m = get_model(node.model)

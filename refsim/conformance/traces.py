@@ -7,7 +7,9 @@ Format ``refsim-traces`` version 1 (see ``docs/traces.md``): an npz archive with
 * ``step_counts/<layer>`` (T, B) int64; ``counts/<layer>`` (B, ...) int64;
 * ``spikes/<layer>`` (T, B, ...) int8 (int16 for multi-spike layers, uint8 level masks for
   multithreshold layers); ``membranes/<layer>`` (T, B, ...) float64;
-* ``output/<node>`` (T, B, ...) float64; ``final_output/<node>`` (B, ...) float64.
+* ``output/<node>`` (T, B, ...) float64; ``final_output/<node>`` (B, ...) float64;
+* ``inputs/<input node>`` (T, B, ...) float64: the encoded input of every step (for teacher-forced
+  checks, since another library's random stream cannot be reproduced from a seed).
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from ..errors import ModelFormatError
 
 TRACE_FORMAT = "refsim-traces"
 TRACE_VERSION = 1
-KINDS = ("step_counts", "counts", "spikes", "membranes", "output", "final_output")
+KINDS = ("step_counts", "counts", "spikes", "membranes", "output", "final_output", "inputs")
 
 
 def load_traces(path):

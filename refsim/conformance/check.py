@@ -1,0 +1,283 @@
+"""``refsim check``: compare another implementation's recorded traces with the equations, layer by layer.
+
+Teacher-forced mode: every spiking layer is driven by the *recorded* spikes of the layers before it
+(and the recorded input spike train), and each neuron's reset follows its own recorded spikes, so
+one disagreement cascades neither through the layers nor in time and every faulty layer is found.
+At each step refsim recomputes the membrane in float64 and takes its own decision.
+
+Where the decisions differ, the difference is a **rounding tie** when the exact membrane lies
+within a rigorous bound of the decision boundary (the other side's float32 accumulation could
+have landed on the other side), and a **divergence** otherwise. The bound per neuron grows each
+step by ``gamma_n * sum|terms| + u * (|v_prev| + |I| + |v_new|)`` (u = 2^-24, n = fan-in + 1;
+Higham's bound for recursive summation in any order), *except* on steps where every term is a
+multiple of a granularity g and every magnitude stays below 2^24 g: then every float32 partial
+sum in any order is exact, nothing is added, and an exact tie is a real divergence.
+
+Each diverging layer is re-checked with each single alternative choice (comparison, order, reset,
+spikes per step, membrane floor); the choices that remove every divergence explain it.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from ..errors import ModelFormatError, UnknownNameError
+from ..graph.nodes import Input, Neuron, Output
+from ..neurons import get_model
+from ..neurons._common import broadcast_channels
+from ..semantics import get_profile
+
+U32 = 2.0 ** -24
+
+
+def _granularity(a) -> float:
+    """Largest power of two g such that every value of ``a`` is an integer multiple of g (inf if all 0)."""
+    a = np.abs(np.asarray(a, dtype=np.float64))
+    a = a[a > 0]
+    if a.size == 0:
+        return np.inf
+    m, e = np.frexp(a)  # a = m * 2^e, m in [0.5, 1)
+    ints = np.ldexp(m, 53).astype(np.int64)  # exact 53-bit integers
+    tz = np.zeros(ints.shape, dtype=np.int64)
+    x = ints.copy()
+    for _ in range(64):
+        odd = (x & 1) == 1
+        if odd.all():
+            break
+        tz += ~odd
+        x = np.where(odd, x, x >> 1)
+    return float(np.min(np.ldexp(1.0, (e - 53 + tz).astype(np.int64))))
+
+
+def _abs_node_forward(node, xs):
+    """The node's operation with |weights| on |inputs|: bounds sum|terms|."""
+    t = node.TYPE
+    if t in ("Conv2d", "ConvTranspose2d", "Linear"):
+        clone = object.__new__(type(node))
+        clone.__dict__.update(node.__dict__)
+        clone.weight = np.abs(node.weight)
+        clone.bias = None if node.bias is None else np.abs(node.bias)
+        return clone.forward([np.abs(x) for x in xs])
+    if t == "Scale":
+        f = node.factor
+        f = np.abs(f).astype(np.float64).reshape((1, -1) + (1,) * (xs[0].ndim - 2)) if isinstance(f, np.ndarray) else abs(f)
+        return np.abs(xs[0]) * f
+    return node.forward([np.abs(x) for x in xs])
+
+
+def _fan_in(node):
+    t = node.TYPE
+    if t == "Conv2d":
+        return int(np.prod(node.weight.shape[1:])) + 1
+    if t == "ConvTranspose2d":
+        return int(node.weight.shape[0] // node.groups * np.prod(node.weight.shape[2:])) + 1
+    if t == "Linear":
+        return node.weight.shape[1] + 1
+    if t in ("AvgPool2d", "SumPool2d"):
+        return node.kernel_size[0] * node.kernel_size[1] + 1
+    if t == "Scale":
+        return 1
+    return 0
+
+
+def _param_granularity(node):
+    g = np.inf
+    for arr in node.tensors().values():
+        g = min(g, _granularity(arr))
+    if node.TYPE == "AvgPool2d":
+        g = min(g, _granularity([1.0 / (node.kernel_size[0] * node.kernel_size[1])]))
+    if node.TYPE == "Scale" and not isinstance(node.factor, np.ndarray):
+        g = min(g, _granularity([node.factor]))
+    return g
+
+
+def _boundary_distance(model, v, params):
+    """Distance of the decision membrane from the nearest decision boundary."""
+    theta = broadcast_channels(params.threshold, v.ndim)
+    if model == "if":
+        if params.choices.spikes_per_step == "multi":
+            k = np.maximum(np.round(v / theta), 1.0)
+            return np.abs(v - k * theta)
+        return np.abs(v - theta)
+    if model == "ternary":
+        return np.minimum(np.abs(v - theta), np.abs(v + theta))
+    d = np.full(v.shape, np.inf)
+    rest = v
+    for lvl in params.levels:
+        L = lvl * theta
+        d = np.minimum(d, np.abs(rest - L))
+        hit = rest > L if params.choices.comparison == ">" else rest >= L
+        rest = np.where(hit, rest - L, rest)
+    return d
+
+
+def _forced_update(model, v_prev, x, s_rec, params):
+    """Membrane after one step when the neuron's spikes are the recorded ones."""
+    c = params.choices
+    m = get_model(model)
+    pre = v_prev + x if c.order == "integrate-then-fire" else v_prev
+    if c.reset == "subtract":
+        v = pre - m.emitted(s_rec, _value_one(params))
+    elif c.reset == "zero":
+        v = np.where(s_rec != 0, 0.0, pre)
+    else:
+        v = pre
+    if c.order == "fire-then-integrate":
+        v = v + x
+    if c.v_min is not None:
+        v = np.maximum(v, c.v_min)
+    return v
+
+
+def _value_one(params):
+    """Params whose emitted value is the charge a spike removes (count * threshold, or the levels)."""
+    if hasattr(params, "levels"):
+        return params
+    return dataclasses.replace(params, choices=params.choices.replace(spike_value="threshold"))
+
+
+@dataclasses.dataclass
+class LayerReport:
+    layer: str
+    model: str
+    compared: int = 0
+    ties: int = 0
+    divergences: int = 0
+    first: dict | None = None
+    explained_by: list = dataclasses.field(default_factory=list)
+
+    def as_dict(self):
+        return dataclasses.asdict(self)
+
+
+def _check_layers(graph, traces, profile, only=None, overrides=None):
+    """Teacher-forced pass over all steps; returns {layer: LayerReport}."""
+    prof = get_profile(profile)
+    params = {}
+    for n in graph.neurons:
+        node = graph[n]
+        if overrides and n in overrides:
+            choices = prof.choices(node.model).replace(**{**node.choices, **overrides[n]})
+            params[n] = get_model(node.model).params_cls(
+                **({"levels": node.levels} if node.levels else {}), threshold=node.threshold, choices=choices)
+        else:
+            params[n] = node.make_params(prof)
+    for n in graph.neurons:
+        if n not in traces.spikes:
+            raise ModelFormatError(f"spikes/{n}", "per-step spikes of every spiking layer", "nothing", file="traces")
+    for n in graph.inputs:
+        if n not in traces.inputs:
+            raise ModelFormatError(f"inputs/{n}", "the recorded input train of every Input node", "nothing", file="traces")
+    T, B = traces.T, traces.batch
+    layers = [n for n in graph.neurons if only is None or n in only]
+    reports = {n: LayerReport(n, graph[n].model) for n in layers}
+    v = {n: np.zeros((B,) + graph.shapes[n]) for n in layers}
+    bound = {n: np.zeros((B,) + graph.shapes[n]) for n in layers}
+    gparam = {n: _param_granularity(graph[n]) for n in graph.order}
+    for t in range(T):
+        vals, absv, gran, fan = {}, {}, {}, {}
+        for name in graph.order:
+            node = graph[name]
+            if isinstance(node, Input):
+                x = np.asarray(traces.inputs[name][t], dtype=np.float64)
+                vals[name], absv[name], gran[name], fan[name] = x, np.abs(x), _granularity(x), 0
+            elif isinstance(node, Neuron):
+                p = params[name]
+                m = get_model(node.model)
+                s_rec = traces.spikes[name][t].astype(np.int32 if node.model != "multithreshold" else np.uint8)
+                out = m.emitted(s_rec, p)
+                if name in reports:
+                    x, ax = vals[node.inputs[0]], absv[node.inputs[0]]
+                    rep = reports[name]
+                    v_prev = v[name]
+                    from ..neurons._common import MembraneState
+                    s_ours, st = m.step(MembraneState(v_prev, v_prev), x, p)
+                    pre = st.v_pre
+                    v_new = _forced_update(node.model, v_prev, x, s_rec, p)
+                    theta_g = _granularity(p.threshold) if node.model != "multithreshold" else \
+                        min(_granularity(np.outer(p.levels, np.atleast_1d(p.threshold))), np.inf)
+                    g = min(gran[node.inputs[0]], _granularity(v_prev), theta_g)
+                    big = max(float(np.max(np.abs(pre), initial=0.0)), float(np.max(ax, initial=0.0)),
+                              float(np.max(np.abs(v_prev), initial=0.0)), float(np.max(np.abs(v_new), initial=0.0)),
+                              float(np.max(p.threshold)) * (sum(p.levels) if hasattr(p, "levels") else 1.0))
+                    exact = (not np.isfinite(g)) or big < 2.0 ** 24 * g  # every float32 partial sum exact
+                    if not exact:
+                        n_terms = fan[node.inputs[0]]
+                        gamma = n_terms * U32 / (1 - n_terms * U32)
+                        bound[name] = bound[name] + gamma * ax + U32 * (np.abs(v_prev) + np.abs(x) + np.abs(v_new))
+                    diff = s_ours != s_rec
+                    rep.compared += int(s_rec.size)
+                    if diff.any():
+                        dist = _boundary_distance(node.model, pre, p)
+                        # bound 0: the other side's float32 value is exactly ours, so a different decision diverges
+                        tie = diff & (bound[name] > 0) & (dist <= bound[name])
+                        div = diff & ~tie
+                        rep.ties += int(tie.sum())
+                        rep.divergences += int(div.sum())
+                        if div.any() and rep.first is None:
+                            idx = tuple(int(i) for i in np.argwhere(div)[0])
+                            rep.first = {"step": t, "neuron": list(idx), "refsim_spikes": int(s_ours[idx]),
+                                         "recorded_spikes": int(s_rec[idx]), "membrane": float(pre[idx]),
+                                         "threshold": float(np.atleast_1d(p.threshold)[idx[1] % np.atleast_1d(p.threshold).size]
+                                                            if np.atleast_1d(p.threshold).size > 1 else p.threshold),
+                                         "rounding_bound": float(bound[name][idx])}
+                    v[name] = v_new
+                vals[name], absv[name], fan[name] = out, np.abs(out), 0
+                gran[name] = _granularity(out)
+            elif isinstance(node, Output):
+                vals[name] = vals[node.inputs[0]]
+            else:
+                xs = [vals[i] for i in node.inputs]
+                vals[name] = node.forward(xs)
+                absv[name] = _abs_node_forward(node, [absv[i] for i in node.inputs])
+                gi = min(gran[i] for i in node.inputs)
+                gran[name] = gi * gparam[name] if np.isfinite(gparam[name]) and np.isfinite(gi) else min(gi, gparam[name])
+                # errors of chained roundings add: gamma_a + gamma_b <= gamma_(a+b)
+                fan[name] = _fan_in(node) + max(fan[i] for i in node.inputs)
+    return reports
+
+
+ALTERNATIVES = [("comparison", ">"), ("comparison", ">="), ("order", "integrate-then-fire"), ("order", "fire-then-integrate"),
+                ("reset", "subtract"), ("reset", "zero"), ("reset", "none"), ("spikes_per_step", "one"),
+                ("spikes_per_step", "multi"), ("v_min", -1.0), ("v_min", None)]
+
+
+def check(graph, traces, profile="paper", explain=True) -> dict:
+    """Teacher-forced comparison. Returns a JSON-serialisable report with ``conforms``."""
+    prof = get_profile(profile)
+    reports = _check_layers(graph, traces, prof)
+    for name, rep in reports.items():
+        if rep.divergences and explain:
+            current = prof.choices(graph[name].model).replace(**graph[name].choices)
+            for field, value in ALTERNATIVES:
+                if getattr(current, field) == value:
+                    continue
+                try:
+                    alt = _check_layers(graph, traces, prof, only={name}, overrides={name: {field: value}})[name]
+                except Exception:  # an alternative invalid for this model (e.g. multi for ternary)
+                    continue
+                if alt.divergences == 0:
+                    rep.explained_by.append(f"{field}={value}")
+    return {"profile": prof.name, "mode": "teacher-forced", "T": traces.T, "batch": traces.batch,
+            "conforms": all(r.divergences == 0 for r in reports.values()),
+            "layers": [r.as_dict() for r in reports.values()]}
+
+
+def format_report(rep) -> str:
+    lines = [f"refsim check: profile {rep['profile']}, {rep['mode']}, T={rep['T']}, batch {rep['batch']}"]
+    for r in rep["layers"]:
+        status = "ok" if r["divergences"] == 0 else "DIVERGES"
+        lines.append(f"  {r['layer']:<16} {r['model']:<14} {status:<9} {r['divergences']} divergences, "
+                     f"{r['ties']} rounding ties, {r['compared']} decisions")
+        if r["first"]:
+            f = r["first"]
+            lines.append(f"      first at step {f['step']}, neuron {tuple(f['neuron'])}: refsim {f['refsim_spikes']}, "
+                         f"recorded {f['recorded_spikes']}; membrane {f['membrane']!r}, threshold {f['threshold']!r}, "
+                         f"rounding bound {f['rounding_bound']:.3g}")
+        if r["explained_by"]:
+            lines.append("      explained by: " + ", ".join(r["explained_by"]))
+        elif r["divergences"]:
+            lines.append("      no single semantic choice explains it")
+    lines.append("CONFORMS" if rep["conforms"] else "DIVERGES")
+    return "\n".join(lines)

@@ -1,0 +1,106 @@
+"""refsim check: conformance, an injected bug found and explained, float32 rounding ties allowed."""
+import numpy as np
+import pytest
+
+from refsim import cli, models, save_model
+from refsim.conformance import load_traces
+from refsim.conformance.check import _granularity, check
+from refsim.encoding import PoissonEncoder
+from refsim.graph import Conv2d, Graph, Input, Linear, Neuron, Output
+from refsim.simulator import Recorder, Simulator, Traces
+
+REC = Recorder(spikes=True, inputs=True)
+
+
+def dyadic_net(choices2=None):
+    """Dyadic weights and thresholds: sums are exact, so membranes hit the threshold exactly (ties)."""
+    rng = np.random.default_rng(0)
+    w1 = (rng.integers(-2, 5, size=(4, 1, 3, 3)) * 0.25).astype(np.float32)
+    w2 = (rng.integers(-2, 5, size=(4, 4, 3, 3)) * 0.125).astype(np.float32)
+    w3 = (rng.integers(-2, 5, size=(2, 4, 1, 1)) * 0.25).astype(np.float32)
+    return Graph([Input("in", (1, 8, 8)), Conv2d("c1", ["in"], w1, None, padding=1), Neuron("if1", ["c1"], "if", 1.0),
+                  Conv2d("c2", ["if1"], w2, None, padding=1), Neuron("if2", ["c2"], "if", 1.0, choices=choices2),
+                  Conv2d("c3", ["if2"], w3, None), Neuron("if3", ["c3"], "if", 0.5), Output("out", ["if3"])])
+
+
+def record(g, profile="paper", T=30):
+    x = np.random.default_rng(1).random((2, 1, 8, 8))
+    return Simulator(g, profile).run(x, T, PoissonEncoder(seed=2), REC)
+
+
+@pytest.mark.parametrize("profile", ["paper", "spikingjelly", "sinabs", "norse", "rathi2020"])
+def test_refsim_traces_conform_to_themselves(profile):
+    g = dyadic_net()
+    rep = check(g, record(g, profile), profile)
+    assert rep["conforms"], rep
+    assert all(r["divergences"] == 0 and r["ties"] == 0 for r in rep["layers"])
+
+
+def test_injected_comparison_bug_found_in_one_layer_and_explained():
+    buggy = dyadic_net({"comparison": ">="})          # "their" implementation: >= in layer 2 only
+    tr = record(buggy)
+    assert tr.spikes["if2"].sum() > 0
+    rep = check(dyadic_net(), tr, "paper")           # checked against the equations
+    layers = {r["layer"]: r for r in rep["layers"]}
+    assert not rep["conforms"]
+    assert layers["if2"]["divergences"] > 0 and layers["if2"]["ties"] == 0
+    assert layers["if1"]["divergences"] == 0 and layers["if3"]["divergences"] == 0  # teacher forcing: no cascade
+    f = layers["if2"]["first"]
+    assert f["membrane"] == f["threshold"] == 1.0 and f["recorded_spikes"] == 1 and f["refsim_spikes"] == 0
+    assert "comparison=>=" in layers["if2"]["explained_by"]
+
+
+@pytest.mark.parametrize("field,value,profile", [("reset", "zero", "paper"), ("order", "fire-then-integrate", "paper"),
+                                                 ("spikes_per_step", "multi", "spikingjelly")])
+def test_other_injected_choices_explained(field, value, profile):
+    tr = record(dyadic_net({field: value}), profile)
+    rep = check(dyadic_net(), tr, profile)
+    if2 = {r["layer"]: r for r in rep["layers"]}["if2"]
+    assert if2["divergences"] > 0 and f"{field}={value}" in if2["explained_by"]
+
+
+def test_float32_rounding_flip_is_a_tie_not_a_divergence():
+    """Input float32(1/3) accumulated in float32 fires one step later than in float64 (SEMANTICS.md 1)."""
+    g = Graph([Input("in", (1,)), Linear("l", ["in"], np.ones((1, 1), np.float32)), Neuron("n", ["l"]), Output("o", ["n"])])
+    x32 = np.float32(1 / 3)
+    T = 40
+    v, spikes = np.float32(0), []
+    for _ in range(T):
+        v = np.float32(v + x32)
+        s = v > np.float32(1)
+        spikes.append(int(s))
+        v = np.float32(v - np.float32(1)) if s else v
+    tr = Traces(T=T, batch=1, profile="paper", backend="float32-loop", encoder={"type": "replay"},
+                layers={"n": {"model": "if", "shape": (1,), "neurons": 1}})
+    tr.inputs["in"] = np.full((T, 1, 1), float(x32))
+    tr.spikes["n"] = np.array(spikes, dtype=np.int8).reshape(T, 1, 1)
+    ref = Simulator(g).run(np.array([[float(x32)]]), T, __import__("refsim").ReplayEncoder(tr.inputs["in"]), REC)
+    assert not np.array_equal(ref.spikes["n"], tr.spikes["n"])  # the two really differ
+    rep = check(g, tr, "paper")
+    n = rep["layers"][0]
+    assert rep["conforms"] and n["ties"] >= 1 and n["divergences"] == 0
+
+
+def test_granularity():
+    assert _granularity([0.75, 0.5]) == 0.25
+    assert _granularity([3.0, 6.0]) == 1.0
+    assert _granularity([0.0]) == np.inf
+    assert _granularity([float(np.float32(0.1))]) == 2.0 ** -27
+
+
+def test_cli_check(tmp_path, capsys):
+    g = dyadic_net()
+    save_model(g, tmp_path / "m.safetensors")
+    record(dyadic_net({"comparison": ">="})).save(tmp_path / "bug.npz")
+    record(g).save(tmp_path / "ok.npz")
+    assert cli.main(["check", str(tmp_path / "m.safetensors"), str(tmp_path / "ok.npz")]) == 0
+    assert "CONFORMS" in capsys.readouterr().out
+    assert cli.main(["check", str(tmp_path / "m.safetensors"), str(tmp_path / "bug.npz"), "--json", str(tmp_path / "r.json")]) == 1
+    out = capsys.readouterr().out
+    assert "if2" in out and "DIVERGES" in out and "explained by: comparison=>=" in out
+    assert (tmp_path / "r.json").exists()
+    tr = load_traces(tmp_path / "ok.npz")
+    del tr.inputs["in"]
+    tr.save(tmp_path / "noinput.npz")
+    assert cli.main(["check", str(tmp_path / "m.safetensors"), str(tmp_path / "noinput.npz")]) == 2
+    assert "inputs/in" in capsys.readouterr().err
