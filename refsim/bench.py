@@ -59,13 +59,9 @@ def _dense_numpy32(x, w):
 
 
 def layer_benchmarks(quick, min_time):
+    from .conformance.adapters.torch_peer import dense_conv3x3
     from .graph import Conv2d
     from .kernels import scatter as k
-    try:
-        import torch
-        torch.set_num_threads(1)
-    except Exception:  # torch is optional
-        torch = None
     rng = np.random.default_rng(0)
     rows = []
     shapes = SHAPES[:2] if quick else SHAPES
@@ -73,9 +69,6 @@ def layer_benchmarks(quick, min_time):
         W = rng.standard_normal((c, c, 3, 3)).astype(np.float32)
         node = Conv2d("c", ["x"], W, None, padding=1)
         wF = k.prepare_conv_s1(W)
-        tw = None
-        if torch is not None:
-            tw = torch.from_numpy(W).contiguous(memory_format=torch.channels_last)
         for d in DENSITIES:
             x = (rng.random((1, c, h, w)) < d).astype(np.float64)
             ys, xs, cs, vs = k.events_hwc(x[0])
@@ -84,11 +77,8 @@ def layer_benchmarks(quick, min_time):
             t_wrap = _best(lambda: k.conv2d_events_s1(x, node, wF, (c, h, w)), min_time)
             x32 = x[0].astype(np.float32)
             t_np = _best(lambda: _dense_numpy32(x32, W), min_time)
-            t_torch = None
-            if torch is not None:
-                tx = torch.from_numpy(x.astype(np.float32)).contiguous(memory_format=torch.channels_last)
-                with torch.no_grad():
-                    t_torch = _best(lambda: torch.nn.functional.conv2d(tx, tw, padding=1), min_time)
+            peer = dense_conv3x3(W, x, threads=1)
+            t_torch = None if peer is None else _best(peer, min_time)
             synops = len(ys) * 9 * c
             rows.append({"shape": f"{c}->{c} {h}x{w}", "density": d, "events": int(len(ys)), "synops": int(synops),
                          "kernel_ms": t_kernel * 1e3, "event_step_ms": t_wrap * 1e3, "numpy_dense_ms": t_np * 1e3,
@@ -156,11 +146,8 @@ def run(quick=False, out_dir=None, echo=print):
     t0 = time.perf_counter()
     res = {"machine": {"python": platform.python_version(), "cpu_count": os.cpu_count(), "platform": platform.platform()},
            "quick": quick, "threads": 1}
-    try:
-        import torch
-        res["machine"]["torch"] = torch.__version__
-    except Exception:
-        res["machine"]["torch"] = None
+    from .conformance.adapters.torch_peer import torch_version
+    res["machine"]["torch"] = torch_version()
     res["l1_add_rate_gadds"] = l1_add_rate(min_time) / 1e9
     echo(f"L1 add rate: {res['l1_add_rate_gadds']:.2f} G adds/s (one core)")
     res["layers"] = layer_benchmarks(quick, min_time)

@@ -40,3 +40,13 @@ def test_same_traces_on_one_and_two_threads(tmp_path):
     assert a.files == b.files
     for k in a.files:
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def test_core_never_imports_torch():
+    code = ("import sys, numpy as np, refsim, refsim.cli, refsim.bench, refsim.conformance.check, refsim.models; "
+            "from refsim import models, Simulator; g = models.hippocampus_unet(in_shape=(1, 8, 8), channels=(2, 4)); "
+            "Simulator(g, backend='event').run(np.zeros((1, 1, 8, 8)), 2); print('torch' in sys.modules)")
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env=dict(os.environ, PYTHONPATH=root)).stdout.strip()
+    assert out == "False"
