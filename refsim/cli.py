@@ -96,6 +96,13 @@ def _parser() -> argparse.ArgumentParser:
     ck.add_argument("--json", default=None, help="also write the report as JSON here")
     ck.add_argument("--no-explain", action="store_true", help="skip the search for the choice that explains a divergence")
 
+    fp = sub.add_parser("fingerprint", help="say which semantic choices an implementation makes, from the tie probes",
+                        description="Reads a (T, N) spike array (.npy) recorded for the probes of "
+                                    "refsim.conformance.fingerprint.PROBES, or --profile NAME to fingerprint a profile.")
+    fp.add_argument("spikes", nargs="?", default=None, help=".npy of shape (steps, probes)")
+    fp.add_argument("--profile", default=None, help="fingerprint a refsim profile instead (a self-check)")
+    fp.add_argument("--write-probes", default=None, metavar="NPY", help="write the probe inputs (T, N) to this .npy and exit")
+
     gd = sub.add_parser("golden", help="verify (or explicitly regenerate) the golden cases")
     gd.add_argument("action", choices=["verify", "regen"])
     gd.add_argument("directory", nargs="?", default="golden", help="folder of cases (default ./golden)")
@@ -292,6 +299,23 @@ def _cmd_check(args):
     return EXIT_OK if rep["conforms"] else EXIT_FAILED_CHECK
 
 
+def _cmd_fingerprint(args):
+    from .conformance import fingerprint as fpm
+    from .errors import ValidationError
+    if args.write_probes:
+        np.save(args.write_probes, fpm.probe_inputs())
+        print(f"probe inputs {fpm.probe_inputs().shape} written to {args.write_probes}")
+        return EXIT_OK
+    if args.profile:
+        obs = fpm.simulate_choices(get_profile(args.profile).choices("if"))
+    elif args.spikes:
+        obs = _load_input(args.spikes, None, "none") if args.spikes.endswith(".npz") else np.load(args.spikes, allow_pickle=False)
+    else:
+        raise ValidationError("refsim fingerprint", "a spikes .npy or --profile", "neither")
+    print(fpm.format_fingerprint(fpm.fingerprint(obs)))
+    return EXIT_OK
+
+
 def _cmd_golden(args):
     from .conformance import golden
     if args.action == "regen":
@@ -309,7 +333,7 @@ def _cmd_bench(args):
     return EXIT_OK
 
 
-_COMMANDS = {"bench": _cmd_bench, "check": _cmd_check, "golden": _cmd_golden, "run": _cmd_run, "info": _cmd_info, "probe": _cmd_probe, "demo": _cmd_demo, "profiles": _cmd_profiles}
+_COMMANDS = {"bench": _cmd_bench, "check": _cmd_check, "fingerprint": _cmd_fingerprint, "golden": _cmd_golden, "run": _cmd_run, "info": _cmd_info, "probe": _cmd_probe, "demo": _cmd_demo, "profiles": _cmd_profiles}
 
 
 def main(argv=None) -> int:

@@ -1,0 +1,77 @@
+"""``refsim fingerprint``: run the tie probes through an implementation and say which choices it makes.
+
+The implementation is a Python callable ``step_fn(inputs) -> spikes``: given a (T, N) array of
+input currents for N independent neurons with threshold 1 starting at 0, it returns their (T, N)
+spike counts (an adapter wraps a torch neuron this way), or a (T, N) spike array recorded for
+:data:`PROBES`. Every combination of the choices of SEMANTICS.md section 1 is simulated on the same
+probes; the ones that reproduce every probe are reported, with the choices they agree on.
+"""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from ..errors import ValidationError
+from ..neurons import if_
+from ..neurons._common import MembraneState
+from ..semantics import NeuronChoices, get_profile, list_profiles
+
+T_PROBE = 12
+#: name -> per-step input (cycled). Each separates at least one pair of choices.
+PROBES = {
+    "const 1.0": [1.0], "const 0.5": [0.5], "const 0.25": [0.25], "const 0.75": [0.75], "const 2.0": [2.0],
+    "const 2.5": [2.5], "negative then positive": [-0.75, -0.75, -0.75, 1.0, 1.0, 0.25],
+    "one pulse 1.5": [1.5, 0.0, 0.0, 0.0],
+}
+FIELDS = {"comparison": (">", ">="), "order": ("integrate-then-fire", "fire-then-integrate"),
+          "reset": ("subtract", "zero", "none"), "spikes_per_step": ("one", "multi"), "v_min": (None, -1.0)}
+
+
+def probe_inputs() -> np.ndarray:
+    cols = [[seq[t % len(seq)] for t in range(T_PROBE)] for seq in PROBES.values()]
+    return np.array(cols, dtype=np.float64).T  # (T, N)
+
+
+def simulate_choices(choices: NeuronChoices, x=None) -> np.ndarray:
+    x = probe_inputs() if x is None else x
+    p = if_.IFParams(1.0, choices)
+    st = MembraneState(np.zeros(x.shape[1]), np.zeros(x.shape[1]))
+    out = np.zeros(x.shape, dtype=np.int64)
+    for t in range(x.shape[0]):
+        s, st = if_.step(st, x[t], p)
+        out[t] = s
+    return out
+
+
+def fingerprint(impl) -> dict:
+    """``impl``: a callable (T, N) inputs -> (T, N) spikes, or the recorded (T, N) spikes."""
+    x = probe_inputs()
+    observed = np.asarray(impl(x.copy()) if callable(impl) else impl)
+    if observed.shape != x.shape:
+        raise ValidationError("fingerprint: spikes of the probes", f"shape {x.shape} (steps, probes)", observed.shape)
+    observed = observed.astype(np.int64)
+    matches = []
+    for combo in itertools.product(*FIELDS.values()):
+        ch = NeuronChoices(**dict(zip(FIELDS, combo)))
+        if np.array_equal(simulate_choices(ch, x), observed):
+            matches.append(ch)
+    determined = {}
+    for f in FIELDS:
+        vals = {getattr(m, f) for m in matches}
+        determined[f] = vals.pop() if len(vals) == 1 else (sorted(map(str, vals)) if vals else None)
+    profiles = [p for p in list_profiles() if any(
+        np.array_equal(simulate_choices(get_profile(p).choices("if"), x), observed) for _ in [0])]
+    trains = {name: "".join(str(int(v)) if 0 <= v < 10 else "*" for v in observed[:, i]) for i, name in enumerate(PROBES)}
+    return {"matching_choice_sets": len(matches), "choices": determined, "profiles": profiles, "trains": trains}
+
+
+def format_fingerprint(rep) -> str:
+    lines = ["probe trains (spikes per step, threshold 1):"]
+    lines += [f"  {k:<24} {v}" for k, v in rep["trains"].items()]
+    if not rep["matching_choice_sets"]:
+        lines.append("no combination of the known choices reproduces these trains")
+    for f, v in rep["choices"].items():
+        lines.append(f"  {f:<16} {v if not isinstance(v, list) else 'undetermined: ' + ' or '.join(v)}")
+    lines.append("matching profiles: " + (", ".join(rep["profiles"]) or "none"))
+    return "\n".join(lines)

@@ -1,0 +1,71 @@
+"""Helpers for users' own test suites: assertions and hypothesis strategies.
+
+>>> from refsim.testing import assert_conforms, assert_neuron_matches
+>>> assert_conforms("model.safetensors", "traces.npz", profile="spikingjelly")   # in a pytest test
+
+``assert_neuron_matches(step_fn, profile)`` property-tests a neuron implementation (a callable from
+a (T, N) array of input currents to (T, N) spike counts, threshold 1) against a refsim profile on the
+tie probes and on the inputs a hypothesis strategy draws (use with ``@given(refsim.testing.currents())``).
+Hypothesis is imported only by the strategies.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import RefsimError
+
+
+class ConformanceError(RefsimError, AssertionError):
+    """Raised by the assertions; the message is refsim's report."""
+
+
+def assert_conforms(model, traces, profile=None):
+    """Fail unless ``traces`` (path or Traces) conform to ``model`` (path or Graph) under ``profile``."""
+    from .conformance.check import check, format_report
+    from .conformance.traces import load_traces
+    from .graph import Graph
+    from .io import load_model
+    g = model if isinstance(model, Graph) else load_model(model)
+    tr = load_traces(traces) if not hasattr(traces, "spikes") else traces
+    rep = check(g, tr, profile or tr.profile or g.metadata.get("profile", "paper"))
+    if not rep["conforms"]:
+        raise ConformanceError(format_report(rep))
+    return rep
+
+
+def assert_neuron_matches(step_fn, profile="paper", inputs=None):
+    """Fail unless ``step_fn`` gives the same spikes as ``profile``'s IF neuron (threshold 1).
+
+    ``inputs``: a (T, N) array of currents; default: the tie probes of ``refsim fingerprint``.
+    """
+    from .conformance.fingerprint import probe_inputs, simulate_choices
+    from .semantics import get_profile
+    x = probe_inputs() if inputs is None else np.asarray(inputs, dtype=np.float64)
+    want = simulate_choices(get_profile(profile).choices("if"), x)
+    got = np.asarray(step_fn(x.copy())).astype(np.int64)
+    if got.shape != want.shape or not np.array_equal(got, want):
+        if got.shape != want.shape:
+            raise ConformanceError(f"spikes: expected shape {want.shape}, found {got.shape}")
+        t, n = (int(i) for i in np.argwhere(got != want)[0])
+        raise ConformanceError(f"neuron {n} step {t}: profile {profile!r} gives {want[t, n]} spike(s), the implementation "
+                               f"{got[t, n]}; inputs of that neuron up to there: {x[:t + 1, n].tolist()}")
+
+
+def currents(max_steps=40, max_neurons=8, dyadic=True):
+    """Hypothesis strategy: (T, N) input currents. ``dyadic`` keeps values on a 2^-8 grid so exact
+    ties with the threshold happen often (where implementations differ)."""
+    from hypothesis import strategies as st
+    from hypothesis.extra.numpy import arrays
+    elems = (st.integers(-512, 768).map(lambda k: k / 256.0) if dyadic
+             else st.floats(-2.0, 3.0, allow_nan=False, width=32))
+    shape = st.tuples(st.integers(1, max_steps), st.integers(1, max_neurons))
+    return shape.flatmap(lambda s: arrays(np.float64, s, elements=elems))
+
+
+def spike_trains(max_steps=40, max_neurons=8, ternary=False):
+    """Hypothesis strategy: (T, N) spike trains in {0, 1} (or {-1, 0, 1})."""
+    from hypothesis import strategies as st
+    from hypothesis.extra.numpy import arrays
+    elems = st.sampled_from([-1.0, 0.0, 1.0] if ternary else [0.0, 1.0])
+    shape = st.tuples(st.integers(1, max_steps), st.integers(1, max_neurons))
+    return shape.flatmap(lambda s: arrays(np.float64, s, elements=elems))
