@@ -1,0 +1,94 @@
+"""SpikingJelly, snnTorch, Sinabs and Norse IF neurons in small conv networks, through the torch
+adapter, against their refsim profiles. Skipped when torch or the library is not installed."""
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from refsim.conformance.adapters import torch as adapter  # noqa: E402
+from refsim.conformance.check import check, format_report  # noqa: E402
+
+
+def make_neuron(lib, **kw):
+    if lib == "spikingjelly":
+        from spikingjelly.activation_based import neuron
+        return neuron.IFNode(v_threshold=kw.get("th", 1.0), v_reset=None)
+    if lib == "spikingjelly-hard":
+        from spikingjelly.activation_based import neuron
+        return neuron.IFNode(v_threshold=kw.get("th", 1.0))
+    if lib == "snntorch":
+        import snntorch as snn
+        return snn.Leaky(beta=1.0, threshold=kw.get("th", 1.0), reset_mechanism="subtract")
+    if lib == "sinabs":
+        import sinabs.layers as sl
+        return sl.IAF(spike_threshold=kw.get("th", 1.0))
+    if lib == "sinabs-from-model":
+        import sinabs.layers as sl
+        return sl.IAF(spike_threshold=kw.get("th", 1.0), min_v_mem=-1.0)
+    if lib == "norse":
+        import norse.torch as nt
+        from norse.torch.functional.iaf import IAFParameters
+        return nt.IAFCell(p=IAFParameters(v_th=torch.as_tensor(kw.get("th", 1.0))))
+    raise ValueError(lib)
+
+
+LIBS = {"spikingjelly": "spikingjelly", "spikingjelly-hard": "spikingjelly", "snntorch": "snntorch",
+        "sinabs": "sinabs", "sinabs-from-model": "sinabs", "norse": "norse"}
+PROFILES = {"spikingjelly": "spikingjelly", "spikingjelly-hard": "spikingjelly-hard-reset", "snntorch": "snntorch",
+            "sinabs": "sinabs", "sinabs-from-model": "sinabs", "norse": "norse"}
+
+
+def net(lib, seed, dyadic=False):
+    g = torch.Generator().manual_seed(seed)
+    nn = torch.nn
+    layers = [nn.Conv2d(1, 4, 3, padding=1, bias=False), make_neuron(lib, th=1.0),
+              nn.Conv2d(4, 6, 3, padding=1, bias=True), make_neuron(lib, th=0.75),
+              nn.AvgPool2d(2), nn.ConvTranspose2d(6, 4, 2, stride=2), make_neuron(lib, th=1.0),
+              nn.Flatten(), nn.Linear(4 * 8 * 8, 5), make_neuron(lib, th=0.5), nn.Linear(5, 3)]
+    m = nn.Sequential(*layers)
+    with torch.no_grad():  # synaptic layers only (Sinabs thresholds are parameters too)
+        for layer in m:
+            if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+                for p in layer.parameters():
+                    v = torch.randn(p.shape, generator=g) * 0.6
+                    p.copy_(torch.round(v * 8) / 8 if dyadic else v)
+    return m
+
+
+def inputs(seed, T=24, B=2):
+    rng = np.random.default_rng(seed)
+    return (rng.random((T, B, 1, 8, 8)) < rng.random((1, B, 1, 8, 8))).astype(np.float32)
+
+
+@pytest.mark.parametrize("lib", sorted(LIBS))
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("dyadic", [False, True])
+def test_library_matches_its_profile(lib, seed, dyadic):
+    pytest.importorskip(LIBS[lib])
+    m = net(lib, seed, dyadic)
+    g = adapter.export(m, (1, 8, 8))
+    assert g.metadata["profile"] == PROFILES[lib]
+    tr = adapter.record(m, inputs(seed))
+    assert sum(int(v.sum()) for v in tr.step_counts.values()) > 0
+    rep = check(g, tr, g.metadata["profile"])
+    assert rep["conforms"], format_report(rep)
+    if dyadic:  # exact sums: not even rounding ties
+        assert all(r["ties"] == 0 for r in rep["layers"]), format_report(rep)
+
+
+@pytest.mark.parametrize("lib,other,expect", [("spikingjelly", "paper", "comparison=>="),
+                                              ("norse", "paper", "reset=zero"),
+                                              ("sinabs", "spikingjelly", "spikes_per_step=multi")])
+def test_known_differences_between_libraries_are_detected(lib, other, expect):
+    """Dyadic weights make exact ties, where the libraries' choices show."""
+    pytest.importorskip(LIBS[lib])
+    found = set()
+    for seed in range(4):
+        m = net(lib, seed, dyadic=True)
+        g = adapter.export(m, (1, 8, 8))
+        tr = adapter.record(m, inputs(seed, T=32) * (3.0 if lib == "sinabs" else 1.0))
+        rep = check(g, tr, other)
+        for r in rep["layers"]:
+            if r["divergences"]:
+                found.update(r["explained_by"])
+    assert expect in found
