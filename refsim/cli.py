@@ -126,8 +126,14 @@ def _load_input(path, graph, normalize):
             raise EncodingError(f"{path}: NIfTI input needs a model with a (1, H, W) input, found {shape}")
         x = fit_slices(load_volume(path), shape[1:])
         return x if normalize == "none" else norm(x, normalize)
+    return _load_array(path)
+
+
+def _load_array(path):
+    """A .npy array, or from a .npz the array named 'x' (or its only array). Never unpickles."""
+    from .errors import EncodingError
     try:
-        if low.endswith(".npz"):
+        if path.lower().endswith(".npz"):
             with np.load(path, allow_pickle=False) as z:
                 keys = list(z.keys())
                 key = "x" if "x" in keys else (keys[0] if len(keys) == 1 else None)
@@ -309,7 +315,7 @@ def _cmd_fingerprint(args):
     if args.profile:
         obs = fpm.simulate_choices(get_profile(args.profile).choices("if"))
     elif args.spikes:
-        obs = _load_input(args.spikes, None, "none") if args.spikes.endswith(".npz") else np.load(args.spikes, allow_pickle=False)
+        obs = _load_array(args.spikes)
     else:
         raise ValidationError("refsim fingerprint", "a spikes .npy or --profile", "neither")
     print(fpm.format_fingerprint(fpm.fingerprint(obs)))

@@ -241,8 +241,10 @@ class Simulator:
             else:
                 w = node.weight
                 nz = np.abs(w[w != 0]).astype(np.float64)
-                _, e = np.frexp(nz) if nz.size else (None, np.zeros(1, int))
-                span = int(e.max() - e.min()) if nz.size else 0
+                span = 0
+                if nz.size:
+                    e = np.frexp(nz)[1]
+                    span = int(e.max() - e.min())
                 mant = 24
                 fan = (w.shape[1] * w.shape[2] * w.shape[3] if t == "Conv2d" else
                        (w.shape[0] // node.groups) * w.shape[2] * w.shape[3] if t == "ConvTranspose2d" else w.shape[1])

@@ -22,10 +22,10 @@ import dataclasses
 
 import numpy as np
 
-from ..errors import ModelFormatError, UnknownNameError
+from ..errors import ModelFormatError
 from ..graph.nodes import Input, Neuron, Output
 from ..neurons import get_model
-from ..neurons._common import broadcast_channels
+from ..neurons._common import MembraneState, broadcast_channels
 from ..semantics import get_profile
 
 U32 = 2.0 ** -24
@@ -191,12 +191,11 @@ def _check_layers(graph, traces, profile, only=None, overrides=None):
                     x, ax = vals[node.inputs[0]], absv[node.inputs[0]]
                     rep = reports[name]
                     v_prev = v[name]
-                    from ..neurons._common import MembraneState
                     s_ours, st = m.step(MembraneState(v_prev, v_prev), x, p)
                     pre = st.v_pre
                     v_new = _forced_update(node.model, v_prev, x, s_rec, p)
-                    theta_g = _granularity(p.threshold) if node.model != "multithreshold" else \
-                        min(_granularity(np.outer(p.levels, np.atleast_1d(p.threshold))), np.inf)
+                    theta_g = (_granularity(np.outer(p.levels, np.atleast_1d(p.threshold)))
+                               if node.model == "multithreshold" else _granularity(p.threshold))
                     g = min(gran[node.inputs[0]], _granularity(v_prev), theta_g)
                     big = max(float(np.max(np.abs(pre), initial=0.0)), float(np.max(ax, initial=0.0)),
                               float(np.max(np.abs(v_prev), initial=0.0)), float(np.max(np.abs(v_new), initial=0.0)),
@@ -217,10 +216,10 @@ def _check_layers(graph, traces, profile, only=None, overrides=None):
                         rep.divergences += int(div.sum())
                         if div.any() and rep.first is None:
                             idx = tuple(int(i) for i in np.argwhere(div)[0])
+                            th_all = np.atleast_1d(p.threshold)
                             rep.first = {"step": t, "neuron": list(idx), "refsim_spikes": int(s_ours[idx]),
                                          "recorded_spikes": int(s_rec[idx]), "membrane": float(pre[idx]),
-                                         "threshold": float(np.atleast_1d(p.threshold)[idx[1] % np.atleast_1d(p.threshold).size]
-                                                            if np.atleast_1d(p.threshold).size > 1 else p.threshold),
+                                         "threshold": float(th_all[idx[1]] if th_all.size > 1 else th_all[0]),
                                          "rounding_bound": float(bound[name][idx])}
                     v[name] = v_new
                 vals[name], absv[name], fan[name] = out, np.abs(out), 0

@@ -60,8 +60,7 @@ def fingerprint(impl) -> dict:
     for f in FIELDS:
         vals = {getattr(m, f) for m in matches}
         determined[f] = vals.pop() if len(vals) == 1 else (sorted(map(str, vals)) if vals else None)
-    profiles = [p for p in list_profiles() if any(
-        np.array_equal(simulate_choices(get_profile(p).choices("if"), x), observed) for _ in [0])]
+    profiles = [p for p in list_profiles() if np.array_equal(simulate_choices(get_profile(p).choices("if"), x), observed)]
     trains = {name: "".join(str(int(v)) if 0 <= v < 10 else "*" for v in observed[:, i]) for i, name in enumerate(PROBES)}
     return {"matching_choice_sets": len(matches), "choices": determined, "profiles": profiles, "trains": trains}
 

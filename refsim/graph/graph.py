@@ -6,7 +6,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ..errors import ModelFormatError, ShapeError, UnknownNameError
+from ..errors import ModelFormatError, UnknownNameError
 from .nodes import Input, Neuron, Node, Output, get_node_type
 
 FORMAT_NAME = "refsim-model"

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from refsim import cli, models, save_model
+from refsim import cli, save_model
 from refsim.conformance import load_traces
 from refsim.conformance.check import _granularity, check
 from refsim.encoding import PoissonEncoder

@@ -80,3 +80,9 @@ def test_assert_conforms(tmp_path):
     assert_conforms(dyadic_net(), record(dyadic_net()), "paper")
     with pytest.raises(ConformanceError, match="if2"):
         assert_conforms(dyadic_net(), record(dyadic_net({"comparison": ">="})), "paper")
+
+
+def test_cli_fingerprint_reads_npz(tmp_path, capsys):
+    np.savez(tmp_path / "s.npz", x=float32_if(ge=True)(probe_inputs()))
+    assert cli.main(["fingerprint", str(tmp_path / "s.npz")]) == 0
+    assert "comparison       >=" in capsys.readouterr().out

@@ -4,7 +4,7 @@ Inputs are dyadic (integers / 2**10) and thresholds powers of two times small in
 float64 sum is exact and the properties are checked with exact equality.
 """
 import numpy as np
-from hypothesis import assume, given
+from hypothesis import given
 from hypothesis import strategies as st
 
 from refsim.neurons import if_, multithreshold as mt
