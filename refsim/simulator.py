@@ -161,9 +161,16 @@ class Simulator:
         :mod:`refsim.kernels.scatter` (cost follows the spike count); everything else runs the
         dense reference arithmetic. In float64 the event backend gives the same spikes and
         membranes as the reference, bit for bit, while every sum is exact (see that module).
+        IF and ternary layers run a fused Numba pass (:mod:`refsim.kernels.fused`).
+    threads : int, optional
+        Numba threads for the event backend's parallel kernels during :meth:`run` (default:
+        Numba's setting, ``NUMBA_NUM_THREADS``). Results do not depend on it, bit for bit.
     """
 
-    def __init__(self, graph: Graph, profile=DEFAULT_PROFILE, backend: str = "reference"):
+    def __init__(self, graph: Graph, profile=DEFAULT_PROFILE, backend: str = "reference", threads: int | None = None):
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1):
+            raise ValidationError("Simulator(threads)", "None (Numba's default) or a positive integer", threads)
+        self.threads = None if threads is None else int(threads)
         if not isinstance(graph, Graph):
             raise ValidationError("Simulator(graph)", "a refsim.graph.Graph", type(graph).__name__)
         if backend not in BACKENDS:
@@ -192,11 +199,15 @@ class Simulator:
 
         Returns ``{node: (uses_events, reason, bound)}``. A layer scatters when the sums it makes
         are provably exact in float64, so that the scatter order and the reference's dense order
-        give the same bits: its input values lie on a grid ``k * 2**-s`` with ``|k| < 2**b``
+        give the same bits. Its input values lie on a grid ``k * 2**-s`` with ``|k| < 2**b``
         (spikes, counts, power-of-two thresholds and levels, sums and power-of-two averages of
-        those) and ``b + 24 + (exponent span of the nonzero float32 weights) + ceil(log2(fan-in))
-        <= 53``. ``bound`` is the largest input magnitude the proof assumed; a step whose input
-        exceeds it (many spikes in one step under ``spikes_per_step="multi"``) runs dense.
+        those); every float32 weight is an integer multiple of ``2**(e_min - 24)`` (``e_min`` the
+        smallest ``frexp`` exponent of a nonzero weight), so every product and partial sum is an
+        integer multiple of ``u = 2**(e_min - 24 - s)``, and no partial sum exceeds
+        ``L1 * 2**(b - s)`` (``L1`` the largest sum of ``|w|`` into one output). All are exact when
+        ``L1 * 2**(b - s) / u <= 2**53``, i.e. ``log2(L1) + b + 24 - e_min <= 53``. ``bound`` is
+        the largest input magnitude the proof assumed; a step whose input reaches it (many
+        spikes in one step under ``spikes_per_step="multi"``) runs dense.
         """
         if self.backend != "event":
             return {}
@@ -235,25 +246,16 @@ class Simulator:
                 plan[name] = (False, "input is not spike-valued on an exact grid (analog or static)", None)
                 continue
             s_, b = src
-            if t in ("AvgPool2d", "SumPool2d"):
-                span, fan = 0, node.kernel_size[0] * node.kernel_size[1]
-                mant = 1
-            else:
-                w = node.weight
-                nz = np.abs(w[w != 0]).astype(np.float64)
-                span = 0
-                if nz.size:
-                    e = np.frexp(nz)[1]
-                    span = int(e.max() - e.min())
-                mant = 24
-                fan = (w.shape[1] * w.shape[2] * w.shape[3] if t == "Conv2d" else
-                       (w.shape[0] // node.groups) * w.shape[2] * w.shape[3] if t == "ConvTranspose2d" else w.shape[1])
-            bits = b + mant + span + int(np.ceil(np.log2(max(fan, 1)))) + 1
             bound = float(2.0 ** (b - s_))
-            if bits <= 53:
-                plan[name] = (True, f"exact: {bits} of 53 bits (input grid 2^-{s_}, {b} bits; weight span {span}; fan-in {fan})", bound)
+            if t in ("AvgPool2d", "SumPool2d"):
+                need = b + np.log2(node.kernel_size[0] * node.kernel_size[1])
+                detail = f"input grid 2^-{s_}, {b} bits; window {node.kernel_size[0]}x{node.kernel_size[1]}"
             else:
-                plan[name] = (False, f"sums may round: {bits} bits needed > 53 (weight exponent span {span}, input {b} bits)", None)
+                need, detail = _sum_bits(node, b, s_)
+            if need <= 53.0 - 1e-9:
+                plan[name] = (True, f"exact: sums need {need:.1f} of 53 bits ({detail})", bound)
+            else:
+                plan[name] = (False, f"sums may round: {need:.1f} bits needed > 53 ({detail})", None)
         return plan
 
     def event_nodes(self, encoder: Encoder) -> set:
@@ -330,6 +332,28 @@ class Simulator:
         cache = {}
         plan = self.event_plan(encoder)
         events = {n: b for n, (use, _, b) in plan.items() if use}
+        engine = None
+        saved_threads = None
+        if self.backend == "event":
+            import numba
+            from ._event_engine import EventEngine
+            if self.threads is not None:
+                saved_threads = numba.get_num_threads()
+                numba.set_num_threads(min(self.threads, numba.config.NUMBA_NUM_THREADS))
+            engine = EventEngine(self, batch, plan, tr, recorder, nbands=numba.get_num_threads())
+        try:
+            self._loop(T, tr, recorder, streams, states, cache, static, events, engine, progress)
+        finally:
+            if saved_threads is not None:
+                numba.set_num_threads(saved_threads)
+        for name in g.outputs:
+            tr.final_output[name] = states[name].v.copy()
+        return tr
+
+    def _loop(self, T, tr, recorder, streams, states, cache, static, events, engine, progress):
+        from .neurons._common import MembraneState
+        g = self.graph
+        batch = tr.batch
         bar = _Progress(T, progress, f"refsim {g.name}")
         for t in range(T):
             vals = {}
@@ -344,10 +368,12 @@ class Simulator:
                         if name not in tr.inputs:
                             tr.inputs[name] = np.zeros((T,) + vals[name].shape)
                         tr.inputs[name][t] = vals[name]
+                elif engine is not None and name in engine.fused:
+                    vals[name] = engine.neuron(name, vals[node.inputs[0]], t)
                 elif isinstance(node, Neuron):
                     p = self.params[name]
                     m = get_model(node.model)
-                    s, st = m.step(states[name], vals[node.inputs[0]], p)
+                    s, st = m.step(states[name], _dense(vals[node.inputs[0]]), p)
                     states[name] = st
                     vals[name] = m.emitted(s, p)
                     n_sp = m.spike_count(s)
@@ -367,7 +393,7 @@ class Simulator:
                         rep = p.choices.membrane_report
                         tr.membranes[name][t] = st.v_pre if rep == "pre-reset" else st.v
                 elif isinstance(node, Output):
-                    v = states[name].v + vals[node.inputs[0]]
+                    v = states[name].v + _dense(vals[node.inputs[0]])
                     states[name] = MembraneState(v, v)
                     vals[name] = v
                     if name in tr.output:
@@ -375,15 +401,18 @@ class Simulator:
                     if name in tr.membranes:
                         tr.membranes[name][t] = v
                 elif name in events:
-                    vals[name] = self._event_forward(node, vals[node.inputs[0]], events[name])
+                    out = engine.forward(node, vals) if engine is not None else None
+                    if out is None:
+                        out = self._event_forward(node, _dense(vals[node.inputs[0]]), events[name])
+                    vals[name] = out
                 else:
-                    vals[name] = node.forward([vals[i] for i in node.inputs])
+                    out = engine.concat(node, vals) if engine is not None and node.TYPE == "Concat" else None
+                    if out is None:
+                        out = node.forward([_dense(vals[i]) for i in node.inputs])
+                    vals[name] = out
                 if name in static:
                     cache[name] = vals[name]
             bar.update(t + 1)
-        for name in g.outputs:
-            tr.final_output[name] = states[name].v.copy()
-        return tr
 
     def _inputs(self, x):
         g = self.graph
@@ -410,9 +439,35 @@ class Simulator:
         return out
 
 
+def _dense(val):
+    """A node's value as a dense (B, ...) array (event-backend values convert themselves)."""
+    return val if isinstance(val, np.ndarray) else val.dense()
+
+
 def _halo_conv(node) -> bool:
     """Convolutions the fast halo-layout kernel handles: stride 1, dilation 1, one group."""
     return node.stride == (1, 1) and node.dilation == (1, 1) and node.groups == 1
+
+
+def _sum_bits(node, b, s_):
+    """Bits the exact sums of a weighted layer need (see :meth:`Simulator.event_plan`) and a detail text."""
+    w = np.asarray(node.weight, dtype=np.float64)
+    nz = np.abs(w[w != 0])
+    if nz.size == 0:
+        return 0.0, "all weights zero"
+    e_min = int(np.frexp(nz)[1].min())
+    a = np.abs(w)
+    if node.TYPE == "Conv2d":
+        l1 = a.sum(axis=(1, 2, 3)).max()
+    elif node.TYPE == "ConvTranspose2d":  # (Cin, Cout/g, kh, kw): an output sums over Cin/g, kh, kw at most
+        g = node.groups
+        cin_g = w.shape[0] // g
+        l1 = max(a[k * cin_g:(k + 1) * cin_g].sum(axis=(0, 2, 3)).max() for k in range(g))
+    else:
+        l1 = a.sum(axis=1).max()
+    l1 *= 1.0 + 2.0 ** -40  # the float64 sum of |w| may round down by a few ulps
+    need = float(np.log2(l1)) + b + 24 - e_min
+    return need, f"input grid 2^-{s_}, {b} bits; smallest weight exponent {e_min}; largest L1 into one output {l1:.4g}"
 
 
 def _neuron_grid(params, model):

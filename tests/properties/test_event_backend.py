@@ -11,10 +11,12 @@ from refsim.semantics import list_profiles
 from refsim.simulator import Recorder, Simulator
 
 
-def assert_same_traces(g, x, T, profile, encoder):
-    rec = Recorder(spikes=True, membranes=True)
+def assert_same_traces(g, x, T, profile, encoder, threads=None, full=True):
+    rec = Recorder(spikes=True, membranes=True) if full else Recorder()
     a = Simulator(g, profile, "reference").run(x, T, encoder, rec)
-    b = Simulator(g, profile, "event").run(x, T, encoder, rec)
+    b = Simulator(g, profile, "event", threads=threads).run(x, T, encoder, rec)
+    for kname in a.counts:
+        np.testing.assert_array_equal(a.counts[kname], b.counts[kname], err_msg=kname)
     for kname in a.spikes:
         np.testing.assert_array_equal(a.spikes[kname], b.spikes[kname], err_msg=kname)
     for kname in a.membranes:
@@ -74,8 +76,9 @@ def random_network(draw):
 
 
 @settings(max_examples=60)
-@given(random_network(), st.sampled_from(list_profiles()), st.floats(0.01, 0.6), st.booleans())
-def test_event_equals_reference_random_networks(net, profile, density, ternary_input):
+@given(random_network(), st.sampled_from(list_profiles()), st.floats(0.01, 0.6), st.booleans(),
+       st.sampled_from([1, 2]), st.booleans())
+def test_event_equals_reference_random_networks(net, profile, density, ternary_input, threads, full):
     g, model, seed = net
     if model != "if" and profile.startswith("sinabs"):
         profile = "paper"  # ternary and multithreshold neurons emit at most one spike (per level) a step
@@ -83,7 +86,7 @@ def test_event_equals_reference_random_networks(net, profile, density, ternary_i
     x = np.random.default_rng(seed).random((2,) + shape) * density
     if ternary_input:
         x = x * np.where(np.random.default_rng(seed + 1).random(x.shape) < 0.5, -1, 1)
-    assert_same_traces(g, x, 6, profile, PoissonEncoder(seed=seed, ternary=ternary_input))
+    assert_same_traces(g, x, 6, profile, PoissonEncoder(seed=seed, ternary=ternary_input), threads, full)
 
 
 def test_event_equals_reference_on_the_papers_networks():

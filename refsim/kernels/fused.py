@@ -1,0 +1,300 @@
+"""Kernels of the event backend's fused pipeline (ARCHITECTURE.md, "What makes the event backend fast").
+
+Data layout, per layer and per step, batch first:
+
+* **Row-segmented events** of a spiking layer with shape (C, H, W): ``ex[b, y, :rcnt[b, y]]``,
+  ``ec[...]``, ``ev[...]`` are the x, channel and value of the spikes of row ``y`` in raster
+  (x, c) order; each row owns a segment of capacity ``W * C``, so rows can be written by
+  different threads without a prefix sum. ``rmax[b, y]`` is the largest ``|value|`` of the row.
+* **Halo current buffers** ``buf[b, r, j, o]`` (channels-last): a stride-1 convolution adds, for
+  a spike at (y, x, c), ``kh`` contiguous runs of ``kw * Cout`` weights (the kernel flipped along
+  kw and laid out ``[Cin, kh, kw * Cout]``) at rows ``y + pt + kh - 1 - ki``; the layer's output
+  pixel (oy, ox) lives at ``buf[b, oy + r0, ox + c0]``. The neuron pass that consumes the buffer
+  reads and zeroes it in the same sweep.
+* **Membranes** channels-last ``v[b, y, x, c]``, persistent across steps.
+
+Threads: kernels marked ``parallel`` split work over (sample, band of rows) so that no two threads
+write the same element, and every element receives its terms in the same order whatever the
+thread count (events are visited in raster order inside each band): same inputs, same bits on 1
+or N threads. No ``fastmath``: the arithmetic is the reference's, operation for operation.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+# reset codes (NeuronChoices.reset)
+RESET_SUBTRACT, RESET_ZERO, RESET_NONE = 0, 1, 2
+
+
+@njit(cache=True, inline="always")
+def _count_multi(v, t, ge):
+    """Scalar twin of :func:`refsim.neurons._common.count_multi` (same operations, same order)."""
+    q = v / t
+    if ge:
+        n = np.floor(q)
+        if n * t > v:
+            n = n - 1
+        if (n + 1) * t <= v:
+            n = n + 1
+    else:
+        n = np.ceil(q) - 1
+        if n * t >= v:
+            n = n - 1
+        if (n + 1) * t < v:
+            n = n + 1
+    if n < 0:
+        n = 0.0
+    return int(n)
+
+
+@njit(cache=True, parallel=True)
+def _neuron_rows(cur, r0, c0, zero_cur, bias, has_bias, v, vpre, keep_pre, th,
+                 ge, fire_first, reset, multi, ternary, vmin, has_vmin, val_th,
+                 ex, ec, ev, rcnt, rsum, rmax, counts, has_counts, spk, has_spk):
+    """One step of a layer of IF (binary, counted) or ternary neurons, fused with event emission.
+
+    cur : (B, R, Wb, C) input current (a halo buffer, or a channels-last dense array with
+          r0 = c0 = 0); zeroed as read when ``zero_cur``. bias : (C,) added to the current.
+    v : (B, H, W, C) membranes, updated in place; vpre receives the pre-reset membrane.
+    th : (C,) thresholds. The choice flags follow :class:`refsim.semantics.NeuronChoices`.
+    Spikes go to the row-segmented events (value = count or sign, times th with ``val_th``),
+    ``rsum`` (spikes per row), ``counts`` (+= |spike|) and ``spk`` (the spike itself).
+
+    The paper's choice set (one binary spike, integrate-then-fire, subtract, no floor) has its
+    own branch-free inner loop; the general loop costs about three times as much per neuron.
+    """
+    B, H, W, C = v.shape
+    simple = not (fire_first or multi or ternary or has_vmin or keep_pre) and reset == RESET_SUBTRACT
+    for job in prange(B * H):
+        b = job // H
+        y = job - b * H
+        n_ev = 0
+        tot = 0
+        crow = cur[b, r0 + y]
+        vrow = v[b, y]
+        exr = ex[b, y]
+        ecr = ec[b, y]
+        evr = ev[b, y]
+        for x in range(W):
+            cx = crow[c0 + x]
+            vx = vrow[x]
+            if simple:
+                for c in range(C):
+                    cv = cx[c] + bias[c] if has_bias else cx[c]
+                    if zero_cur:
+                        cx[c] = 0.0
+                    vp = vx[c] + cv
+                    t = th[c]
+                    f = (vp >= t) if ge else (vp > t)
+                    vx[c] = vp - t if f else vp
+                    if f:
+                        exr[n_ev] = x
+                        ecr[n_ev] = c
+                        evr[n_ev] = 1.0
+                        n_ev += 1
+                        if has_counts:
+                            counts[b, y, x, c] += 1
+                        if has_spk:
+                            spk[b, y, x, c] = 1
+                continue
+            for c in range(C):
+                cv = cx[c] + bias[c] if has_bias else cx[c]
+                if zero_cur:
+                    cx[c] = 0.0
+                t = th[c]
+                vp = vx[c]
+                if not fire_first:
+                    vp = vp + cv
+                if ternary:
+                    n = 0
+                    if (vp >= t) if ge else (vp > t):
+                        n = 1
+                    elif (-vp >= t) if ge else (-vp > t):
+                        n = -1
+                elif multi:
+                    n = _count_multi(vp, t, ge)
+                else:
+                    n = 1 if ((vp >= t) if ge else (vp > t)) else 0
+                vn = vp
+                if n != 0:
+                    if reset == RESET_SUBTRACT:
+                        vn = vp - n * t
+                    elif reset == RESET_ZERO:
+                        vn = 0.0
+                if fire_first:
+                    vn = vn + cv
+                if has_vmin and vn < vmin:
+                    vn = vmin
+                vx[c] = vn
+                if keep_pre:
+                    vpre[b, y, x, c] = vp
+                if n != 0:
+                    exr[n_ev] = x
+                    ecr[n_ev] = c
+                    evr[n_ev] = n
+                    n_ev += 1
+                    tot += abs(n)
+                    if has_counts:
+                        counts[b, y, x, c] += abs(n)
+                    if has_spk:
+                        spk[b, y, x, c] = n
+        if simple:
+            tot = n_ev
+        mx = 0.0
+        for e in range(n_ev):
+            if val_th:
+                evr[e] = evr[e] * th[ecr[e]]
+            a = abs(evr[e])
+            if a > mx:
+                mx = a
+        rcnt[b, y] = n_ev
+        rsum[b, y] = tot
+        rmax[b, y] = mx
+
+
+@njit(cache=True, parallel=True)
+def _conv_s1_rows(buf, ex, ec, ev, rcnt, wF, pt, pl, cout, ch_off, nbands):
+    """Stride-1 convolution as scatter of row-segmented events into a halo buffer ``buf``
+    (B, R, Wb * cout). Bands of buffer rows run in parallel; a band visits the input rows that
+    reach it, in order, and adds only the kernel rows that land inside it."""
+    B, H = rcnt.shape
+    kh = wF.shape[1]
+    L = wF.shape[2]
+    R = buf.shape[1]
+    band = (R + nbands - 1) // nbands
+    for job in prange(B * nbands):
+        b = job // nbands
+        lo = (job - b * nbands) * band
+        hi = min(R, lo + band)
+        if lo >= hi:
+            continue
+        ylo = max(0, lo - pt - kh + 1)
+        yhi = min(H, hi - pt)
+        for y in range(ylo, yhi):
+            top = y + pt + kh - 1          # buffer row of ki = 0
+            ki0 = max(0, top - hi + 1)
+            ki1 = min(kh, top - lo + 1)
+            for e in range(rcnt[b, y]):
+                c = ec[b, y, e] + ch_off
+                val = ev[b, y, e]
+                start = (ex[b, y, e] + pl) * cout
+                for ki in range(ki0, ki1):
+                    orow = buf[b, top - ki]
+                    wrow = wF[c, ki]
+                    for j in range(L):
+                        orow[start + j] += val * wrow[j]
+
+
+@njit(cache=True)
+def _conv_transpose_rows(buf, ex, ec, ev, rcnt, w, sh, sw, ph, pw, dh, dw, r0, c0, Ho, Wo, ch_off):
+    """Transposed convolution (groups = 1) as scatter into ``buf`` (B, R, Wb, Cout), output
+    pixel (oy, ox) at ``buf[b, oy + r0, ox + c0]``; ``w`` is [Cin, kh, kw, Cout]."""
+    B, H = rcnt.shape
+    kh, kw, cout = w.shape[1], w.shape[2], w.shape[3]
+    for b in range(B):
+        for y in range(H):
+            for e in range(rcnt[b, y]):
+                x = ex[b, y, e]
+                c = ec[b, y, e] + ch_off
+                val = ev[b, y, e]
+                for ki in range(kh):
+                    oy = y * sh - ph + ki * dh
+                    if oy < 0 or oy >= Ho:
+                        continue
+                    for kj in range(kw):
+                        ox = x * sw - pw + kj * dw
+                        if ox < 0 or ox >= Wo:
+                            continue
+                        orow = buf[b, oy + r0, ox + c0]
+                        wrow = w[c, ki, kj]
+                        for o in range(cout):
+                            orow[o] += val * wrow[o]
+
+
+@njit(cache=True)
+def _pool_rows(out, ex, ec, ev, rcnt, kh, kw, sh, sw, ph, pw, ch_off):
+    """Sum pooling as scatter into channels-last ``out`` (B, Ho, Wo, C)."""
+    B, H = rcnt.shape
+    Ho, Wo = out.shape[1], out.shape[2]
+    for b in range(B):
+        for y0 in range(H):
+            y = y0 + ph
+            oy_lo = (y - kh + sh) // sh if y - kh + 1 > 0 else 0
+            oy_hi = min(y // sh, Ho - 1)
+            for e in range(rcnt[b, y0]):
+                x = ex[b, y0, e] + pw
+                c = ec[b, y0, e] + ch_off
+                val = ev[b, y0, e]
+                ox_lo = (x - kw + sw) // sw if x - kw + 1 > 0 else 0
+                ox_hi = min(x // sw, Wo - 1)
+                for oy in range(oy_lo, oy_hi + 1):
+                    for ox in range(ox_lo, ox_hi + 1):
+                        out[b, oy, ox, c] += val
+
+
+@njit(cache=True, parallel=True)
+def _rows_from_nhwc(a, zero, div, ex, ec, ev, rcnt, rmax):
+    """Row-segmented events of a channels-last map ``a`` (B, H, W, C) divided by ``div`` (as the
+    reference's average pooling divides its window sums), zeroing ``a`` as it is read when ``zero``."""
+    B, H, W, C = a.shape
+    for job in prange(B * H):
+        b = job // H
+        y = job - b * H
+        n = 0
+        mx = 0.0
+        for x in range(W):
+            for c in range(C):
+                val = a[b, y, x, c]
+                if val != 0.0:
+                    if zero:
+                        a[b, y, x, c] = 0.0
+                    val = val / div
+                    ex[b, y, n] = x
+                    ec[b, y, n] = c
+                    ev[b, y, n] = val
+                    n += 1
+                    if abs(val) > mx:
+                        mx = abs(val)
+        rcnt[b, y] = n
+        rmax[b, y] = mx
+
+
+@njit(cache=True, parallel=True)
+def _rows_from_nchw(a, ex, ec, ev, rcnt, rmax):
+    """Row-segmented events of a (B, C, H, W) map."""
+    B, C, H, W = a.shape
+    for job in prange(B * H):
+        b = job // H
+        y = job - b * H
+        n = 0
+        mx = 0.0
+        for x in range(W):
+            for c in range(C):
+                val = a[b, c, y, x]
+                if val != 0.0:
+                    ex[b, y, n] = x
+                    ec[b, y, n] = c
+                    ev[b, y, n] = val
+                    n += 1
+                    if abs(val) > mx:
+                        mx = abs(val)
+        rcnt[b, y] = n
+        rmax[b, y] = mx
+
+
+@njit(cache=True)
+def _rows_to_nchw(out, ex, ec, ev, rcnt, ch_off):
+    """Write row-segmented events into a zeroed (B, C, H, W) map."""
+    B, H = rcnt.shape
+    for b in range(B):
+        for y in range(H):
+            for e in range(rcnt[b, y]):
+                out[b, ec[b, y, e] + ch_off, y, ex[b, y, e]] = ev[b, y, e]
+
+
+def row_events(batch, shape, dtype=np.float64):
+    """Preallocated row-segmented event arrays for a (C, H, W) map: ex, ec, ev, rcnt, rmax."""
+    C, H, W = shape
+    return (np.empty((batch, H, W * C), np.int32), np.empty((batch, H, W * C), np.int32),
+            np.empty((batch, H, W * C), dtype), np.zeros((batch, H), np.int64), np.zeros((batch, H), dtype))

@@ -1,0 +1,172 @@
+"""The fused event kernels (refsim.kernels.fused) against slow NumPy references, and the engine's
+edge cases: multi-consumer currents, threads, rounding-prone weights."""
+import itertools
+
+import numpy as np
+import pytest
+
+from refsim.encoding import PoissonEncoder
+from refsim.graph import Concat, Conv2d, Graph, Input, Neuron, Output, ops
+from refsim.kernels import fused as K
+from refsim.neurons import get_model
+from refsim.neurons.if_ import IFParams, TernaryIFParams
+from refsim.semantics import NeuronChoices
+from refsim.simulator import Recorder, Simulator
+
+Z4, ZI, Z8 = np.zeros((1, 1, 1, 1)), np.zeros((1, 1, 1, 1), np.int64), np.zeros((1, 1, 1, 1), np.int8)
+
+CHOICES = [dict(comparison=cmp, order=order, reset=reset, spikes_per_step=multi, v_min=vmin, spike_value=val,
+                membrane_report=rep)
+           for cmp, order, reset, multi, vmin, val, rep in itertools.product(
+               (">", ">="), ("integrate-then-fire", "fire-then-integrate"), ("subtract", "zero", "none"),
+               ("one", "multi"), (None, -1.0), ("one", "threshold"), ("post-reset", "pre-reset"))]
+
+
+def _tie_inputs(rng, shape, th):
+    """Currents on a coarse dyadic grid so membranes hit the thresholds exactly (ties)."""
+    return rng.integers(-3, 9, size=shape) * 0.25 * th
+
+
+@pytest.mark.parametrize("model", ["if", "ternary"])
+@pytest.mark.parametrize("idx", range(0, len(CHOICES), 7))
+def test_neuron_pass_equals_numpy_step(model, idx):
+    kw = CHOICES[idx]
+    if model == "ternary":
+        kw = dict(kw, spikes_per_step="one")
+    choices = NeuronChoices(**kw)
+    rng = np.random.default_rng(idx)
+    B, C, H, W = 2, 3, 4, 5
+    th = np.array([1.0, 0.5, 0.75])
+    p = (IFParams if model == "if" else TernaryIFParams)(th, choices)
+    m = get_model(model)
+    bias = np.array([0.25, -0.5, 0.0])
+    state = m.step.__globals__["zero_state"]((B, C, H, W))
+    v = np.zeros((B, H, W, C))
+    vpre = np.zeros_like(v)
+    counts = np.zeros((B, C, H, W), np.int64)
+    for t in range(6):
+        cur_nchw = _tie_inputs(rng, (B, C, H, W), 1.0)
+        s_ref, state = m.step(state, cur_nchw + bias[None, :, None, None], p)
+        halo = np.zeros((B, H + 2, W + 2, C))
+        halo[:, 1:-1, 1:-1] = cur_nchw.transpose(0, 2, 3, 1)
+        ex, ec, ev, rcnt, rmax = K.row_events(B, (C, H, W))
+        rsum = np.zeros((B, H), np.int64)
+        spk = np.zeros((B, C, H, W), np.int16)
+        K._neuron_rows(halo, 1, 1, True, bias, True, v, vpre, True, th, choices.comparison == ">=",
+                       choices.order == "fire-then-integrate", {"subtract": 0, "zero": 1, "none": 2}[choices.reset],
+                       choices.spikes_per_step == "multi", model == "ternary", -1.0 if choices.v_min is not None else 0.0,
+                       choices.v_min is not None, choices.spike_value == "threshold",
+                       ex, ec, ev, rcnt, rsum, rmax, counts.transpose(0, 2, 3, 1), True, spk.transpose(0, 2, 3, 1), True)
+        np.testing.assert_array_equal(v.transpose(0, 3, 1, 2), state.v)
+        np.testing.assert_array_equal(vpre.transpose(0, 3, 1, 2), state.v_pre)
+        np.testing.assert_array_equal(spk, s_ref)
+        assert not halo[:, 1:-1, 1:-1].any(), "the pass zeroes the current it read"
+        dense = np.zeros((B, C, H, W))
+        K._rows_to_nchw(dense, ex, ec, ev, rcnt, 0)
+        np.testing.assert_array_equal(dense, m.emitted(s_ref, p))
+        np.testing.assert_array_equal(rsum.sum(axis=1), np.abs(s_ref).reshape(B, -1).sum(axis=1))
+        np.testing.assert_array_equal(rmax, np.abs(dense).max(axis=(1, 3)))
+        # raster order inside each row: x ascending, then channel
+        for b, y in itertools.product(range(B), range(H)):
+            key = ex[b, y, :rcnt[b, y]] * C + ec[b, y, :rcnt[b, y]]
+            assert np.all(np.diff(key) > 0)
+
+
+@pytest.mark.parametrize("pad,k,nbands", [(1, 3, 1), (1, 3, 2), (1, 3, 7), (0, 3, 3), (2, 5, 4), (0, 1, 2), (1, 2, 3)])
+def test_conv_rows_equals_dense(pad, k, nbands):
+    rng = np.random.default_rng(k * 10 + pad)
+    B, C, H, W, cout = 2, 3, 9, 7, 4
+    x = (rng.random((B, C, H, W)) < 0.3) * rng.choice([-1.0, 1.0, 2.0], size=(B, C, H, W))
+    w = rng.standard_normal((cout, C, k, k)).astype(np.float32)
+    ref = ops.conv2d(x, w, None, (1, 1), (pad, pad, pad, pad))
+    ho, wo = ref.shape[2:]
+    arrays = K.row_events(B, (C, H, W))
+    K._rows_from_nchw(x, *arrays)
+    from refsim.kernels.scatter import prepare_conv_s1
+    R, Wb = max(H + pad, ho) + k - 1, max(W + pad, wo) + k - 1
+    buf = np.zeros((B, R, Wb, cout))
+    K._conv_s1_rows(buf.reshape(B, R, Wb * cout), *arrays[:4], prepare_conv_s1(w), pad, pad, cout, 0, nbands)
+    got = buf[:, k - 1:k - 1 + ho, k - 1:k - 1 + wo].transpose(0, 3, 1, 2)
+    np.testing.assert_array_equal(got, ref)
+
+
+def test_rows_roundtrip_and_pool():
+    rng = np.random.default_rng(0)
+    x = (rng.random((2, 3, 6, 8)) < 0.4) * 1.0
+    arrays = K.row_events(2, (3, 6, 8))
+    K._rows_from_nchw(x, *arrays)
+    back = np.zeros_like(x)
+    K._rows_to_nchw(back, *arrays[:4], 0)
+    np.testing.assert_array_equal(back, x)
+    out = np.zeros((2, 3, 4, 3))
+    K._pool_rows(out, *arrays[:4], 3, 3, 2, 3, 1, 1, 0)
+    ref = ops.avg_pool2d(x, (3, 3), (2, 3), (1, 1))
+    pooled = K.row_events(2, (3, 4, 3))
+    K._rows_from_nhwc(out, True, 9.0, *pooled)
+    got = np.zeros_like(ref)
+    K._rows_to_nchw(got, *pooled[:4], 0)
+    np.testing.assert_array_equal(got, ref)
+    assert not out.any()
+
+
+def _shared_current_net():
+    rng = np.random.default_rng(1)
+    w1 = rng.standard_normal((4, 2, 3, 3)).astype(np.float32)
+    w2 = rng.standard_normal((3, 8, 3, 3)).astype(np.float32)
+    return Graph([Input("x", (2, 9, 8)), Conv2d("c1", ["x"], w1, rng.standard_normal(4).astype(np.float32), padding=1),
+                  Neuron("a", ["c1"], "if", 0.5), Neuron("b", ["c1"], "if", 1.0),  # one current, two consumers
+                  Concat("cat", ["a", "b"]), Conv2d("c2", ["cat"], w2, None, padding=1),
+                  Neuron("n2", ["c2"], "ternary", 0.5), Output("o", ["n2"])])
+
+
+@pytest.mark.parametrize("recorder", [Recorder(), Recorder(spikes=True, membranes=True, counts=False, output=False)])
+def test_engine_equals_reference_shared_current(recorder):
+    g = _shared_current_net()
+    x = np.random.default_rng(2).random((3, 2, 9, 8))
+    a = Simulator(g, "paper", "reference").run(x, 12, PoissonEncoder(seed=4), recorder)
+    b = Simulator(g, "paper", "event").run(x, 12, PoissonEncoder(seed=4), recorder)
+    for kind in ("spikes", "membranes", "counts", "step_counts", "output", "final_output"):
+        for k, v in getattr(a, kind).items():
+            np.testing.assert_array_equal(getattr(b, kind)[k], v, err_msg=f"{kind}/{k}")
+    assert sum(int(v.sum()) for v in a.step_counts.values()) > 0
+
+
+def test_same_bits_on_one_and_two_numba_threads():
+    g = _shared_current_net()
+    x = np.random.default_rng(3).random((2, 2, 9, 8))
+    rec = Recorder(spikes=True, membranes=True)
+    one = Simulator(g, "spikingjelly", "event", threads=1).run(x, 10, PoissonEncoder(seed=1), rec)
+    two = Simulator(g, "spikingjelly", "event", threads=2).run(x, 10, PoissonEncoder(seed=1), rec)
+    for k, v in one.membranes.items():
+        assert v.tobytes() == two.membranes[k].tobytes(), k
+    for k, v in one.spikes.items():
+        assert v.tobytes() == two.spikes[k].tobytes(), k
+
+
+def test_threads_validated():
+    from refsim.errors import ValidationError
+    with pytest.raises(ValidationError, match="threads"):
+        Simulator(_shared_current_net(), "paper", "event", threads=0)
+
+
+def test_rounding_prone_weights_run_dense_and_still_match():
+    # weights 1 and 2^-40 in one kernel: sums of spikes need 2^-64 resolution next to values ~1,
+    # more than float64's 53 bits, so the scatter order could change the last bit
+    w = np.zeros((2, 2, 3, 3), np.float32)
+    w[:, :, 0, 0] = 1.0
+    w[:, :, 2, 2] = 2.0 ** -40
+    w[:, :, 1, 1] = 3.0 * 2.0 ** -40
+    def net(w):
+        return Graph([Input("x", (2, 6, 6)), Conv2d("c", ["x"], w.copy(), None, padding=1),
+                      Neuron("n", ["c"], "if", 1.0), Output("o", ["n"])])
+    use, why, _ = Simulator(net(w), "paper", "event").event_plan(PoissonEncoder())["c"]
+    assert not use and "may round" in why
+    x = np.random.default_rng(0).random((2, 2, 6, 6))
+    rec = Recorder(membranes=True)
+    a = Simulator(net(w), "paper", "reference").run(x, 5, PoissonEncoder(seed=0), rec)
+    b = Simulator(net(w), "paper", "event").run(x, 5, PoissonEncoder(seed=0), rec)
+    assert a.membranes["n"].tobytes() == b.membranes["n"].tobytes()
+    w[:, :, 2, 2] = 2.0 ** -20  # now log2(L1) + 1 + 24 + 20 < 53
+    w[:, :, 1, 1] = 0.0
+    use, why, _ = Simulator(net(w), "paper", "event").event_plan(PoissonEncoder())["c"]
+    assert use and "exact" in why
