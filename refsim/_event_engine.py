@@ -106,6 +106,8 @@ class EventEngine:
         self.bounds = {n: b for n, (use, _, b) in plan.items() if use}
         self.tr, self.rec = traces, recorder
         self.nbands = nbands
+        self.dt = np.dtype(sim.dtype)
+        self._w = {}          # synaptic node -> prepared weights in the run's dtype
         g = self.g
         self.fused = set()
         for name in g.neurons:
@@ -122,9 +124,9 @@ class EventEngine:
             C = g.shapes[name][0]
             shape = (batch,) + tuple(g.shapes[name][1:]) + (C,)
             keep_pre = name in traces.membranes and sim.params[name].choices.membrane_report == "pre-reset"
-            self._v[name] = (np.zeros(shape), np.zeros(shape) if keep_pre else np.zeros((1, 1, 1, 1)))
+            self._v[name] = (np.zeros(shape, self.dt), np.zeros(shape, self.dt) if keep_pre else np.zeros((1, 1, 1, 1), self.dt))
             th = np.broadcast_to(sim.params[name].threshold, (C,))
-            self._th[name] = np.ascontiguousarray(th, dtype=np.float64)
+            self._th[name] = np.ascontiguousarray(th, dtype=self.dt)
 
     # -- neurons ------------------------------------------------------------------------------
 
@@ -142,7 +144,7 @@ class EventEngine:
             x = dense(val)
             src, cur = self._nhwc.get(name, (None, None))
             if src is not x:
-                cur = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+                cur = np.ascontiguousarray(x.transpose(0, 2, 3, 1), dtype=self.dt)
                 self._nhwc[name] = (x, cur)
             r0 = c0 = 0
             bias, zero = None, False
@@ -157,7 +159,7 @@ class EventEngine:
         K._neuron_rows(cur, r0, c0, zero, bias if bias is not None else self._th[name], bias is not None,
                        v, vpre, keep_pre, self._th[name], c.comparison == ">=",
                        c.order == "fire-then-integrate", _RESET[c.reset], c.spikes_per_step == "multi",
-                       g[name].model == "ternary", float(c.v_min) if c.v_min is not None else 0.0,
+                       g[name].model == "ternary", self.dt.type(c.v_min if c.v_min is not None else 0.0),
                        c.v_min is not None, c.spike_value == "threshold",
                        ex, ec, ev, rcnt, rsum, rmax, counts, name in tr.counts, spk, name in tr.spikes)
         tr.step_counts[name][t] = rsum.sum(axis=1)
@@ -170,7 +172,7 @@ class EventEngine:
     def _event_arrays(self, name, shape):
         arr = self._events.get(name)
         if arr is None:
-            arr = self._events[name] = K.row_events(self.B, shape)
+            arr = self._events[name] = K.row_events(self.B, shape, self.dt)
         return arr
 
     def _as_events(self, name, val):
@@ -202,10 +204,16 @@ class EventEngine:
             return self._pool(node, src, shape, float(node.kernel_size[0] * node.kernel_size[1]) if t == "AvgPool2d" else 1.0)
         return None
 
+    def _weights(self, name):
+        w = self._w.get(name)
+        if w is None:
+            w = self._w[name] = self.sim._prepared[name].astype(self.dt)
+        return w
+
     def _halo_current(self, node, buf, r0, c0, shape):
         cons = self.g.consumers[node.name]
         zero_ok = len(cons) == 1 and cons[0] in self.fused
-        bias = None if node.bias is None else node.bias.astype(np.float64)
+        bias = None if node.bias is None else node.bias.astype(self.dt)
         h = HaloCurrent(buf, r0, c0, shape, bias, zero_ok)
         self._last[node.name] = h
         return h
@@ -213,7 +221,7 @@ class EventEngine:
     def _buffer(self, name, shape):
         buf = self._bufs.get(name)
         if buf is None:
-            buf = self._bufs[name] = np.zeros(shape)
+            buf = self._bufs[name] = np.zeros(shape, self.dt)
         else:
             last = self._last.get(name)
             if last is not None and not last.consumed:
@@ -230,7 +238,7 @@ class EventEngine:
         R, Wb = max(H + pt, ho) + kh - 1, max(W + pl, wo) + kw - 1
         buf = self._buffer(node.name, (self.B, R, Wb, cout))
         flat = buf.reshape(self.B, R, Wb * cout)
-        wF = self.sim._prepared[node.name]
+        wF = self._weights(node.name)
         for m, off in src.parts():
             K._conv_s1_rows(flat, m.ex, m.ec, m.ev, m.rcnt, wF, pt, pl, cout, off, self.nbands)
         return self._halo_current(node, buf, kh - 1, kw - 1, shape)
@@ -238,7 +246,7 @@ class EventEngine:
     def _conv_transpose(self, node, src, shape):
         cout, ho, wo = shape
         buf = self._buffer(node.name, (self.B, ho, wo, cout))
-        w = self.sim._prepared[node.name]
+        w = self._weights(node.name)
         for m, off in src.parts():
             K._conv_transpose_rows(buf, m.ex, m.ec, m.ev, m.rcnt, w, node.stride[0], node.stride[1],
                                    node.padding[0], node.padding[1], node.dilation[0], node.dilation[1],
@@ -249,12 +257,12 @@ class EventEngine:
         C, ho, wo = shape
         out = self._bufs.get(node.name)
         if out is None:
-            out = self._bufs[node.name] = np.zeros((self.B, ho, wo, C))
+            out = self._bufs[node.name] = np.zeros((self.B, ho, wo, C), self.dt)
         for m, off in src.parts():
             K._pool_rows(out, m.ex, m.ec, m.ev, m.rcnt, node.kernel_size[0], node.kernel_size[1],
                          node.stride[0], node.stride[1], node.padding[0], node.padding[1], off)
         arrays = self._event_arrays(node.name, shape)
-        K._rows_from_nhwc(out, True, div, *arrays)
+        K._rows_from_nhwc(out, True, self.dt.type(div), *arrays)
         return EventMap(arrays, shape)
 
     def concat(self, node, vals):

@@ -87,33 +87,115 @@ def layer_benchmarks(quick, min_time):
     return rows
 
 
-def network_benchmark(quick):
-    from . import models
+def _spike_train(x, T, seed=0):
     from .encoding import PoissonEncoder
+    return np.stack(list(PoissonEncoder(seed=seed).stream(x, T)))
+
+
+def network_benchmark(quick, threads=(1,)):
+    """The hippocampus-style U-Net at low and high activity: refsim reference and event backends
+    (per thread count), and the same network stepped by dense torch, SpikingJelly and snnTorch on
+    the CPU with the same thread count, all driven by the same input spike train."""
+    from . import models
+    from .conformance.adapters.torch_peer import NETWORK_PEERS, network_peer
+    from .encoding import ReplayEncoder
     from .simulator import Recorder, Simulator
     g = models.hippocampus_unet(in_shape=(1, 56, 48), channels=(32, 64), seed=0)
     T = 20 if quick else 200
     out = []
     for label, scale in (("low activity", 0.02), ("high activity", 0.5)):
         x = np.random.default_rng(0).random((1, 1, 56, 48)) * scale
-        res = {"activity": label, "T": T}
-        for be in ("reference", "event"):
-            sim = Simulator(g, "paper", be)
-            sim.run(x, 2, PoissonEncoder(seed=0), Recorder(counts=False, output=False))  # warm-up / JIT
+        train = _spike_train(x, T + 2)
+        res = {"activity": label, "T": T, "input_density": float(train.mean())}
+        runs = [("reference", 1, "float64")] + [("event", n, dt) for n in threads for dt in ("float64", "float32")]
+        for be, n, dt in runs:
+            sim = Simulator(g, "paper", be, threads=n if be == "event" else None, dtype=dt)
+            sim.run(x, 2, ReplayEncoder(train[:2]), Recorder(counts=False, output=False))  # warm-up / JIT
             t0 = time.perf_counter()
-            tr = sim.run(x, T, PoissonEncoder(seed=0), Recorder(counts=False, output=False))
-            res[f"{be}_ms_per_step"] = (time.perf_counter() - t0) / T * 1e3
-            rates = tr.firing_rates()
-            res["mean_rate"] = float(np.mean(list(rates.values())))
-        res["speedup_event_vs_reference"] = res["reference_ms_per_step"] / res["event_ms_per_step"]
+            tr = sim.run(x, T, ReplayEncoder(train[2:]), Recorder(counts=False, output=False))
+            key = "reference" if be == "reference" else f"event{'32' if dt == 'float32' else ''}_{n}t"
+            res[f"{key}_ms_per_step"] = (time.perf_counter() - t0) / T * 1e3
+            res["mean_rate"] = float(np.mean(list(tr.firing_rates().values())))
+        for peer in NETWORK_PEERS:
+            for n in threads:
+                made = network_peer(g, peer, threads=n)
+                if made is None:
+                    continue
+                step, reset = made
+                for t in range(2):
+                    step(train[t])
+                reset()
+                t0 = time.perf_counter()
+                for t in range(T):
+                    step(train[2 + t])
+                res[f"{peer}_{n}t_ms_per_step"] = (time.perf_counter() - t0) / T * 1e3
+        for n in threads:
+            res[f"speedup_float32_vs_torch_{n}t"] = res.get(f"torch_{n}t_ms_per_step", float("nan")) / res[f"event32_{n}t_ms_per_step"]
+            ev = res[f"event_{n}t_ms_per_step"]
+            for peer in NETWORK_PEERS:
+                if f"{peer}_{n}t_ms_per_step" in res:
+                    res[f"speedup_vs_{peer}_{n}t"] = res[f"{peer}_{n}t_ms_per_step"] / ev
+            libs = [res[k] for k in (f"spikingjelly_{n}t_ms_per_step", f"snntorch_{n}t_ms_per_step") if k in res]
+            if libs:
+                res[f"speedup_vs_faster_library_{n}t"] = min(libs) / ev
+        res["speedup_event_vs_reference"] = res["reference_ms_per_step"] / res[f"event_{threads[0]}t_ms_per_step"]
         out.append(res)
     return out
 
 
-_JIT_SNIPPET = ("import time; t=time.perf_counter(); import numpy as np; from refsim.kernels import scatter as k; "
-                "from refsim.graph import Conv2d; W=np.ones((2,2,3,3),np.float32); n=Conv2d('c',['x'],W,None,padding=1); "
-                "x=np.ones((1,2,4,4)); k.conv2d_events_s1(x,n,k.prepare_conv_s1(W),(2,4,4)); "
-                "k.conv2d_events(x,n,k.prepare_conv(W,1),(2,4,4)); print(time.perf_counter()-t)")
+def neuron_pass(min_time):
+    """ns per neuron per step of the fused IF pass (32 x 56 x 48 layer, one thread), for the
+    paper's choice set (its branch-free loop) and a general one (fire-then-integrate, zero reset)."""
+    from .kernels import fused as K
+    B, C, H, W = 1, 32, 56, 48
+    rng = np.random.default_rng(0)
+    cur = np.zeros((B, H + 2, W + 2, C))
+    v = rng.random((B, H, W, C)) * 0.9
+    th, bias = np.ones(C), np.zeros(C)
+    ex, ec, ev, rcnt, rmax = K.row_events(B, (C, H, W))
+    rsum = np.zeros((B, H), np.int64)
+    z4, zi, z8 = np.zeros((1, 1, 1, 1)), np.zeros((1, 1, 1, 1), np.int64), np.zeros((1, 1, 1, 1), np.int8)
+    out = {}
+    for label, ff, reset in (("paper", False, K.RESET_SUBTRACT), ("general", True, K.RESET_ZERO)):
+        t = _best(lambda: K._neuron_rows(cur, 1, 1, True, bias, False, v, z4, False, th, False, ff, reset, False, False,
+                                         0.0, False, False, ex, ec, ev, rcnt, rsum, rmax, zi, False, z8, False), min_time)
+        out[f"{label}_ns_per_neuron"] = t / (B * C * H * W) * 1e9
+    return out
+
+
+def event_profile(T=50):
+    """Where the event backend's step goes (U-Net, low activity, one thread): seconds per step by
+    function, from cProfile (so the Python glue shows as well as the kernels)."""
+    import cProfile
+    import pstats
+    from . import models
+    from .encoding import ReplayEncoder
+    from .simulator import Recorder, Simulator
+    g = models.hippocampus_unet(in_shape=(1, 56, 48), channels=(32, 64), seed=0)
+    x = np.random.default_rng(0).random((1, 1, 56, 48)) * 0.02
+    train = _spike_train(x, T + 2)
+    sim = Simulator(g, "paper", "event", threads=1)
+    sim.run(x, 2, ReplayEncoder(train[:2]), Recorder(counts=False, output=False))
+    prof = cProfile.Profile()
+    prof.enable()
+    t0 = time.perf_counter()
+    sim.run(x, T, ReplayEncoder(train[2:]), Recorder(counts=False, output=False))
+    total = time.perf_counter() - t0
+    prof.disable()
+    st = pstats.Stats(prof).stats
+    rows = {}
+    for (fn, _, func), (_, _, tt, _, _) in st.items():
+        key = func if "kernels" in fn else "NumPy calls" if fn.startswith("~") else "Python glue"
+        rows[key] = rows.get(key, 0.0) + tt
+    prof_ms = {k: v / T * 1e3 for k, v in sorted(rows.items(), key=lambda kv: -kv[1])}
+    return {"ms_per_step": total / T * 1e3, "by_function_ms_per_step": prof_ms}
+
+
+_JIT_SNIPPET = ("import time; t=time.perf_counter(); import numpy as np; from refsim import models; "
+                "from refsim.simulator import Simulator; from refsim.encoding import PoissonEncoder; "
+                "g=models.hippocampus_unet(in_shape=(1,8,8), channels=(2,4)); "
+                "Simulator(g,'paper','event').run(np.full((1,1,8,8),0.5), 2, PoissonEncoder(seed=0)); "
+                "print(time.perf_counter()-t)")
 
 
 def jit_cost():
@@ -153,7 +235,11 @@ def run(quick=False, out_dir=None, echo=print):
     res["layers"] = layer_benchmarks(quick, min_time)
     for r in res["layers"]:
         r["kernel_fraction_of_l1"] = r["kernel_gsynops"] / res["l1_add_rate_gadds"]
-    res["network"] = network_benchmark(quick)
+    res["neuron_pass"] = neuron_pass(min_time)
+    echo(f"fused IF pass: {res['neuron_pass']['paper_ns_per_neuron']:.2f} ns/neuron (paper), "
+         f"{res['neuron_pass']['general_ns_per_neuron']:.2f} (general)")
+    res["network"] = network_benchmark(quick, threads=(1,) if quick else (1, 2))
+    res["event_profile"] = event_profile(20 if quick else 100)
     res["jit"] = jit_cost()
     res["peak_rss_mib"] = peak_memory(quick)
     res["elapsed_s"] = time.perf_counter() - t0
@@ -178,11 +264,31 @@ def to_markdown(res):
         ratio = f"{td / r['event_step_ms']:.2f}x" if td else "n/a"
         L.append(f"| {r['shape']} | {100 * r['density']:.0f} % | {r['kernel_gsynops']:.2f} | {100 * r['kernel_fraction_of_l1']:.0f} % "
                  f"| {r['event_step_ms']:.3f} | {r['numpy_dense_ms']:.3f} | {'n/a' if td is None else f'{td:.3f}'} | {ratio} |")
-    L += ["", "| U-Net 32/64 56x48 | mean rate/step | reference ms/step | event ms/step | speed-up |", "|---|---|---|---|---|"]
+    thr = sorted({int(k.split("_")[1][:-1]) for n in res["network"] for k in n if k.startswith("event_") and k.endswith("_ms_per_step")})
+    L += ["", "| U-Net 32/64 56x48 | threads | input density | mean rate/step | reference | event | event float32 | torch dense "
+          "| SpikingJelly | snnTorch | event vs torch | event vs faster library | float32 vs torch |",
+          "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    f = lambda d, k: f"{d[k]:.2f}" if k in d else "n/a"
     for n in res["network"]:
-        L.append(f"| {n['activity']} (T={n['T']}) | {n['mean_rate']:.3f} | {n['reference_ms_per_step']:.2f} | "
-                 f"{n['event_ms_per_step']:.2f} | {n['speedup_event_vs_reference']:.2f}x |")
+        for t in thr:
+            L.append(f"| {n['activity']} (T={n['T']}) | {t} | {100 * n['input_density']:.1f} % | {n['mean_rate']:.4f} | "
+                     f"{f(n, 'reference_ms_per_step') if t == 1 else '-'} | {f(n, f'event_{t}t_ms_per_step')} | "
+                     f"{f(n, f'event32_{t}t_ms_per_step')} | "
+                     f"{f(n, f'torch_{t}t_ms_per_step')} | {f(n, f'spikingjelly_{t}t_ms_per_step')} | "
+                     f"{f(n, f'snntorch_{t}t_ms_per_step')} | {f(n, f'speedup_vs_torch_{t}t')}x | "
+                     f"{f(n, f'speedup_vs_faster_library_{t}t')}x | {f(n, f'speedup_float32_vs_torch_{t}t')}x |")
+    L.append("")
+    L.append("(ms per step; reference backend on one thread; peers are float32 torch on the CPU, same input spikes.)")
+    if "neuron_pass" in res:
+        np_ = res["neuron_pass"]
+        L += ["", f"Fused IF pass: {np_['paper_ns_per_neuron']:.2f} ns per neuron per step (paper choices), "
+                  f"{np_['general_ns_per_neuron']:.2f} ns (general loop)."]
+    if "event_profile" in res:
+        ep = res["event_profile"]
+        L += ["", f"Where an event step goes (U-Net, low activity, 1 thread, cProfile, {ep['ms_per_step']:.2f} ms/step):", "",
+              "| function | ms/step |", "|---|---|"]
+        L += [f"| {k} | {v:.3f} |" for k, v in ep["by_function_ms_per_step"].items()]
     L += ["", f"L1 add rate {res['l1_add_rate_gadds']:.2f} G adds/s; JIT cold {res['jit']['cold_s']:.2f} s, warm "
           f"{res['jit']['warm_s']:.2f} s; peak RSS " + ", ".join(f"{k} {v:.0f} MiB" for k, v in res["peak_rss_mib"].items())
-          + f"; torch {res['machine']['torch']}; 1 thread; total {res['elapsed_s']:.0f} s."]
+          + f"; torch {res['machine']['torch']}; per-layer rows on 1 thread; total {res['elapsed_s']:.0f} s."]
     return "\n".join(L)

@@ -25,6 +25,7 @@ from .neurons import get_model
 from .semantics import DEFAULT_PROFILE, get_profile
 
 BACKENDS = ("reference", "event")
+DTYPES = ("float64", "float32")
 
 
 @dataclass
@@ -76,6 +77,7 @@ class Traces:
     output: dict = field(default_factory=dict)        # output node -> (T, B, ...) float64
     final_output: dict = field(default_factory=dict)  # output node -> (B, ...) float64
     inputs: dict = field(default_factory=dict)        # input node -> (T, B, ...) float64
+    dtype: str = "float64"                            # arithmetic of the run (event backend may use float32)
 
     def firing_rates(self) -> dict:
         """Mean spikes per neuron per step, per layer (over batch, neurons and steps)."""
@@ -119,7 +121,7 @@ class Traces:
 
     def meta(self) -> dict:
         return {"format": "refsim-traces", "format_version": 1, "producer": "refsim", "version": __version__, "T": self.T, "batch": self.batch, "profile": self.profile,
-                "backend": self.backend, "dtype": "float64", "encoder": self.encoder,
+                "backend": self.backend, "dtype": self.dtype, "encoder": self.encoder,
                 "layers": {k: {**v, "shape": list(v["shape"])} for k, v in self.layers.items()}}
 
 
@@ -162,12 +164,25 @@ class Simulator:
         dense reference arithmetic. In float64 the event backend gives the same spikes and
         membranes as the reference, bit for bit, while every sum is exact (see that module).
         IF and ternary layers run a fused Numba pass (:mod:`refsim.kernels.fused`).
+    dtype : ``"float64"`` (default) or ``"float32"``
+        Event backend only. ``"float32"`` keeps the fused path (scattered currents, IF/ternary
+        membranes, thresholds, weights, biases) in float32, for speed: half the memory traffic.
+        Its sums round in the scatter's order, so membranes differ from the reference in the last
+        float32 bits and a membrane within those bits of a threshold can fire one step early or
+        late; everything after such a spike can differ. See ``docs/architecture.md``.
     threads : int, optional
         Numba threads for the event backend's parallel kernels during :meth:`run` (default:
         Numba's setting, ``NUMBA_NUM_THREADS``). Results do not depend on it, bit for bit.
     """
 
-    def __init__(self, graph: Graph, profile=DEFAULT_PROFILE, backend: str = "reference", threads: int | None = None):
+    def __init__(self, graph: Graph, profile=DEFAULT_PROFILE, backend: str = "reference", threads: int | None = None,
+                 dtype: str = "float64"):
+        if dtype not in DTYPES:
+            from .errors import UnknownNameError
+            raise UnknownNameError("dtype", dtype, DTYPES)
+        if dtype != "float64" and backend != "event":
+            raise ValidationError("Simulator(dtype)", "'float64' for the reference backend (it is the float64 oracle)", dtype)
+        self.dtype = dtype
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1):
             raise ValidationError("Simulator(threads)", "None (Numba's default) or a positive integer", threads)
         self.threads = None if threads is None else int(threads)
@@ -309,7 +324,8 @@ class Simulator:
             elif not isinstance(node, (Neuron, Output)) and all(i in static for i in node.inputs):
                 static.add(name)
 
-        tr = Traces(T=int(T), batch=batch, profile=self.profile.name, backend=self.backend, encoder=encoder.describe())
+        tr = Traces(T=int(T), batch=batch, profile=self.profile.name, backend=self.backend, encoder=encoder.describe(),
+                    dtype=self.dtype)
         from .neurons._common import MembraneState
         states = {}
         for name in g.neurons + g.outputs:

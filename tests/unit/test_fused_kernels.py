@@ -170,3 +170,48 @@ def test_rounding_prone_weights_run_dense_and_still_match():
     w[:, :, 1, 1] = 0.0
     use, why, _ = Simulator(net(w), "paper", "event").event_plan(PoissonEncoder())["c"]
     assert use and "exact" in why
+
+
+def _one_layer(w, b):
+    return Graph([Input("x", (w.shape[1], 7, 6)), Conv2d("c", ["x"], w, b, padding=1), Neuron("n", ["c"], "if", 1.0),
+                  Output("o", ["n"])])
+
+
+def test_float32_mode_is_exact_when_float32_sums_are():
+    # weights on a 2^-4 grid below 4 and few terms: every float32 partial sum is exact, so float32
+    # mode must give the reference's spikes and membranes
+    rng = np.random.default_rng(5)
+    w = (rng.integers(-32, 33, size=(3, 2, 3, 3)) / 16.0).astype(np.float32)
+    g = _one_layer(w, (rng.integers(-4, 5, size=3) / 8.0).astype(np.float32))
+    x = rng.random((2, 2, 7, 6))
+    rec = Recorder(spikes=True, membranes=True)
+    a = Simulator(g, "paper", "reference").run(x, 10, PoissonEncoder(seed=2), rec)
+    b = Simulator(g, "paper", "event", dtype="float32").run(x, 10, PoissonEncoder(seed=2), rec)
+    np.testing.assert_array_equal(a.spikes["n"], b.spikes["n"])
+    np.testing.assert_array_equal(a.membranes["n"], b.membranes["n"])
+    assert b.meta()["dtype"] == "float32" and a.spikes["n"].any()
+
+
+def test_float32_mode_first_step_within_rounding_bound():
+    # random weights: after one step the float32 membrane differs from the float64 one by at most
+    # the textbook bound for a float32 sum of n terms, gamma_n * sum|terms| (n <= 19 here)
+    rng = np.random.default_rng(6)
+    w = rng.standard_normal((4, 2, 3, 3)).astype(np.float32)
+    bias = rng.standard_normal(4).astype(np.float32)
+    g = _one_layer(w, bias)
+    x = rng.random((2, 2, 7, 6))
+    rec = Recorder(membranes=True)
+    a = Simulator(g, "paper", "reference").run(x, 1, PoissonEncoder(seed=1), rec).membranes["n"][0]
+    b = Simulator(g, "paper", "event", dtype="float32").run(x, 1, PoissonEncoder(seed=1), rec).membranes["n"][0]
+    u, n = 2.0 ** -24, 2 * 9 + 2  # terms, bias, membrane add
+    mag = ops.conv2d(np.ones((2, 2, 7, 6)), np.abs(w), np.abs(bias), (1, 1), (1, 1, 1, 1)) + 1.0  # + threshold (reset)
+    assert np.all(np.abs(a - b) <= n * u / (1 - n * u) * mag)
+    assert np.any(a != b), "random float32 weights should show some rounding"
+
+
+def test_float32_only_on_the_event_backend():
+    from refsim.errors import UnknownNameError, ValidationError
+    with pytest.raises(ValidationError, match="float64 oracle"):
+        Simulator(_shared_current_net(), "paper", "reference", dtype="float32")
+    with pytest.raises(UnknownNameError, match="float32"):
+        Simulator(_shared_current_net(), "paper", "event", dtype="float16")

@@ -27,3 +27,124 @@ def dense_conv3x3(weight, x, threads=1):
         with torch.no_grad():
             return torch.nn.functional.conv2d(tx, tw, padding=1)
     return run
+
+
+NETWORK_PEERS = ("torch", "spikingjelly", "snntorch")
+
+
+def network_peer(graph, peer="torch", threads=1, channels_last=True):
+    """A callable ``step(x) -> None`` that advances ``graph`` (refsim Graph of IF layers) one time
+    step on a float32 input batch, in torch on the CPU, for timing side by side with refsim.
+
+    ``peer``: ``"torch"`` (IF written in torch ops: v += I; s = v > th; v -= s * th),
+    ``"spikingjelly"`` (``IFNode(v_reset=None)``, single-step) or ``"snntorch"``
+    (``Leaky(beta=1, reset_mechanism="subtract")``). Returns ``(step, reset)``; None when torch or
+    the library is missing. Not a conformance tool: for timing only.
+    """
+    try:
+        import torch
+        import torch.nn.functional as F
+    except Exception:
+        return None
+    import numpy as np
+    from ...errors import UnknownNameError, ValidationError
+    if peer not in NETWORK_PEERS:
+        raise UnknownNameError("network peer", peer, NETWORK_PEERS)
+    try:
+        if peer == "spikingjelly":
+            from spikingjelly.activation_based import neuron as sjn
+        elif peer == "snntorch":
+            import snntorch as snn
+    except Exception:
+        return None
+    torch.set_num_threads(threads)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    t32 = lambda a: None if a is None else torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
+    ops, state = [], {}
+    for name in graph.order:
+        node = graph[name]
+        t = node.TYPE
+        if t == "Conv2d":
+            w = t32(node.weight).contiguous(memory_format=fmt)
+            pt, pb, pl, pr = node.pads
+            def f(xs, w=w, b=t32(node.bias), n=node, p=(pl, pr, pt, pb)):
+                if p[0] == p[1] and p[2] == p[3]:
+                    return F.conv2d(xs[0], w, b, n.stride, (p[2], p[0]), n.dilation, n.groups)
+                return F.conv2d(F.pad(xs[0], p), w, b, n.stride, 0, n.dilation, n.groups)
+        elif t == "ConvTranspose2d":
+            w = t32(node.weight)
+            def f(xs, w=w, b=t32(node.bias), n=node):
+                return F.conv_transpose2d(xs[0], w, b, n.stride, n.padding, n.output_padding, n.groups, n.dilation)
+        elif t in ("AvgPool2d", "SumPool2d"):
+            area = node.kernel_size[0] * node.kernel_size[1]
+            def f(xs, n=node, k=(1.0 if t == "AvgPool2d" else float(area))):
+                y = F.avg_pool2d(xs[0], n.kernel_size, n.stride, n.padding)
+                return y * k if k != 1.0 else y
+        elif t == "Concat":
+            def f(xs):
+                return torch.cat(xs, dim=1)
+        elif t == "Upsample":
+            def f(xs, n=node):
+                return F.interpolate(xs[0], scale_factor=n.scale_factor, mode="nearest")
+        elif t == "Flatten":
+            def f(xs):
+                return xs[0].flatten(1)
+        elif t == "Linear":
+            def f(xs, w=t32(node.weight), b=t32(node.bias)):
+                return F.linear(xs[0], w, b)
+        elif t in ("Dropout", "Input"):
+            def f(xs):
+                return xs[0]
+        elif t == "Neuron":
+            if node.model != "if" or np.ndim(node.threshold) != 0:
+                raise ValidationError(f"network_peer node {name!r}", "IF neurons with a scalar threshold", node.model)
+            th = float(node.threshold)
+            if peer == "torch":
+                def f(xs, name=name, th=th):
+                    v = state.get(name)
+                    v = xs[0].clone() if v is None else v.add_(xs[0])
+                    s = (v > th).to(v.dtype)
+                    v.sub_(s * th)
+                    state[name] = v
+                    return s
+            elif peer == "spikingjelly":
+                mod = sjn.IFNode(v_threshold=th, v_reset=None)
+                def f(xs, mod=mod):
+                    return mod(xs[0])
+                state.setdefault("_modules", []).append(mod)
+            else:
+                mod = snn.Leaky(beta=1.0, threshold=th, reset_mechanism="subtract")
+                def f(xs, mod=mod, name=name):
+                    mem = state.get(name)
+                    if mem is None:
+                        mem = torch.zeros_like(xs[0])
+                    s, state[name] = mod(xs[0], mem)
+                    return s
+        elif t == "Output":
+            def f(xs, name=name):
+                v = state.get(name)
+                state[name] = xs[0].clone() if v is None else v.add_(xs[0])
+                return state[name]
+        else:
+            raise ValidationError(f"network_peer node {name!r}", "a node type the timing peer supports", t)
+        ops.append((name, node.inputs, f))
+
+    def step(x):
+        vals = {}
+        with torch.no_grad():
+            for name, ins, f in ops:
+                if not ins:
+                    xi = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+                    vals[name] = xi.contiguous(memory_format=fmt) if xi.ndim == 4 else xi
+                else:
+                    vals[name] = f([vals[i] for i in ins])
+        return vals
+
+    def reset():
+        mods = state.pop("_modules", [])
+        state.clear()
+        for m in mods:
+            m.reset()
+        if mods:
+            state["_modules"] = mods
+    return step, reset
