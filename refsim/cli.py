@@ -88,13 +88,16 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("profiles", help="list the profiles and their choices")
 
-    ck = sub.add_parser("check", help="compare recorded traces with the equations, layer by layer (teacher-forced)",
+    ck = sub.add_parser("check", help="compare recorded traces with the equations, layer by layer (teacher-forced or free-running)",
                         description="Exit 0: conforms (rounding ties allowed and reported); 1: diverges; 2: bad input.")
     ck.add_argument("model")
     ck.add_argument("traces", help="trace file with spikes of every spiking layer and inputs/<input> (docs/traces.md)")
     ck.add_argument("--profile", default=None, help="profile to check against (default: the traces', else the model's)")
     ck.add_argument("--json", default=None, help="also write the report as JSON here")
     ck.add_argument("--no-explain", action="store_true", help="skip the search for the choice that explains a divergence")
+    ck.add_argument("--free-running", action="store_true",
+                    help="drive every layer with refsim's own spikes (only the input train is replayed) and report the "
+                         "first step where any layer differs, instead of teacher forcing")
 
     fp = sub.add_parser("fingerprint", help="say which semantic choices an implementation makes, from the tie probes",
                         description="Reads a (T, N) spike array (.npy) recorded for the probes of "
@@ -297,7 +300,7 @@ def _cmd_check(args):
     g = load_model(args.model)
     tr = load_traces(args.traces)
     profile = args.profile or tr.profile or g.metadata.get("profile", DEFAULT_PROFILE)
-    rep = check(g, tr, profile, explain=not args.no_explain)
+    rep = check(g, tr, profile, explain=not args.no_explain, mode="free-running" if args.free_running else "teacher-forced")
     print(format_report(rep))
     if args.json:
         with open(args.json, "w") as fh:

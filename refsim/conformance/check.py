@@ -151,8 +151,17 @@ class LayerReport:
         return dataclasses.asdict(self)
 
 
-def _check_layers(graph, traces, profile, only=None, overrides=None):
-    """Teacher-forced pass over all steps; returns {layer: LayerReport}."""
+MODES = ("teacher-forced", "free-running")
+
+
+def _check_layers(graph, traces, profile, only=None, overrides=None, mode="teacher-forced"):
+    """Pass over all steps; returns {layer: LayerReport}.
+
+    ``mode="free-running"``: every layer is driven by refsim's own spikes (only the input train is
+    the recorded one) and keeps its own membranes; the pass stops after the first step on which any
+    layer's decisions differ, since the two runs legitimately separate after that.
+    """
+    free = mode == "free-running"
     prof = get_profile(profile)
     params = {}
     for n in graph.neurons:
@@ -175,7 +184,10 @@ def _check_layers(graph, traces, profile, only=None, overrides=None):
     v = {n: np.zeros((B,) + graph.shapes[n]) for n in layers}
     bound = {n: np.zeros((B,) + graph.shapes[n]) for n in layers}
     gparam = {n: _param_granularity(graph[n]) for n in graph.order}
+    stop, v_free = False, {}
     for t in range(T):
+        if stop:
+            break
         vals, absv, gran, fan = {}, {}, {}, {}
         for name in graph.order:
             node = graph[name]
@@ -187,13 +199,14 @@ def _check_layers(graph, traces, profile, only=None, overrides=None):
                 m = get_model(node.model)
                 s_rec = traces.spikes[name][t].astype(np.int32 if node.model != "multithreshold" else np.uint8)
                 out = m.emitted(s_rec, p)
+                s_ours = None
                 if name in reports:
                     x, ax = vals[node.inputs[0]], absv[node.inputs[0]]
                     rep = reports[name]
                     v_prev = v[name]
                     s_ours, st = m.step(MembraneState(v_prev, v_prev), x, p)
                     pre = st.v_pre
-                    v_new = _forced_update(node.model, v_prev, x, s_rec, p)
+                    v_new = st.v if free else _forced_update(node.model, v_prev, x, s_rec, p)
                     theta_g = (_granularity(np.outer(p.levels, np.atleast_1d(p.threshold)))
                                if node.model == "multithreshold" else _granularity(p.threshold))
                     g = min(gran[node.inputs[0]], _granularity(v_prev), theta_g)
@@ -222,6 +235,14 @@ def _check_layers(graph, traces, profile, only=None, overrides=None):
                                          "threshold": float(th_all[idx[1]] if th_all.size > 1 else th_all[0]),
                                          "rounding_bound": float(bound[name][idx])}
                     v[name] = v_new
+                    if free:
+                        out = m.emitted(s_ours, p)
+                        stop = stop or bool(diff.any())
+                elif free:  # not checked, but its own spikes drive what follows
+                    z = np.zeros((B,) + graph.shapes[name])
+                    s_ours, st = m.step(v_free.get(name, MembraneState(z, z)), vals[node.inputs[0]], p)
+                    v_free[name] = st
+                    out = m.emitted(s_ours, p)
                 vals[name], absv[name], fan[name] = out, np.abs(out), 0
                 gran[name] = _granularity(out)
             elif isinstance(node, Output):
@@ -242,10 +263,18 @@ ALTERNATIVES = [("comparison", ">"), ("comparison", ">="), ("order", "integrate-
                 ("spikes_per_step", "multi"), ("v_min", -1.0), ("v_min", None)]
 
 
-def check(graph, traces, profile="paper", explain=True) -> dict:
-    """Teacher-forced comparison. Returns a JSON-serialisable report with ``conforms``."""
+def check(graph, traces, profile="paper", explain=True, mode="teacher-forced") -> dict:
+    """Compare recorded traces with the equations. Returns a JSON-serialisable report with ``conforms``.
+
+    ``mode``: ``"teacher-forced"`` (default; every faulty layer is found) or ``"free-running"``
+    (refsim runs the whole network on the recorded input train and the first step where any
+    layer's spikes differ is reported, as a rounding tie or a divergence).
+    """
+    if mode not in MODES:
+        from ..errors import UnknownNameError
+        raise UnknownNameError("check mode", mode, MODES)
     prof = get_profile(profile)
-    reports = _check_layers(graph, traces, prof)
+    reports = _check_layers(graph, traces, prof, mode=mode)
     for name, rep in reports.items():
         if rep.divergences and explain:
             current = prof.choices(graph[name].model).replace(**graph[name].choices)
@@ -253,12 +282,13 @@ def check(graph, traces, profile="paper", explain=True) -> dict:
                 if getattr(current, field) == value:
                     continue
                 try:
-                    alt = _check_layers(graph, traces, prof, only={name}, overrides={name: {field: value}})[name]
+                    alt = _check_layers(graph, traces, prof, only=None if mode == "free-running" else {name},
+                                        overrides={name: {field: value}}, mode=mode)[name]
                 except Exception:  # an alternative invalid for this model (e.g. multi for ternary)
                     continue
                 if alt.divergences == 0:
                     rep.explained_by.append(f"{field}={value}")
-    return {"profile": prof.name, "mode": "teacher-forced", "T": traces.T, "batch": traces.batch,
+    return {"profile": prof.name, "mode": mode, "T": traces.T, "batch": traces.batch,
             "conforms": all(r.divergences == 0 for r in reports.values()),
             "layers": [r.as_dict() for r in reports.values()]}
 

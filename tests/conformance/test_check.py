@@ -104,3 +104,33 @@ def test_cli_check(tmp_path, capsys):
     tr.save(tmp_path / "noinput.npz")
     assert cli.main(["check", str(tmp_path / "m.safetensors"), str(tmp_path / "noinput.npz")]) == 2
     assert "inputs/in" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("profile", ["paper", "sinabs"])
+def test_free_running_conforms_on_own_traces(profile):
+    g = dyadic_net()
+    rep = check(g, record(g, profile), profile, mode="free-running")
+    assert rep["conforms"] and rep["mode"] == "free-running"
+    assert all(r["compared"] == 30 * 2 * np.prod(g.shapes[r["layer"]]) for r in rep["layers"])  # every step compared
+
+
+def test_free_running_stops_at_the_first_divergence_and_explains_it():
+    tr = record(dyadic_net({"comparison": ">="}))
+    forced = {r["layer"]: r for r in check(dyadic_net(), tr, "paper")["layers"]}
+    rep = check(dyadic_net(), tr, "paper", mode="free-running")
+    layers = {r["layer"]: r for r in rep["layers"]}
+    assert not rep["conforms"]
+    first = layers["if2"]["first"]
+    assert first["step"] == forced["if2"]["first"]["step"]  # nothing differed before the bug's first effect
+    assert layers["if1"]["divergences"] == 0
+    # the pass stops after that step: downstream layers compared no later steps
+    assert layers["if3"]["compared"] == (first["step"] + 1) * 2 * np.prod(dyadic_net().shapes["if3"])
+    assert "comparison=>=" in layers["if2"]["explained_by"]
+
+
+def test_cli_check_free_running(tmp_path, capsys):
+    g = dyadic_net()
+    save_model(g, tmp_path / "m.safetensors")
+    record(dyadic_net({"comparison": ">="})).save(tmp_path / "bug.npz")
+    assert cli.main(["check", str(tmp_path / "m.safetensors"), str(tmp_path / "bug.npz"), "--free-running"]) == 1
+    assert "free-running" in capsys.readouterr().out

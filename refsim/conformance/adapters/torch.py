@@ -1,5 +1,5 @@
-"""Torch adapter: export a ``torch.nn.Sequential`` spiking network to a refsim graph and record its
-traces step by step. torch and the SNN libraries are imported lazily (``pip install torch==2.13.0``
+"""Torch adapter: export a torch spiking network to a refsim graph and record its traces step by step
+(``nn.Sequential`` directly; other modules, with skips and ``torch.cat``, through torch.fx). torch and the SNN libraries are imported lazily (``pip install torch==2.13.0``
 then the library, with a constraints file pinning torch).
 
 Supported modules, in order: ``Conv2d``, ``ConvTranspose2d``, ``AvgPool2d``, ``Linear``, ``Flatten``,
@@ -76,9 +76,48 @@ def neuron_info(mod, where):
     return None
 
 
+def _w(t):
+    return None if t is None else t.detach().cpu().numpy().astype(np.float32)
+
+
+def _module_node(m, nm, inputs, prof):
+    """The refsim node of torch module ``m`` named ``nm`` reading ``inputs``."""
+    torch = _torch()
+    from ...graph import AvgPool2d, Conv2d, ConvTranspose2d, Dropout, Flatten, Linear, Neuron
+    from ...semantics import get_profile
+    nn = torch.nn
+    w = _w
+    if _kind(m):
+        th, ov, _ = neuron_info(m, nm)
+        pc = get_profile(prof).choices("if")
+        ov = {k: v for k, v in ov.items() if getattr(pc, k) != v}
+        return Neuron(nm, inputs, "if", th, choices=ov or None)
+    if isinstance(m, nn.Conv2d):
+        if m.padding_mode != "zeros":
+            raise ModelFormatError(nm, "padding_mode 'zeros'", m.padding_mode)
+        pad = m.padding if isinstance(m.padding, str) else list(m.padding)
+        return Conv2d(nm, inputs, w(m.weight), w(m.bias), stride=list(m.stride), padding=pad,
+                      dilation=list(m.dilation), groups=m.groups)
+    if isinstance(m, nn.ConvTranspose2d):
+        return ConvTranspose2d(nm, inputs, w(m.weight), w(m.bias), stride=list(m.stride), padding=list(m.padding),
+                               output_padding=list(m.output_padding), dilation=list(m.dilation), groups=m.groups)
+    if isinstance(m, nn.AvgPool2d):
+        if m.ceil_mode or not m.count_include_pad or m.divisor_override:
+            raise ModelFormatError(nm, "AvgPool2d with ceil_mode=False, count_include_pad=True", "other options")
+        return AvgPool2d(nm, inputs, m.kernel_size, m.stride, m.padding)
+    if isinstance(m, nn.Linear):
+        return Linear(nm, inputs, w(m.weight), w(m.bias))
+    if isinstance(m, nn.Flatten):
+        return Flatten(nm, inputs)
+    if isinstance(m, (nn.Dropout, nn.Identity)):
+        return Dropout(nm, inputs, getattr(m, "p", 0.0))
+    raise ModelFormatError(f"torch module {nm}", "a supported module (see refsim.conformance.adapters.torch)",
+                           type(m).__name__)
+
+
 def profile_of(model) -> str:
     """The refsim profile of the model's neurons (they must agree)."""
-    names = {neuron_info(m, str(i))[2] for i, m in enumerate(model) if _kind(m)}
+    names = {neuron_info(m, str(i))[2] for i, m in enumerate(model.modules()) if _kind(m)}
     if len(names) != 1:
         raise ModelFormatError("torch model neurons", "neurons of one library", sorted(names) or "none")
     return names.pop()
@@ -87,54 +126,149 @@ def profile_of(model) -> str:
 def export(model, input_shape, name="torch-model"):
     """A refsim Graph equal to ``model`` (a torch.nn.Sequential) for inputs of shape ``input_shape``."""
     torch = _torch()
-    from ...graph import (AvgPool2d, Conv2d, ConvTranspose2d, Dropout, Flatten, Graph, Input, Linear, Neuron, Output)
-    nn = torch.nn
+    from ...graph import Graph, Input, Output
+    if not isinstance(model, torch.nn.Sequential):
+        return export_traced(model, input_shape, name)
     nodes = [Input("input", tuple(input_shape))]
     prev = "input"
     prof = profile_of(model)
-
-    def w(t):
-        return None if t is None else t.detach().cpu().numpy().astype(np.float32)
-
     for i, m in enumerate(model):
         nm = f"{i}_{type(m).__name__}"
-        if _kind(m):
-            th, ov, _ = neuron_info(m, nm)
-            from ...semantics import get_profile
-            pc = get_profile(prof).choices("if")
-            ov = {k: v for k, v in ov.items() if getattr(pc, k) != v}
-            nodes.append(Neuron(nm, [prev], "if", th, choices=ov or None))
-        elif isinstance(m, nn.Conv2d):
-            if m.padding_mode != "zeros":
-                raise ModelFormatError(nm, "padding_mode 'zeros'", m.padding_mode)
-            pad = m.padding if isinstance(m.padding, str) else list(m.padding)
-            nodes.append(Conv2d(nm, [prev], w(m.weight), w(m.bias), stride=list(m.stride), padding=pad,
-                                dilation=list(m.dilation), groups=m.groups))
-        elif isinstance(m, nn.ConvTranspose2d):
-            nodes.append(ConvTranspose2d(nm, [prev], w(m.weight), w(m.bias), stride=list(m.stride), padding=list(m.padding),
-                                         output_padding=list(m.output_padding), dilation=list(m.dilation), groups=m.groups))
-        elif isinstance(m, nn.AvgPool2d):
-            if m.ceil_mode or not m.count_include_pad or m.divisor_override:
-                raise ModelFormatError(nm, "AvgPool2d with ceil_mode=False, count_include_pad=True", "other options")
-            nodes.append(AvgPool2d(nm, [prev], m.kernel_size, m.stride, m.padding))
-        elif isinstance(m, nn.Linear):
-            nodes.append(Linear(nm, [prev], w(m.weight), w(m.bias)))
-        elif isinstance(m, nn.Flatten):
-            nodes.append(Flatten(nm, [prev]))
-        elif isinstance(m, (nn.Dropout, nn.Identity)):
-            nodes.append(Dropout(nm, [prev], getattr(m, "p", 0.0)))
-        else:
-            raise ModelFormatError(f"torch module {nm}", "a supported module (see refsim.conformance.adapters.torch)",
-                                   type(m).__name__)
+        nodes.append(_module_node(m, nm, [prev], prof))
         prev = nm
     nodes.append(Output("output", [prev]))
     return Graph(nodes, name=name, metadata={"profile": prof, "source": "torch adapter"})
+
+
+def _trace(model):
+    """torch.fx graph of ``model`` with neuron modules kept as leaves (their state is Python-side)."""
+    torch = _torch()
+    import torch.fx as fx
+
+    class _Tracer(fx.Tracer):
+        def is_leaf_module(self, m, qualname):
+            return _kind(m) is not None or super().is_leaf_module(m, qualname)
+    try:
+        return _Tracer().trace(model)
+    except Exception as exc:  # fx raises many types for data-dependent Python
+        raise ModelFormatError(f"torch model {type(model).__name__}", "a forward that torch.fx can trace (no data-dependent "
+                               "control flow)", f"{type(exc).__name__}: {exc}") from None
+
+
+def _node_name(target):
+    return str(target).replace(".", "_")
+
+
+def export_traced(model, input_shape, name="torch-model"):
+    """A refsim Graph equal to a general torch module (skips, ``torch.cat`` along channels), traced with
+    torch.fx. Neuron modules must return a spike tensor (SpikingJelly ``IFNode``, snnTorch
+    ``Leaky(init_hidden=True)``, Sinabs ``IAFSqueeze``); node names are the module paths with ``_``
+    for ``.``. One input; the traced output feeds a non-firing Output node."""
+    torch = _torch()
+    import operator
+    from ...graph import Concat, Flatten, Graph, Input, Output
+    graph = _trace(model)
+    mods = dict(model.named_modules())
+    prof = profile_of(model)
+    nodes, names = [], {}
+    for fxn in graph.nodes:
+        where = f"torch.fx node {fxn.name!r}"
+        if fxn.op == "placeholder":
+            if any(n.TYPE == "Input" for n in nodes):
+                raise ModelFormatError(where, "a model with one input", "several inputs")
+            nodes.append(Input("input", tuple(input_shape)))
+            names[fxn.name] = "input"
+        elif fxn.op == "call_module":
+            m = mods[fxn.target]
+            k = _kind(m)
+            if (k == "snntorch" and not m.init_hidden) or k == "norse" or (k == "sinabs" and type(m).__name__ != "IAFSqueeze"):
+                raise ModelFormatError(f"torch module {fxn.target}", "a neuron returning a spike tensor (snnTorch "
+                                       "init_hidden=True, Sinabs IAFSqueeze) in a non-sequential model", type(m).__name__)
+            ins = [names[a.name] for a in fxn.args if isinstance(a, torch.fx.Node)]
+            nm = _node_name(fxn.target)
+            nodes.append(_module_node(m, nm, ins, prof))
+            names[fxn.name] = nm
+        elif fxn.op == "call_function" and fxn.target is torch.cat:
+            parts = fxn.args[0]
+            dim = fxn.args[1] if len(fxn.args) > 1 else fxn.kwargs.get("dim", 0)
+            if dim not in (1, -3):
+                raise ModelFormatError(where, "torch.cat along channels (dim=1)", f"dim={dim}")
+            nodes.append(Concat(fxn.name, [names[a.name] for a in parts]))
+            names[fxn.name] = fxn.name
+        elif fxn.op == "call_function" and fxn.target is torch.flatten:
+            nodes.append(Flatten(fxn.name, [names[fxn.args[0].name]]))
+            names[fxn.name] = fxn.name
+        elif fxn.op == "output":
+            out = fxn.args[0]
+            if not isinstance(out, torch.fx.Node):
+                raise ModelFormatError(where, "a model returning one tensor", type(out).__name__)
+            nodes.append(Output("output", [names[out.name]]))
+        else:
+            what = getattr(fxn.target, "__name__", str(fxn.target))
+            hint = " (write skips as torch.cat, not +)" if fxn.target in (operator.add, torch.add) else ""
+            raise ModelFormatError(where, f"a module call, torch.cat or torch.flatten{hint}", f"{fxn.op} {what}")
+    return Graph(nodes, name=name, metadata={"profile": prof, "source": "torch adapter (torch.fx)"})
+
+
+def _reset(m):
+    k = _kind(m)
+    if k == "sj":
+        m.reset()
+    elif k == "sinabs":
+        m.reset_states()
+    elif k == "snntorch" and m.init_hidden:
+        m.reset_mem()
+
+
+def record_traced(model, inputs, name="torch-model"):
+    """:func:`record` for a general module: forward hooks on the neuron modules capture each step's spikes
+    (names as :func:`export_traced`); the model's output, summed over steps, is the output membrane."""
+    torch = _torch()
+    from ...simulator import Traces
+    x = np.asarray(inputs, dtype=np.float32)
+    T, B = x.shape[:2]
+    prof = profile_of(model)
+    tr = Traces(T=int(T), batch=int(B), profile=prof, backend=f"torch {torch.__version__}", encoder={"type": "replay"})
+    tr.inputs["input"] = x.astype(np.float64)
+    step = {"t": 0}
+    hooks = []
+
+    def hook(nm, k):
+        def f(mod, args, out):
+            s = out.detach().cpu().numpy()
+            t = step["t"]
+            if nm not in tr.spikes:
+                tr.spikes[nm] = np.zeros((T,) + s.shape, dtype=np.int16 if k == "sinabs" else np.int8)
+                tr.step_counts[nm] = np.zeros((T, B), dtype=np.int64)
+                tr.layers[nm] = {"model": "if", "shape": tuple(s.shape[1:]), "neurons": int(np.prod(s.shape[1:]))}
+            tr.spikes[nm][t] = s
+            tr.step_counts[nm][t] = np.abs(s).reshape(B, -1).sum(axis=1)
+        return f
+    for qn, m in model.named_modules():
+        if _kind(m):
+            _reset(m)
+            hooks.append(m.register_forward_hook(hook(_node_name(qn), _kind(m))))
+    out_acc = None
+    try:
+        with torch.no_grad():
+            for t in range(T):
+                step["t"] = t
+                o = model(torch.from_numpy(x[t])).detach().cpu().numpy().astype(np.float64)
+                out_acc = o if out_acc is None else out_acc + o
+                tr.output.setdefault("output", np.zeros((T,) + o.shape))[t] = out_acc
+    finally:
+        for h in hooks:
+            h.remove()
+    tr.final_output["output"] = out_acc
+    return tr
 
 
 def record(model, inputs, name="torch-model"):
     """Run ``model`` step by step on ``inputs`` (T, B, *input shape) and return refsim Traces with the
     spikes of every neuron module, the input train and the output membrane (float32 sums in torch)."""
     torch = _torch()
+    if not isinstance(model, torch.nn.Sequential):
+        return record_traced(model, inputs, name)
     from ...simulator import Traces
     x = np.asarray(inputs, dtype=np.float32)
     T, B = x.shape[:2]
