@@ -120,6 +120,7 @@ class EventEngine:
         self._v = {}          # fused neuron -> (v, vpre)
         self._nhwc = {}       # fused neuron fed dense values -> (source array, channels-last copy)
         self._th = {}
+        self._flags = {}      # fused neuron -> spike-flag scratch of its two-pass loop
         for name in self.fused:
             C = g.shapes[name][0]
             shape = (batch,) + tuple(g.shapes[name][1:]) + (C,)
@@ -127,6 +128,7 @@ class EventEngine:
             self._v[name] = (np.zeros(shape, self.dt), np.zeros(shape, self.dt) if keep_pre else np.zeros((1, 1, 1, 1), self.dt))
             th = np.broadcast_to(sim.params[name].threshold, (C,))
             self._th[name] = np.ascontiguousarray(th, dtype=self.dt)
+            self._flags[name] = np.zeros((batch * shape[1], shape[2], C), np.uint8)
 
     # -- neurons ------------------------------------------------------------------------------
 
@@ -161,7 +163,7 @@ class EventEngine:
                        c.order == "fire-then-integrate", _RESET[c.reset], c.spikes_per_step == "multi",
                        g[name].model == "ternary", self.dt.type(c.v_min if c.v_min is not None else 0.0),
                        c.v_min is not None, c.spike_value == "threshold",
-                       ex, ec, ev, rcnt, rsum, rmax, counts, name in tr.counts, spk, name in tr.spikes)
+                       ex, ec, ev, rcnt, rsum, rmax, counts, name in tr.counts, spk, name in tr.spikes, self._flags[name])
         tr.step_counts[name][t] = rsum.sum(axis=1)
         if name in tr.membranes:
             tr.membranes[name][t] = (vpre if keep_pre else v).transpose(0, 3, 1, 2)

@@ -28,8 +28,10 @@ def _tie_inputs(rng, shape, th):
 
 
 @pytest.mark.parametrize("model", ["if", "ternary"])
-@pytest.mark.parametrize("idx", range(0, len(CHOICES), 7))
-def test_neuron_pass_equals_numpy_step(model, idx):
+@pytest.mark.parametrize("idx", list(range(0, len(CHOICES), 7)) + [0, 1])
+@pytest.mark.parametrize("keep_pre,has_bias", [(True, True), (False, True), (False, False)])
+def test_neuron_pass_equals_numpy_step(model, idx, keep_pre, has_bias):
+    """CHOICES[0] is the paper's set, which takes the two-pass loop when keep_pre is off."""
     kw = CHOICES[idx]
     if model == "ternary":
         kw = dict(kw, spikes_per_step="one")
@@ -39,7 +41,7 @@ def test_neuron_pass_equals_numpy_step(model, idx):
     th = np.array([1.0, 0.5, 0.75])
     p = (IFParams if model == "if" else TernaryIFParams)(th, choices)
     m = get_model(model)
-    bias = np.array([0.25, -0.5, 0.0])
+    bias = np.array([0.25, -0.5, 0.0]) if has_bias else np.zeros(3)
     state = m.step.__globals__["zero_state"]((B, C, H, W))
     v = np.zeros((B, H, W, C))
     vpre = np.zeros_like(v)
@@ -52,13 +54,15 @@ def test_neuron_pass_equals_numpy_step(model, idx):
         ex, ec, ev, rcnt, rmax = K.row_events(B, (C, H, W))
         rsum = np.zeros((B, H), np.int64)
         spk = np.zeros((B, C, H, W), np.int16)
-        K._neuron_rows(halo, 1, 1, True, bias, True, v, vpre, True, th, choices.comparison == ">=",
+        K._neuron_rows(halo, 1, 1, True, bias, has_bias, v, vpre, keep_pre, th, choices.comparison == ">=",
                        choices.order == "fire-then-integrate", {"subtract": 0, "zero": 1, "none": 2}[choices.reset],
                        choices.spikes_per_step == "multi", model == "ternary", -1.0 if choices.v_min is not None else 0.0,
                        choices.v_min is not None, choices.spike_value == "threshold",
-                       ex, ec, ev, rcnt, rsum, rmax, counts.transpose(0, 2, 3, 1), True, spk.transpose(0, 2, 3, 1), True)
+                       ex, ec, ev, rcnt, rsum, rmax, counts.transpose(0, 2, 3, 1), True, spk.transpose(0, 2, 3, 1), True,
+                       np.zeros((B * H, W, C), np.uint8))
         np.testing.assert_array_equal(v.transpose(0, 3, 1, 2), state.v)
-        np.testing.assert_array_equal(vpre.transpose(0, 3, 1, 2), state.v_pre)
+        if keep_pre:
+            np.testing.assert_array_equal(vpre.transpose(0, 3, 1, 2), state.v_pre)
         np.testing.assert_array_equal(spk, s_ref)
         assert not halo[:, 1:-1, 1:-1].any(), "the pass zeroes the current it read"
         dense = np.zeros((B, C, H, W))
