@@ -128,7 +128,7 @@ class EventEngine:
             self._v[name] = (np.zeros(shape, self.dt), np.zeros(shape, self.dt) if keep_pre else np.zeros((1, 1, 1, 1), self.dt))
             th = np.broadcast_to(sim.params[name].threshold, (C,))
             self._th[name] = np.ascontiguousarray(th, dtype=self.dt)
-            self._flags[name] = np.zeros((batch * shape[1], shape[2], C), np.uint8)
+            self._flags[name] = np.zeros((batch * shape[1], shape[2], C + 1), np.uint8)
 
     # -- neurons ------------------------------------------------------------------------------
 

@@ -79,7 +79,7 @@ def layer_benchmarks(quick, min_time):
             th = np.full(c, 1e30)  # no spikes out: the pass costs the same, the layer stays comparable
             out = K.row_events(1, (c, h, w))
             rsum = np.zeros((1, h), np.int64)
-            flags = np.zeros((h, w, c), np.uint8)
+            flags = np.zeros((h, w, c + 1), np.uint8)
             z4, zi, z8 = np.zeros((1, 1, 1, 1)), np.zeros((1, 1, 1, 1), np.int64), np.zeros((1, 1, 1, 1), np.int8)
             for d in DENSITIES:
                 x = (rng.random((1, c, h, w)) < d).astype(np.float64)
@@ -177,7 +177,7 @@ def neuron_pass(min_time):
     th, bias = np.ones(C), np.zeros(C)
     ex, ec, ev, rcnt, rmax = K.row_events(B, (C, H, W))
     rsum = np.zeros((B, H), np.int64)
-    flags = np.zeros((B * H, W, C), np.uint8)
+    flags = np.zeros((B * H, W, C + 1), np.uint8)
     z4, zi, z8 = np.zeros((1, 1, 1, 1)), np.zeros((1, 1, 1, 1), np.int64), np.zeros((1, 1, 1, 1), np.int8)
     import numba
     out = {}

@@ -60,7 +60,7 @@ def _neuron_rows(cur, r0, c0, zero_cur, bias, has_bias, v, vpre, keep_pre, th,
     th : (C,) thresholds. The choice flags follow :class:`refsim.semantics.NeuronChoices`.
     Spikes go to the row-segmented events (value = count or sign, times th with ``val_th``),
     ``rsum`` (spikes per row), ``counts`` (+= |spike|) and ``spk`` (the spike itself).
-    flags : (B * H, W, C) uint8 scratch.
+    flags : (B * H, W, C + 1) uint8 scratch (spike flags, and a mark per pixel that spiked).
 
     The paper's choice set (one binary spike, integrate-then-fire, subtract, no floor) has its
     own two-pass row loop (a branch-free update, then emission for rows that spiked); the general
@@ -87,6 +87,7 @@ def _neuron_rows(cur, r0, c0, zero_cur, bias, has_bias, v, vpre, keep_pre, th,
                 cx = crow[c0 + x]
                 vx = vrow[x]
                 fx = fl[x]
+                cx_ = 0
                 if has_bias:
                     for c in range(C):
                         vp = vx[c] + (cx[c] + bias[c])
@@ -94,7 +95,7 @@ def _neuron_rows(cur, r0, c0, zero_cur, bias, has_bias, v, vpre, keep_pre, th,
                         f = (vp >= t) if ge else (vp > t)
                         vx[c] = vp - f * t
                         fx[c] = f
-                        cnt += f
+                        cx_ += f
                 else:
                     for c in range(C):
                         vp = vx[c] + cx[c]
@@ -102,7 +103,9 @@ def _neuron_rows(cur, r0, c0, zero_cur, bias, has_bias, v, vpre, keep_pre, th,
                         f = (vp >= t) if ge else (vp > t)
                         vx[c] = vp - f * t
                         fx[c] = f
-                        cnt += f
+                        cx_ += f
+                fx[C] = cx_ > 0  # pixel mark: pass 2 skips silent pixels
+                cnt += cx_
                 if zero_cur:
                     for c in range(C):
                         cx[c] = 0.0
@@ -110,6 +113,8 @@ def _neuron_rows(cur, r0, c0, zero_cur, bias, has_bias, v, vpre, keep_pre, th,
             if cnt:
                 for x in range(W):
                     fx = fl[x]
+                    if not fx[C]:
+                        continue
                     for c in range(C):
                         if fx[c]:
                             exr[n_ev] = x

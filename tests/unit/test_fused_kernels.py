@@ -59,7 +59,7 @@ def test_neuron_pass_equals_numpy_step(model, idx, keep_pre, has_bias):
                        choices.spikes_per_step == "multi", model == "ternary", -1.0 if choices.v_min is not None else 0.0,
                        choices.v_min is not None, choices.spike_value == "threshold",
                        ex, ec, ev, rcnt, rsum, rmax, counts.transpose(0, 2, 3, 1), True, spk.transpose(0, 2, 3, 1), True,
-                       np.zeros((B * H, W, C), np.uint8))
+                       np.zeros((B * H, W, C + 1), np.uint8))
         np.testing.assert_array_equal(v.transpose(0, 3, 1, 2), state.v)
         if keep_pre:
             np.testing.assert_array_equal(vpre.transpose(0, 3, 1, 2), state.v_pre)
