@@ -41,6 +41,29 @@ def step_fn(make):
     return run
 
 
+def findings_section():
+    """Library behaviours that differ from the equations, each with its input and both traces
+    (refsim.conformance.adapters.findings; the conformance tests pin them)."""
+    from refsim.conformance.adapters.findings import FINDINGS
+    fmt = lambda xs: " ".join(f"{x:g}" for x in xs)
+    out = ["## Library behaviours that differ from the equations", ""]
+    for key, fn in FINDINGS.items():
+        f = fn()
+        out += [f"### {f['what']}", "", " ".join((fn.__doc__ or "").split()), "",
+                "| step | " + " | ".join(str(t) for t in range(len(f["input"]))) + " |",
+                "|---|" + "---|" * len(f["input"]),
+                "| input | " + " | ".join(f"{x:g}" for x in f["input"]) + " |",
+                f"| {f['library']} spikes | " + " | ".join(str(x) for x in f["spikes"]) + " |",
+                f"| {f['library']} membrane | " + " | ".join(f"{x:g}" for x in f["membrane"]) + " |",
+                "| equations: spikes | " + " | ".join(str(x) for x in f["expected_spikes"]) + " |",
+                "| equations: membrane | " + " | ".join(f"{x:g}" for x in f["expected_membrane"]) + " |", ""]
+        if "pre_reset_membrane" in f:
+            out[-1:-1] = ["| equations: pre-reset membrane | " + " | ".join(f"{x:g}" for x in f["pre_reset_membrane"]) + " |"]
+        out.append(f"Differs from the equations: {'yes' if f['differs'] else 'no'} (input {fmt(f['input'][:1])} every step).")
+        out.append("")
+    return out
+
+
 def main():
     versions = {}
     for mod in ("torch", "spikingjelly", "snntorch", "sinabs", "norse"):
@@ -66,8 +89,8 @@ def main():
              "|---|---|---|---|---|---|---|", *rows, "",
              "Whole conv networks (Conv2d, ConvTranspose2d, AvgPool2d, Linear) with each library's neuron match "
              "their profile with zero divergences in `tests/conformance/test_torch_libraries.py`.", "",
-             "Not yet covered here: membrane reporting (snnTorch `reset_delay`), Sinabs `MembraneReset(reset_value=...)`, "
-             "NIR export/import, float32 rounding ties statistics."]
+             *findings_section(),
+             "Not yet covered here: NIR export/import rows, float32 rounding-tie statistics."]
     path = os.path.join(ROOT, "docs", "conformance.md")
     with open(path, "w") as fh:
         fh.write("\n".join(lines) + "\n")

@@ -165,3 +165,20 @@ def test_non_sequential_rejects_residual_add():
             return self.n(self.c(x)) + x
     with pytest.raises(ModelFormatError, match="torch.cat, not"):
         adapter.export(Res(), (1, 8, 8))
+
+
+def test_sinabs_membrane_reset_value_adds_to_silent_neurons():
+    pytest.importorskip("sinabs")
+    from refsim.conformance.adapters.findings import sinabs_membrane_reset_value
+    f = sinabs_membrane_reset_value(0.25, T=6)
+    assert f["expected_spikes"] == [0] * 6 and f["expected_membrane"] == [0.0] * 6  # the equations: nothing happens
+    assert f["membrane"][:4] == [0.25, 0.5, 0.75, 1.0] and f["spikes"][4] == 1  # sinabs: climbs by r, then fires
+    assert f["differs"]
+
+
+def test_snntorch_reset_delay_reports_pre_reset_membranes():
+    pytest.importorskip("snntorch")
+    from refsim.conformance.adapters.findings import snntorch_reset_delay
+    f = snntorch_reset_delay()
+    assert f["spikes"] == f["expected_spikes"] == [0, 1, 0, 1, 1, 0]  # the paper's spikes
+    assert f["membrane"] == f["pre_reset_membrane"] != f["expected_membrane"]  # but pre-reset membranes
