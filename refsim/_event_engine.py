@@ -121,6 +121,8 @@ class EventEngine:
         self._nhwc = {}       # fused neuron fed dense values -> (source array, channels-last copy)
         self._th = {}
         self._flags = {}      # fused neuron -> spike-flag scratch of its two-pass loop
+        self._setup = {}      # fused neuron -> its kernel's per-run arguments
+        self._bias = {}       # synaptic node -> bias in the run's dtype (or None)
         for name in self.fused:
             C = g.shapes[name][0]
             shape = (batch,) + tuple(g.shapes[name][1:]) + (C,)
@@ -132,11 +134,31 @@ class EventEngine:
 
     # -- neurons ------------------------------------------------------------------------------
 
-    def neuron(self, name, val, t):
-        """Advance fused neuron layer ``name`` one step on input ``val``; returns its EventMap."""
-        g, p = self.g, self.sim.params[name]
+    def _neuron_setup(self, name):
+        """The per-run arguments of a fused layer's kernel call (computed once; Python glue is a
+        visible share of a low-activity step)."""
+        g, p, tr = self.g, self.sim.params[name], self.tr
         c = p.choices
         C, H, W = g.shapes[name]
+        v, vpre = self._v[name]
+        keep_pre = vpre.shape == v.shape
+        arrays = self._event_arrays(name, (C, H, W))
+        counts = tr.counts[name].transpose(0, 2, 3, 1) if name in tr.counts else np.zeros((1, 1, 1, 1), np.int64)
+        choice_args = (self._th[name], c.comparison == ">=", c.order == "fire-then-integrate", _RESET[c.reset],
+                       c.spikes_per_step == "multi", g[name].model == "ternary",
+                       self.dt.type(c.v_min if c.v_min is not None else 0.0), c.v_min is not None,
+                       c.spike_value == "threshold")
+        rsum = np.empty((self.B, H), np.int64)
+        tail = arrays[:4] + (rsum, arrays[4], counts, name in tr.counts)
+        return {"v": v, "vpre": vpre, "keep_pre": keep_pre, "choice": choice_args, "tail": tail, "rsum": rsum,
+                "arrays": arrays, "shape": (C, H, W), "spk0": np.zeros((1, 1, 1, 1), np.int8),
+                "step_counts": tr.step_counts[name], "spikes": tr.spikes.get(name), "membranes": tr.membranes.get(name)}
+
+    def neuron(self, name, val, t):
+        """Advance fused neuron layer ``name`` one step on input ``val``; returns its EventMap."""
+        a = self._setup.get(name)
+        if a is None:
+            a = self._setup[name] = self._neuron_setup(name)
         if isinstance(val, HaloCurrent):
             cur, r0, c0 = val.buf, val.r0, val.c0
             bias = val.bias
@@ -150,24 +172,17 @@ class EventEngine:
                 self._nhwc[name] = (x, cur)
             r0 = c0 = 0
             bias, zero = None, False
-        v, vpre = self._v[name]
-        keep_pre = vpre.ndim == 4 and vpre.shape == v.shape
-        arrays = self._event_arrays(name, (C, H, W))
-        ex, ec, ev, rcnt, rmax = arrays
-        rsum = np.empty((self.B, H), np.int64)
-        tr = self.tr
-        counts = tr.counts[name].transpose(0, 2, 3, 1) if name in tr.counts else np.zeros((1, 1, 1, 1), np.int64)
-        spk = tr.spikes[name][t].transpose(0, 2, 3, 1) if name in tr.spikes else np.zeros((1, 1, 1, 1), np.int8)
-        K._neuron_rows(cur, r0, c0, zero, bias if bias is not None else self._th[name], bias is not None,
-                       v, vpre, keep_pre, self._th[name], c.comparison == ">=",
-                       c.order == "fire-then-integrate", _RESET[c.reset], c.spikes_per_step == "multi",
-                       g[name].model == "ternary", self.dt.type(c.v_min if c.v_min is not None else 0.0),
-                       c.v_min is not None, c.spike_value == "threshold",
-                       ex, ec, ev, rcnt, rsum, rmax, counts, name in tr.counts, spk, name in tr.spikes, self._flags[name])
-        tr.step_counts[name][t] = rsum.sum(axis=1)
-        if name in tr.membranes:
-            tr.membranes[name][t] = (vpre if keep_pre else v).transpose(0, 3, 1, 2)
-        return EventMap(arrays, (C, H, W))
+        v, vpre, keep_pre = a["v"], a["vpre"], a["keep_pre"]
+        spikes = a["spikes"]
+        spk = spikes[t].transpose(0, 2, 3, 1) if spikes is not None else a["spk0"]
+        th = a["choice"][0]
+        K._neuron_rows(cur, r0, c0, zero, bias if bias is not None else th, bias is not None, v, vpre, keep_pre,
+                       *a["choice"], *a["tail"], spk, spikes is not None, self._flags[name])
+        a["step_counts"][t] = a["rsum"].sum(axis=1)
+        mem = a["membranes"]
+        if mem is not None:
+            mem[t] = (vpre if keep_pre else v).transpose(0, 3, 1, 2)
+        return EventMap(a["arrays"], a["shape"])
 
     # -- synaptic layers ----------------------------------------------------------------------
 
@@ -213,9 +228,12 @@ class EventEngine:
         return w
 
     def _halo_current(self, node, buf, r0, c0, shape):
-        cons = self.g.consumers[node.name]
-        zero_ok = len(cons) == 1 and cons[0] in self.fused
-        bias = None if node.bias is None else node.bias.astype(self.dt)
+        name = node.name
+        if name not in self._bias:
+            cons = self.g.consumers[name]
+            self._bias[name] = (None if node.bias is None else node.bias.astype(self.dt),
+                                len(cons) == 1 and cons[0] in self.fused)
+        bias, zero_ok = self._bias[name]
         h = HaloCurrent(buf, r0, c0, shape, bias, zero_ok)
         self._last[node.name] = h
         return h

@@ -36,7 +36,8 @@ def _best(fn, min_time):
     return best
 
 
-def l1_add_rate(min_time):
+def l1_add_rate(min_time, dtype=np.float64):
+    """Multiply-adds per second of a Numba loop adding a 256-element vector into another (in L1)."""
     from numba import njit
 
     @njit(cache=False)
@@ -45,7 +46,7 @@ def l1_add_rate(min_time):
             for j in range(a.shape[0]):
                 a[j] += 0.5 * b[j]
 
-    a, b = np.zeros(256), np.ones(256)
+    a, b = np.zeros(256, dtype), np.ones(256, dtype)
     reps = 20000
     t = _best(lambda: adds(a, b, reps), min_time)
     return 256 * reps / t
@@ -89,6 +90,9 @@ def layer_benchmarks(quick, min_time):
                 flat = buf.reshape(1, h + 3, (w + 3) * c)
                 scatter = lambda: K._conv_s1_rows(flat, *ev[:4], wF, 1, 1, c, 0, 1)
                 t_kernel = _best(scatter, min_time)
+                ev32 = (ev[0], ev[1], ev[2].astype(np.float32), ev[3])
+                flat32, wF32 = flat.astype(np.float32), wF.astype(np.float32)
+                t_kernel32 = _best(lambda: K._conv_s1_rows(flat32, *ev32, wF32, 1, 1, c, 0, 1), min_time)
 
                 def step():
                     scatter()
@@ -104,7 +108,8 @@ def layer_benchmarks(quick, min_time):
                 rows.append({"shape": f"{c}->{c} {h}x{w}", "density": d, "events": events, "synops": int(synops),
                              "kernel_ms": t_kernel * 1e3, "event_step_ms": t_step * 1e3, "numpy_dense_ms": t_np * 1e3,
                              "torch_dense_ms": None if t_torch is None else t_torch * 1e3,
-                             "kernel_gsynops": synops / t_kernel / 1e9})
+                             "kernel_gsynops": synops / t_kernel / 1e9, "kernel32_ms": t_kernel32 * 1e3,
+                             "kernel32_gsynops": synops / t_kernel32 / 1e9})
     finally:
         numba.set_num_threads(saved)
     return rows
@@ -263,10 +268,12 @@ def run(quick=False, out_dir=None, echo=print):
     from .conformance.adapters.torch_peer import torch_version
     res["machine"]["torch"] = torch_version()
     res["l1_add_rate_gadds"] = l1_add_rate(min_time) / 1e9
-    echo(f"L1 add rate: {res['l1_add_rate_gadds']:.2f} G adds/s (one core)")
+    res["l1_add_rate32_gadds"] = l1_add_rate(min_time, np.float32) / 1e9
+    echo(f"L1 add rate: {res['l1_add_rate_gadds']:.2f} G adds/s float64, {res['l1_add_rate32_gadds']:.2f} float32 (one core)")
     res["layers"] = layer_benchmarks(quick, min_time)
     for r in res["layers"]:
         r["kernel_fraction_of_l1"] = r["kernel_gsynops"] / res["l1_add_rate_gadds"]
+        r["kernel32_fraction_of_l1"] = r["kernel32_gsynops"] / res["l1_add_rate32_gadds"]
     res["neuron_pass"] = neuron_pass(min_time)
     echo("fused IF pass, ns/neuron: " + ", ".join(f"{k} {v:.2f}" for k, v in res["neuron_pass"].items()))
     res["network"] = network_benchmark(quick, threads=(1,) if quick else (1, 2))
@@ -288,15 +295,19 @@ def run(quick=False, out_dir=None, echo=print):
 
 
 def to_markdown(res):
-    L = ["Per layer, one thread. kernel: the scatter alone; event step: scatter + the fused IF pass over the layer; "
-         "event vs torch: torch conv time / scatter time (the same convolution).", "",
-         "| layer | density | kernel G synops/s | % of L1 add rate | scatter ms | event step ms | numpy dense ms | torch dense ms | event vs torch |",
-         "|---|---|---|---|---|---|---|---|---|"]
+    L = ["Per layer, one thread. kernel: the scatter alone, float64 (the exact mode) and float32 (the float32 mode), "
+         "each also as a fraction of the L1 add rate in its dtype; event step: float64 scatter + the fused IF pass over "
+         "the layer; event vs torch: torch conv time / float64 scatter time (the same convolution).", "",
+         "| layer | density | kernel G synops/s | % of L1 add rate | float32 kernel G synops/s | % of float32 L1 rate "
+         "| scatter ms | event step ms | numpy dense ms | torch dense ms | event vs torch | float32 vs torch |",
+         "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in res["layers"]:
         td = r["torch_dense_ms"]
         ratio = f"{td / r['kernel_ms']:.2f}x" if td else "n/a"
+        ratio32 = f"{td / r['kernel32_ms']:.2f}x" if td else "n/a"
         L.append(f"| {r['shape']} | {100 * r['density']:.0f} % | {r['kernel_gsynops']:.2f} | {100 * r['kernel_fraction_of_l1']:.0f} % "
-                 f"| {r['kernel_ms']:.3f} | {r['event_step_ms']:.3f} | {r['numpy_dense_ms']:.3f} | {'n/a' if td is None else f'{td:.3f}'} | {ratio} |")
+                 f"| {r['kernel32_gsynops']:.2f} | {100 * r['kernel32_fraction_of_l1']:.0f} % "
+                 f"| {r['kernel_ms']:.3f} | {r['event_step_ms']:.3f} | {r['numpy_dense_ms']:.3f} | {'n/a' if td is None else f'{td:.3f}'} | {ratio} | {ratio32} |")
     thr = sorted({int(k.split("_")[1][:-1]) for n in res["network"] for k in n if k.startswith("event_") and k.endswith("_ms_per_step")})
     L += ["", "| U-Net 32/64 56x48 | threads | input density | mean rate/step | reference | event | event float32 | torch dense "
           "| SpikingJelly | snnTorch | event vs torch | event vs faster library | float32 vs torch |",
@@ -321,7 +332,7 @@ def to_markdown(res):
         L += ["", f"Where an event step goes (U-Net, low activity, 1 thread, cProfile, {ep['ms_per_step']:.2f} ms/step):", "",
               "| function | ms/step |", "|---|---|"]
         L += [f"| {k} | {v:.3f} |" for k, v in ep["by_function_ms_per_step"].items()]
-    L += ["", f"L1 add rate {res['l1_add_rate_gadds']:.2f} G adds/s; JIT cold {res['jit']['cold_s']:.2f} s, warm "
+    L += ["", f"L1 add rate {res['l1_add_rate_gadds']:.2f} G adds/s (float64), {res.get('l1_add_rate32_gadds', float('nan')):.2f} (float32); JIT cold {res['jit']['cold_s']:.2f} s, warm "
           f"{res['jit']['warm_s']:.2f} s; peak RSS " + ", ".join(f"{k} {v:.0f} MiB" for k, v in res["peak_rss_mib"].items())
           + f"; torch {res['machine']['torch']}; per-layer rows on 1 thread; total {res['elapsed_s']:.0f} s."]
     return "\n".join(L)

@@ -99,6 +99,9 @@ def test_bench_quick_writes_results(tmp_path, capsys):
     assert cli.main(["bench", "--quick", "--out-dir", str(tmp_path)]) == 0
     import json
     res = json.loads((tmp_path / "quick.json").read_text())
-    assert {"layers", "network", "jit", "peak_rss_mib", "l1_add_rate_gadds"} <= set(res)
+    assert {"layers", "network", "jit", "peak_rss_mib", "l1_add_rate_gadds", "l1_add_rate32_gadds", "neuron_pass",
+            "event_profile"} <= set(res)
     assert all(r["synops"] == r["events"] * 9 * int(r["shape"].split("->")[0]) for r in res["layers"])
-    assert (tmp_path / "quick.md").read_text().startswith("| layer |")
+    assert all({"event_1t_ms_per_step", "event32_1t_ms_per_step", "reference_ms_per_step"} <= set(n) for n in res["network"])
+    md = (tmp_path / "quick.md").read_text()
+    assert "| layer |" in md and "| U-Net 32/64 56x48 |" in md and "Where an event step goes" in md

@@ -79,8 +79,8 @@ def test_neuron_pass_equals_numpy_step(model, idx, keep_pre, has_bias):
 @pytest.mark.parametrize("pad,k,nbands", [(1, 3, 1), (1, 3, 2), (1, 3, 7), (0, 3, 3), (2, 5, 4), (0, 1, 2), (1, 2, 3)])
 def test_conv_rows_equals_dense(pad, k, nbands):
     rng = np.random.default_rng(k * 10 + pad)
-    B, C, H, W, cout = 2, 3, 9, 7, 4
-    x = (rng.random((B, C, H, W)) < 0.3) * rng.choice([-1.0, 1.0, 2.0], size=(B, C, H, W))
+    B, C, H, W, cout = 2, 9, 9, 7, 4  # up to 9 events a pixel: groups of 4, 2 and 1
+    x = (rng.random((B, C, H, W)) < 0.6) * rng.choice([-1.0, 1.0, 2.0], size=(B, C, H, W))
     w = rng.standard_normal((cout, C, k, k)).astype(np.float32)
     ref = ops.conv2d(x, w, None, (1, 1), (pad, pad, pad, pad))
     ho, wo = ref.shape[2:]
@@ -135,12 +135,13 @@ def test_engine_equals_reference_shared_current(recorder):
     assert sum(int(v.sum()) for v in a.step_counts.values()) > 0
 
 
-def test_same_bits_on_one_and_two_numba_threads():
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_same_bits_on_one_and_two_numba_threads(dtype):
     g = _shared_current_net()
     x = np.random.default_rng(3).random((2, 2, 9, 8))
     rec = Recorder(spikes=True, membranes=True)
-    one = Simulator(g, "spikingjelly", "event", threads=1).run(x, 10, PoissonEncoder(seed=1), rec)
-    two = Simulator(g, "spikingjelly", "event", threads=2).run(x, 10, PoissonEncoder(seed=1), rec)
+    one = Simulator(g, "spikingjelly", "event", threads=1, dtype=dtype).run(x, 10, PoissonEncoder(seed=1), rec)
+    two = Simulator(g, "spikingjelly", "event", threads=2, dtype=dtype).run(x, 10, PoissonEncoder(seed=1), rec)
     for k, v in one.membranes.items():
         assert v.tobytes() == two.membranes[k].tobytes(), k
     for k, v in one.spikes.items():
