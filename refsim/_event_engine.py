@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from .kernels import fused as K
+from .simulator import _halo_conv
 
 _RESET = {"subtract": K.RESET_SUBTRACT, "zero": K.RESET_ZERO, "none": K.RESET_NONE}
 
@@ -205,7 +206,6 @@ class EventEngine:
 
     def forward(self, node, vals):
         """Value of an event-planned synaptic node, or None when the fused path does not cover it."""
-        from .simulator import _halo_conv
         name, t = node.name, node.TYPE
         src = self._as_events(name, vals[node.inputs[0]])
         if src is None:

@@ -41,14 +41,15 @@ def l1_add_rate(min_time, dtype=np.float64):
     from numba import njit
 
     @njit(cache=False)
-    def adds(a, b, reps):
+    def adds(a, b, s, reps):
         for _ in range(reps):
             for j in range(a.shape[0]):
-                a[j] += 0.5 * b[j]
+                a[j] += s * b[j]
 
     a, b = np.zeros(256, dtype), np.ones(256, dtype)
+    s = np.dtype(dtype).type(0.5)  # a scalar of the arrays' dtype, so float32 stays float32
     reps = 20000
-    t = _best(lambda: adds(a, b, reps), min_time)
+    t = _best(lambda: adds(a, b, s, reps), min_time)
     return 256 * reps / t
 
 
