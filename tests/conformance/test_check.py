@@ -134,3 +134,72 @@ def test_cli_check_free_running(tmp_path, capsys):
     record(dyadic_net({"comparison": ">="})).save(tmp_path / "bug.npz")
     assert cli.main(["check", str(tmp_path / "m.safetensors"), str(tmp_path / "bug.npz"), "--free-running"]) == 1
     assert "free-running" in capsys.readouterr().out
+
+
+def third_net(model, **kw):
+    """Weights that put sums within float32 rounding of the threshold 1: three float32(1/3) make
+    1.00000003 in float64 but 1.0 in float32 (a ``>`` flip); 0.5 + (0.5 - 2^-25) is 0.99999997 in
+    float64 but rounds to 1.0 in float32 (a ``>=`` flip). A float32 peer flips decisions."""
+    vals = np.array([1 / 3, 0.5, 0.5 - 2.0 ** -25], np.float32)
+    rng = np.random.default_rng(7)
+    w1 = rng.choice(vals, size=(2, 1, 3, 3)).astype(np.float32)
+    w2 = rng.choice(vals, size=(2, 2, 1, 1)).astype(np.float32)
+    return Graph([Input("in", (1, 6, 6)), Conv2d("c1", ["in"], w1, None, padding=1), Neuron("n1", ["c1"], model, 1.0, **kw),
+                  Conv2d("c2", ["n1"], w2, None), Neuron("n2", ["c2"], model, 1.0, **kw), Output("out", ["n2"])])
+
+
+@pytest.mark.parametrize("model,profile", [("if", "paper"), ("ternary", "paper"), ("if", "spikingjelly")])
+def test_float32_peer_rounding_ties_classified_for_if_and_ternary(model, profile):
+    """refsim's own float32 mode is a float32 peer: it accumulates in float32 in another order. Its
+    flips against the float64 equations must all be rounding ties."""
+    g = third_net(model)
+    x = np.random.default_rng(0).random((3, 1, 6, 6))
+    enc = PoissonEncoder(seed=1, ternary=(model == "ternary"))
+    peer = Simulator(g, profile, "event", dtype="float32").run(x, 30, enc, REC)
+    ref = Simulator(g, profile, "reference").run(x, 30, enc, REC)
+    assert any(not np.array_equal(peer.spikes[k], ref.spikes[k]) for k in ref.spikes)  # there are flips to classify
+    rep = check(g, peer, profile)
+    assert rep["conforms"], rep
+    assert sum(r["ties"] for r in rep["layers"]) > 0
+
+
+def test_float32_peer_rounding_ties_classified_for_multithreshold():
+    """A float32 multi-threshold peer (currents and membranes rounded to float32 each step, levels
+    1, 1/2, 1/4 of a threshold 1/3-based input): its flips are ties, not divergences."""
+    from refsim.neurons import get_model
+    from refsim.neurons._common import MembraneState
+    g = third_net("multithreshold", levels=(1.0, 0.5, 0.25))
+    x = np.random.default_rng(2).random((2, 1, 6, 6))
+    enc = PoissonEncoder(seed=3)
+    T = 25
+    ref = Simulator(g, "paper", "reference").run(x, T, enc, REC)
+    inputs = ref.inputs["in"]
+    m = get_model("multithreshold")
+    params = {n: g[n].make_params(__import__("refsim").get_profile("paper")) for n in ("n1", "n2")}
+    v = {n: np.zeros((2,) + g.shapes[n], np.float32) for n in ("n1", "n2")}
+    spikes = {n: np.zeros((T, 2) + g.shapes[n], np.uint8) for n in ("n1", "n2")}
+    for t in range(T):
+        h = inputs[t].astype(np.float32)
+        for conv, n in (("c1", "n1"), ("c2", "n2")):
+            node = g[conv]
+            cur = np.zeros((2,) + g.shapes[conv], np.float32)  # float32 accumulation, one term at a time
+            xp = np.pad(h, ((0, 0), (0, 0), (node.pads[0], node.pads[1]), (node.pads[2], node.pads[3])))
+            kh, kw = node.weight.shape[2:]
+            for ci in range(node.weight.shape[1]):
+                for i in range(kh):
+                    for j in range(kw):
+                        cur += node.weight[None, :, ci, i, j, None, None] * xp[:, ci:ci + 1, i:i + cur.shape[2], j:j + cur.shape[3]]
+            vv = v[n].astype(np.float64)
+            s, st = m.step(MembraneState(vv, vv), cur.astype(np.float64), params[n])
+            v[n] = st.v.astype(np.float32)
+            spikes[n][t] = s
+            h = m.emitted(s, params[n]).astype(np.float32)
+    tr = Traces(T=T, batch=2, profile="paper", backend="float32-mt", encoder={"type": "replay"},
+                layers={n: {"model": "multithreshold", "shape": g.shapes[n], "neurons": int(np.prod(g.shapes[n]))}
+                        for n in ("n1", "n2")})
+    tr.inputs["in"] = inputs
+    tr.spikes.update(spikes)
+    assert any(not np.array_equal(spikes[n], ref.spikes[n]) for n in spikes)
+    rep = check(g, tr, "paper")
+    assert rep["conforms"], rep
+    assert sum(r["ties"] for r in rep["layers"]) > 0
