@@ -102,6 +102,8 @@ def tensor_neuron(lib, th):
     if lib == "sinabs":
         import sinabs.layers as sl
         return sl.IAFSqueeze(spike_threshold=th, batch_size=2)
+    if lib == "plain":
+        return PlainIF(th, ge=True)
     return make_neuron(lib, th=th)
 
 
@@ -134,14 +136,16 @@ class TinyUNet(torch.nn.Module):
         return self.head(self.dec_if(self.dec(torch.cat([e, u], dim=1))))
 
 
-@pytest.mark.parametrize("lib", ["spikingjelly", "snntorch", "sinabs"])
+@pytest.mark.parametrize("lib", ["spikingjelly", "snntorch", "sinabs", "plain"])
 def test_non_sequential_unet_with_cat_matches_its_profile(lib):
-    pytest.importorskip(LIBS[lib])
+    if lib != "plain":
+        pytest.importorskip(LIBS[lib])
     m = TinyUNet(lib, seed=3)
-    g = adapter.export(m, (1, 8, 8))
+    extra = {"neurons": (PlainIF,)} if lib == "plain" else {}
+    g = adapter.export(m, (1, 8, 8), **extra)
     assert [n.TYPE for n in g.nodes.values()].count("Concat") == 1
-    assert g.metadata["profile"] == PROFILES[lib]
-    tr = adapter.record(m, inputs(4))
+    assert g.metadata["profile"] == PROFILES.get(lib, "paper")
+    tr = adapter.record(m, inputs(4), **extra)
     assert set(tr.spikes) == set(g.neurons)
     assert all(int(v.sum()) > 0 for v in tr.step_counts.values())
     rep = check(g, tr, g.metadata["profile"])
@@ -182,3 +186,55 @@ def test_snntorch_reset_delay_reports_pre_reset_membranes():
     f = snntorch_reset_delay()
     assert f["spikes"] == f["expected_spikes"] == [0, 1, 0, 1, 1, 0]  # the paper's spikes
     assert f["membrane"] == f["pre_reset_membrane"] != f["expected_membrane"]  # but pre-reset membranes
+
+
+class PlainIF(torch.nn.Module):
+    """A user's own IF neuron in plain torch (what many papers' code does)."""
+
+    def __init__(self, threshold=1.0, ge=False, reset_zero=False):
+        super().__init__()
+        self.threshold, self.ge, self.reset_zero = threshold, ge, reset_zero
+        self.v = None
+
+    def reset(self):
+        self.v = None
+
+    def forward(self, x):
+        self.v = x.clone() if self.v is None else self.v + x
+        s = (self.v >= self.threshold if self.ge else self.v > self.threshold).to(x.dtype)
+        self.v = self.v * (1 - s) if self.reset_zero else self.v - s * self.threshold
+        return s
+
+
+@pytest.mark.parametrize("ge,reset_zero", [(False, False), (True, False), (True, True)])
+def test_plain_threshold_module_choices_measured_and_conform(ge, reset_zero):
+    from refsim.conformance.adapters.torch import plain_choices
+    ch = plain_choices(PlainIF(0.75, ge, reset_zero))
+    assert ch["comparison"] == (">=" if ge else ">") and ch["reset"] == ("zero" if reset_zero else "subtract")
+    nn = torch.nn
+    g_ = torch.Generator().manual_seed(5)
+    m = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), PlainIF(0.75, ge, reset_zero), nn.AvgPool2d(2),
+                      nn.Conv2d(4, 3, 3, padding=1), PlainIF(1.0, ge, reset_zero), nn.Flatten(), nn.Linear(48, 2))
+    with torch.no_grad():
+        for p in m.parameters():
+            p.copy_(torch.randn(p.shape, generator=g_) * 0.7)
+    g = adapter.export(m, (1, 8, 8), neurons=(PlainIF,))
+    node = g["1_PlainIF"]
+    assert node.threshold == 0.75 and (node.choices or {}).get("comparison", ">") == ch["comparison"]
+    tr = adapter.record(m, inputs(6), neurons=(PlainIF,))
+    assert set(tr.spikes) == set(g.neurons) and all(int(v.sum()) > 0 for v in tr.step_counts.values())
+    rep = check(g, tr, g.metadata["profile"])
+    assert rep["conforms"], format_report(rep)
+
+
+def test_plain_module_that_is_not_an_if_neuron_is_rejected():
+    from refsim.errors import ModelFormatError
+
+    class Leaky(PlainIF):
+        def forward(self, x):
+            self.v = x.clone() if self.v is None else 0.5 * self.v + x
+            s = (self.v > self.threshold).to(x.dtype)
+            self.v = self.v - s * self.threshold
+            return s
+    with pytest.raises(ModelFormatError, match="one IF choice set"):
+        adapter.export(torch.nn.Sequential(torch.nn.Conv2d(1, 1, 1), Leaky()), (1, 4, 4), neurons=(Leaky,))

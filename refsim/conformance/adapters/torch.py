@@ -10,6 +10,10 @@ Layer names are ``<index>_<class>`` of the Sequential.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import copy
+
 import numpy as np
 
 from ...errors import ModelFormatError
@@ -23,8 +27,15 @@ def _torch():
     return torch
 
 
+_PLAIN = contextvars.ContextVar("refsim_plain_neurons", default=())
+
+
 def _kind(mod):
-    """'sj', 'snntorch', 'sinabs', 'norse' for a neuron module, else None."""
+    """'sj', 'snntorch', 'sinabs', 'norse' for a neuron module, 'plain' for a user's threshold
+    module (a class passed as ``neurons=``), else None."""
+    plain = _PLAIN.get()
+    if plain and isinstance(mod, plain):
+        return "plain"
     name = type(mod).__module__ + "." + type(mod).__name__
     if name.startswith("spikingjelly") and type(mod).__name__ == "IFNode":
         return "sj"
@@ -41,9 +52,50 @@ def _scalar(v):
     return float(v.detach().cpu().reshape(-1)[0]) if hasattr(v, "detach") else float(v)
 
 
+def _plain_threshold(mod, where):
+    for attr in ("threshold", "v_threshold", "spike_threshold"):
+        if hasattr(mod, attr):
+            return attr, _scalar(getattr(mod, attr))
+    raise ModelFormatError(where, "a threshold module with a scalar attribute threshold, v_threshold or spike_threshold",
+                           f"{type(mod).__name__} without one")
+
+
+def plain_choices(mod, where="neuron"):
+    """The choices of a user's threshold module, measured: a fresh copy with threshold 1 runs the tie
+    probes of :mod:`refsim.conformance.fingerprint` (one probe per element of a 1-D input)."""
+    torch = _torch()
+    from ..fingerprint import fingerprint, format_fingerprint
+    attr, _ = _plain_threshold(mod, where)
+
+    def run(x):
+        m = copy.deepcopy(mod)
+        cur = getattr(m, attr)
+        if isinstance(cur, torch.Tensor):
+            with torch.no_grad():
+                cur.fill_(1.0)
+        else:
+            setattr(m, attr, 1.0)
+        if hasattr(m, "reset"):
+            m.reset()
+        out = np.zeros(x.shape)
+        with torch.no_grad():
+            for t in range(x.shape[0]):
+                out[t] = np.asarray(m(torch.from_numpy(x[t].astype(np.float32))).detach().cpu()).reshape(-1)
+        return out
+    rep = fingerprint(run)
+    ch = rep["choices"]
+    if not rep["matching_choice_sets"] or any(isinstance(v, list) or v is None and f != "v_min" for f, v in ch.items()):
+        raise ModelFormatError(where, "a threshold module whose probe spikes one IF choice set reproduces",
+                               format_fingerprint(rep).replace("\n", "; "))
+    return ch
+
+
 def neuron_info(mod, where):
     """(threshold, node-level choice overrides, profile name) of a neuron module."""
     k = _kind(mod)
+    if k == "plain":
+        _, th = _plain_threshold(mod, where)
+        return th, plain_choices(mod, where), "paper"
     if k == "sj":
         if getattr(mod, "step_mode", "s") != "s":
             raise ModelFormatError(where, "an IFNode in single-step mode (step_mode='s')", mod.step_mode)
@@ -117,18 +169,44 @@ def _module_node(m, nm, inputs, prof):
 
 def profile_of(model) -> str:
     """The refsim profile of the model's neurons (they must agree)."""
-    names = {neuron_info(m, str(i))[2] for i, m in enumerate(model.modules()) if _kind(m)}
+    kinds = [(i, m) for i, m in enumerate(model.modules()) if _kind(m)]
+    names = {neuron_info(m, str(i))[2] for i, m in kinds if _kind(m) != "plain"}
+    if not names and kinds:  # only the user's threshold modules: their measured choices are node overrides
+        return "paper"
     if len(names) != 1:
         raise ModelFormatError("torch model neurons", "neurons of one library", sorted(names) or "none")
     return names.pop()
 
 
-def export(model, input_shape, name="torch-model"):
-    """A refsim Graph equal to ``model`` (a torch.nn.Sequential) for inputs of shape ``input_shape``."""
+@contextlib.contextmanager
+def _plain_neurons(neurons):
+    classes = tuple(neurons or ())
+    if not all(isinstance(c, type) for c in classes):
+        raise ModelFormatError("neurons", "a tuple of torch module classes", neurons)
+    token = _PLAIN.set(classes)
+    try:
+        yield
+    finally:
+        _PLAIN.reset(token)
+
+
+def export(model, input_shape, name="torch-model", neurons=()):
+    """A refsim Graph equal to ``model`` for inputs of shape ``input_shape``.
+
+    ``neurons``: classes of your own threshold modules (plain torch IF neurons with a scalar
+    ``threshold``, ``v_threshold`` or ``spike_threshold`` attribute and, if stateful across calls,
+    a ``reset()`` method). Their choices are measured with the tie probes (:func:`plain_choices`),
+    not assumed, and stored as node-level choices.
+    """
+    with _plain_neurons(neurons):
+        return _export(model, input_shape, name)
+
+
+def _export(model, input_shape, name):
     torch = _torch()
     from ...graph import Graph, Input, Output
     if not isinstance(model, torch.nn.Sequential):
-        return export_traced(model, input_shape, name)
+        return _export_traced(model, input_shape, name)
     nodes = [Input("input", tuple(input_shape))]
     prev = "input"
     prof = profile_of(model)
@@ -159,7 +237,13 @@ def _node_name(target):
     return str(target).replace(".", "_")
 
 
-def export_traced(model, input_shape, name="torch-model"):
+def export_traced(model, input_shape, name="torch-model", neurons=()):
+    """:func:`export` for non-sequential modules (torch.fx); see :func:`_export_traced`."""
+    with _plain_neurons(neurons):
+        return _export_traced(model, input_shape, name)
+
+
+def _export_traced(model, input_shape, name="torch-model"):
     """A refsim Graph equal to a general torch module (skips, ``torch.cat`` along channels), traced with
     torch.fx. Neuron modules must return a spike tensor (SpikingJelly ``IFNode``, snnTorch
     ``Leaky(init_hidden=True)``, Sinabs ``IAFSqueeze``); node names are the module paths with ``_``
@@ -218,9 +302,16 @@ def _reset(m):
         m.reset_states()
     elif k == "snntorch" and m.init_hidden:
         m.reset_mem()
+    elif k == "plain" and hasattr(m, "reset"):
+        m.reset()
 
 
-def record_traced(model, inputs, name="torch-model"):
+def record_traced(model, inputs, name="torch-model", neurons=()):
+    with _plain_neurons(neurons):
+        return _record_traced(model, inputs, name)
+
+
+def _record_traced(model, inputs, name):
     """:func:`record` for a general module: forward hooks on the neuron modules capture each step's spikes
     (names as :func:`export_traced`); the model's output, summed over steps, is the output membrane."""
     torch = _torch()
@@ -238,7 +329,7 @@ def record_traced(model, inputs, name="torch-model"):
             s = out.detach().cpu().numpy()
             t = step["t"]
             if nm not in tr.spikes:
-                tr.spikes[nm] = np.zeros((T,) + s.shape, dtype=np.int16 if k == "sinabs" else np.int8)
+                tr.spikes[nm] = np.zeros((T,) + s.shape, dtype=np.int16 if k in ("sinabs", "plain") else np.int8)
                 tr.step_counts[nm] = np.zeros((T, B), dtype=np.int64)
                 tr.layers[nm] = {"model": "if", "shape": tuple(s.shape[1:]), "neurons": int(np.prod(s.shape[1:]))}
             tr.spikes[nm][t] = s
@@ -263,23 +354,25 @@ def record_traced(model, inputs, name="torch-model"):
     return tr
 
 
-def record(model, inputs, name="torch-model"):
+def record(model, inputs, name="torch-model", neurons=()):
     """Run ``model`` step by step on ``inputs`` (T, B, *input shape) and return refsim Traces with the
-    spikes of every neuron module, the input train and the output membrane (float32 sums in torch)."""
+    spikes of every neuron module, the input train and the output membrane (float32 sums in torch).
+    ``neurons``: your own threshold module classes, as for :func:`export`."""
+    with _plain_neurons(neurons):
+        return _record(model, inputs, name)
+
+
+def _record(model, inputs, name):
     torch = _torch()
     if not isinstance(model, torch.nn.Sequential):
-        return record_traced(model, inputs, name)
+        return _record_traced(model, inputs, name)
     from ...simulator import Traces
     x = np.asarray(inputs, dtype=np.float32)
     T, B = x.shape[:2]
     prof = profile_of(model)
     states = {}
     for m in model:
-        k = _kind(m)
-        if k == "sj":
-            m.reset()
-        elif k == "sinabs":
-            m.reset_states()
+        _reset(m)
     tr = Traces(T=int(T), batch=int(B), profile=prof, backend=f"torch {torch.__version__}", encoder={"type": "replay"})
     tr.inputs["input"] = x.astype(np.float64)
     out_acc = None
@@ -292,7 +385,7 @@ def record(model, inputs, name="torch-model"):
                 if k is None:
                     h = m(h)
                     continue
-                if k == "sj":
+                if k in ("sj", "plain"):
                     h = m(h)
                 elif k == "snntorch":
                     if m.init_hidden:
@@ -308,7 +401,7 @@ def record(model, inputs, name="torch-model"):
                     h, states[i] = m(h, states.get(i))
                 s = h.detach().cpu().numpy()
                 if nm not in tr.spikes:
-                    tr.spikes[nm] = np.zeros((T,) + s.shape, dtype=np.int16 if k == "sinabs" else np.int8)
+                    tr.spikes[nm] = np.zeros((T,) + s.shape, dtype=np.int16 if k in ("sinabs", "plain") else np.int8)
                     tr.step_counts[nm] = np.zeros((T, B), dtype=np.int64)
                     tr.layers[nm] = {"model": "if", "shape": tuple(s.shape[1:]), "neurons": int(np.prod(s.shape[1:]))}
                 tr.spikes[nm][t] = s  # spike counts (0/1, or n for Sinabs MultiSpike)
