@@ -201,7 +201,7 @@ class EventEngine:
         if x.ndim != 4:
             return None
         arrays = self._event_arrays("<in>" + name, x.shape[1:])
-        K._rows_from_nchw(x, *arrays)
+        K.rows_from_nchw(x, *arrays)
         return EventMap(arrays, x.shape[1:])
 
     def forward(self, node, vals):
@@ -215,7 +215,7 @@ class EventEngine:
         shape = self.g.shapes[name]
         if t == "Conv2d" and _halo_conv(node):
             return self._conv_s1(node, src, shape)
-        if t == "ConvTranspose2d" and node.groups == 1:
+        if t == "ConvTranspose2d":
             return self._conv_transpose(node, src, shape)
         if t in ("AvgPool2d", "SumPool2d"):
             return self._pool(node, src, shape, float(node.kernel_size[0] * node.kernel_size[1]) if t == "AvgPool2d" else 1.0)
@@ -270,7 +270,7 @@ class EventEngine:
         for m, off in src.parts():
             K._conv_transpose_rows(buf, m.ex, m.ec, m.ev, m.rcnt, w, node.stride[0], node.stride[1],
                                    node.padding[0], node.padding[1], node.dilation[0], node.dilation[1],
-                                   0, 0, ho, wo, off)
+                                   0, 0, ho, wo, off, node.weight.shape[0] // node.groups)
         return self._halo_current(node, buf, 0, 0, shape)
 
     def _pool(self, node, src, shape, div):

@@ -86,7 +86,7 @@ def layer_benchmarks(quick, min_time):
             for d in DENSITIES:
                 x = (rng.random((1, c, h, w)) < d).astype(np.float64)
                 ev = K.row_events(1, (c, h, w))
-                K._rows_from_nchw(x, *ev)
+                K.rows_from_nchw(x, *ev)
                 buf = np.zeros((1, h + 3, w + 3, c))
                 flat = buf.reshape(1, h + 3, (w + 3) * c)
                 scatter = lambda: K._conv_s1_rows(flat, *ev[:4], wF, 1, 1, c, 0, 1)

@@ -278,20 +278,16 @@ class Simulator:
         return {n for n, (use, _, _) in self.event_plan(encoder).items() if use}
 
     def _event_forward(self, node, x, bound):
+        """Event path for the layers the fused engine leaves to dense-in, dense-out kernels:
+        strided, dilated or grouped convolutions and linear layers."""
         from .kernels import scatter
         if x.size and np.abs(x).max() >= bound:  # outside the grid the exactness proof assumed
             return node.forward([x])
-        shape = self.graph.shapes[node.name]
-        t = node.TYPE
-        if t == "Conv2d" and _halo_conv(node):
-            return scatter.conv2d_events_s1(x, node, self._prepared[node.name], shape)
-        if t == "Conv2d":
-            return scatter.conv2d_events(x, node, self._prepared[node.name], shape)
-        if t == "ConvTranspose2d":
-            return scatter.conv_transpose2d_events(x, node, self._prepared[node.name], shape)
-        if t == "Linear":
+        if node.TYPE == "Conv2d" and not _halo_conv(node):
+            return scatter.conv2d_events(x, node, self._prepared[node.name], self.graph.shapes[node.name])
+        if node.TYPE == "Linear":
             return scatter.linear_events(x, node, self._prepared[node.name])
-        return scatter.pool_events(x, node, shape, average=(t == "AvgPool2d"))
+        return node.forward([x])  # not reached: the engine covers the other planned layers
 
     def run(self, x, T: int, encoder: Encoder | None = None, recorder: Recorder | None = None,
             progress: bool = False, sample_offset: int = 0) -> Traces:

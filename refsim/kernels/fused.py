@@ -251,16 +251,17 @@ def _conv_s1_rows(buf, ex, ec, ev, rcnt, wF, pt, pl, cout, ch_off, nbands):
 
 
 @njit(cache=True)
-def _conv_transpose_rows(buf, ex, ec, ev, rcnt, w, sh, sw, ph, pw, dh, dw, r0, c0, Ho, Wo, ch_off):
-    """Transposed convolution (groups = 1) as scatter into ``buf`` (B, R, Wb, Cout), output
-    pixel (oy, ox) at ``buf[b, oy + r0, ox + c0]``; ``w`` is [Cin, kh, kw, Cout]."""
+def _conv_transpose_rows(buf, ex, ec, ev, rcnt, w, sh, sw, ph, pw, dh, dw, r0, c0, Ho, Wo, ch_off, cin_g):
+    """Transposed convolution as scatter into ``buf`` (B, R, Wb, Cout), output pixel (oy, ox) at
+    ``buf[b, oy + r0, ox + c0]``; ``w`` is [Cin, kh, kw, Cout/groups], ``cin_g`` = Cin/groups."""
     B, H = rcnt.shape
-    kh, kw, cout = w.shape[1], w.shape[2], w.shape[3]
+    kh, kw, cout_g = w.shape[1], w.shape[2], w.shape[3]
     for b in range(B):
         for y in range(H):
             for e in range(rcnt[b, y]):
                 x = ex[b, y, e]
                 c = ec[b, y, e] + ch_off
+                o0 = (c // cin_g) * cout_g
                 val = ev[b, y, e]
                 for ki in range(kh):
                     oy = y * sh - ph + ki * dh
@@ -270,9 +271,9 @@ def _conv_transpose_rows(buf, ex, ec, ev, rcnt, w, sh, sw, ph, pw, dh, dw, r0, c
                         ox = x * sw - pw + kj * dw
                         if ox < 0 or ox >= Wo:
                             continue
-                        orow = buf[b, oy + r0, ox + c0]
+                        orow = buf[b, oy + r0, ox + c0, o0:o0 + cout_g]
                         wrow = w[c, ki, kj]
-                        for o in range(cout):
+                        for o in range(cout_g):
                             orow[o] += val * wrow[o]
 
 
@@ -324,27 +325,9 @@ def _rows_from_nhwc(a, zero, div, ex, ec, ev, rcnt, rmax):
         rmax[b, y] = mx
 
 
-@njit(cache=True, parallel=True)
-def _rows_from_nchw(a, ex, ec, ev, rcnt, rmax):
-    """Row-segmented events of a (B, C, H, W) map."""
-    B, C, H, W = a.shape
-    for job in prange(B * H):
-        b = job // H
-        y = job - b * H
-        n = 0
-        mx = 0.0
-        for x in range(W):
-            for c in range(C):
-                val = a[b, c, y, x]
-                if val != 0.0:
-                    ex[b, y, n] = x
-                    ec[b, y, n] = c
-                    ev[b, y, n] = val
-                    n += 1
-                    if abs(val) > mx:
-                        mx = abs(val)
-        rcnt[b, y] = n
-        rmax[b, y] = mx
+def rows_from_nchw(a, ex, ec, ev, rcnt, rmax):
+    """Row-segmented events of a (B, C, H, W) map (a channels-last view of it, read in place)."""
+    _rows_from_nhwc(a.transpose(0, 2, 3, 1), False, 1.0, ex, ec, ev, rcnt, rmax)
 
 
 @njit(cache=True)

@@ -8,10 +8,11 @@ laid out once per layer, widened to float64:
 * ConvTranspose2d: w[c_in, ki, kj, c_out_in_group]
 * Linear:          wT[in, out]
 
-The sums are the same as the dense reference's in exact arithmetic; in float64 they are equal
-bit for bit whenever every partial sum is exactly representable (spike values that are small
-integers, +-1 or dyadic levels times float32 thresholds, float32 weights whose magnitudes span
-less than about 2^25). Outside that range two summation orders can differ in the last bit.
+The sums are the same as the dense reference's in exact arithmetic, and equal bit for bit in
+float64 when every partial sum is exactly representable, which ``Simulator.event_plan`` proves per
+layer before a layer scatters. The event backend's per-step pipeline uses
+:mod:`refsim.kernels.fused`; the dense-in, dense-out wrappers here serve the layers it leaves out
+(strided and grouped convolutions, linear layers) and the kernel tests.
 """
 from __future__ import annotations
 
@@ -44,42 +45,6 @@ def _conv_scatter(out, ev_y, ev_x, ev_c, ev_v, wT, sh, sw, pt, pl, dh, dw, cin_g
                 wrow = wT[c, ki, kj]
                 for o in range(cout_g):
                     row[o0 + o] += v * wrow[o]
-
-
-@njit(cache=True)
-def _conv_transpose_scatter(out, ev_y, ev_x, ev_c, ev_v, w, sh, sw, ph, pw, dh, dw, cin_g, cout_g):
-    Ho, Wo, _ = out.shape
-    kh, kw = w.shape[1], w.shape[2]
-    for e in range(ev_y.shape[0]):
-        y, x, c, v = ev_y[e], ev_x[e], ev_c[e], ev_v[e]
-        o0 = (c // cin_g) * cout_g
-        for ki in range(kh):
-            oy = y * sh - ph + ki * dh
-            if oy < 0 or oy >= Ho:
-                continue
-            for kj in range(kw):
-                ox = x * sw - pw + kj * dw
-                if ox < 0 or ox >= Wo:
-                    continue
-                row = out[oy, ox]
-                wrow = w[c, ki, kj]
-                for o in range(cout_g):
-                    row[o0 + o] += v * wrow[o]
-
-
-@njit(cache=True)
-def _pool_scatter(out, ev_y, ev_x, ev_c, ev_v, kh, kw, sh, sw, ph, pw):
-    Ho, Wo, _ = out.shape
-    for e in range(ev_y.shape[0]):
-        y, x, c, v = ev_y[e] + ph, ev_x[e] + pw, ev_c[e], ev_v[e]
-        # windows oy with oy*sh <= y < oy*sh + kh
-        oy_lo = (y - kh + 1 + sh - 1) // sh if y - kh + 1 > 0 else 0
-        oy_hi = min(y // sh, Ho - 1)
-        ox_lo = (x - kw + 1 + sw - 1) // sw if x - kw + 1 > 0 else 0
-        ox_hi = min(x // sw, Wo - 1)
-        for oy in range(oy_lo, oy_hi + 1):
-            for ox in range(ox_lo, ox_hi + 1):
-                out[oy, ox, c] += v
 
 
 @njit(cache=True)
@@ -157,17 +122,38 @@ def conv2d_events(x, node, wT, out_shape):
         node.dilation[0], node.dilation[1], cin_g, cout_g), node.bias)
 
 
+def _rows(x):
+    """Row-segmented events (refsim.kernels.fused) of a dense (B, C, H, W) map."""
+    from . import fused
+    arrays = fused.row_events(x.shape[0], x.shape[1:])
+    fused.rows_from_nchw(np.ascontiguousarray(x, dtype=np.float64), *arrays)
+    return arrays
+
+
 def conv_transpose2d_events(x, node, w, out_shape):
-    cin_g, cout_g = node.weight.shape[0] // node.groups, node.weight.shape[1]
-    return _per_sample(x, out_shape, lambda out, ys, xs, cs, vs: _conv_transpose_scatter(
-        out, ys, xs, cs, vs, w, node.stride[0], node.stride[1], node.padding[0], node.padding[1],
-        node.dilation[0], node.dilation[1], cin_g, cout_g), node.bias)
+    """Batched event transposed conv (the event backend's kernel), dense in and out."""
+    from . import fused
+    cout, ho, wo = out_shape
+    ex, ec, ev, rcnt, _ = _rows(x)
+    buf = np.zeros((x.shape[0], ho, wo, cout))
+    fused._conv_transpose_rows(buf, ex, ec, ev, rcnt, w, node.stride[0], node.stride[1], node.padding[0],
+                               node.padding[1], node.dilation[0], node.dilation[1], 0, 0, ho, wo, 0,
+                               node.weight.shape[0] // node.groups)
+    res = np.ascontiguousarray(buf.transpose(0, 3, 1, 2))
+    if node.bias is not None:
+        res += node.bias.astype(np.float64)[None, :, None, None]
+    return res
 
 
 def pool_events(x, node, out_shape, average):
-    res = _per_sample(x, out_shape, lambda out, ys, xs, cs, vs: _pool_scatter(
-        out, ys, xs, cs, vs, node.kernel_size[0], node.kernel_size[1], node.stride[0], node.stride[1],
-        node.padding[0], node.padding[1]))
+    """Batched event sum/average pooling (the event backend's kernel), dense in and out."""
+    from . import fused
+    c, ho, wo = out_shape
+    ex, ec, ev, rcnt, _ = _rows(x)
+    out = np.zeros((x.shape[0], ho, wo, c))
+    fused._pool_rows(out, ex, ec, ev, rcnt, node.kernel_size[0], node.kernel_size[1], node.stride[0], node.stride[1],
+                     node.padding[0], node.padding[1], 0)
+    res = np.ascontiguousarray(out.transpose(0, 3, 1, 2))
     if average:
         res /= float(node.kernel_size[0] * node.kernel_size[1])
     return res
@@ -186,26 +172,6 @@ def linear_events(x, node, wT):
 
 # -- stride 1, dilation 1, groups 1: halo layout, contiguous runs (ARCHITECTURE.md) ------------
 
-@njit(cache=True)
-def _conv_scatter_s1(buf, ev_y, ev_x, ev_c, ev_v, wF, pt, pl, cout):
-    """Stride 1, dilation 1, groups 1. ``buf`` (H + pt + kh - 1, (W + pl + kw - 1) * cout) float64:
-    row ``oy + kh - 1``, column ``(ox + kw - 1) * cout + o``. ``wF`` (Cin, kh, kw * cout), the kernel
-    flipped along kw. A spike at (y, x, c) adds, for each ki, the contiguous run ``wF[c, ki]`` to
-    ``buf[y + pt + kh - 1 - ki, (x + pl) * cout:][:kw * cout]``."""
-    kh = wF.shape[1]
-    L = wF.shape[2]
-    for e in range(ev_y.shape[0]):
-        c = ev_c[e]
-        v = ev_v[e]
-        start = (ev_x[e] + pl) * cout
-        r0 = ev_y[e] + pt + kh - 1
-        for ki in range(kh):
-            orow = buf[r0 - ki, start:start + L]
-            wrow = wF[c, ki]
-            for j in range(L):
-                orow[j] += v * wrow[j]
-
-
 def prepare_conv_s1(weight: np.ndarray) -> np.ndarray:
     """(Cout, Cin, kh, kw) -> (Cin, kh, kw * Cout) float64 with kw reversed."""
     cout, cin, kh, kw = weight.shape
@@ -214,18 +180,18 @@ def prepare_conv_s1(weight: np.ndarray) -> np.ndarray:
 
 
 def conv2d_events_s1(x, node, wF, out_shape):
-    """Batched stride-1 event conv with the halo layout; same values as :func:`conv2d_events`."""
+    """Batched stride-1 event conv with the halo layout (the event backend's kernel,
+    :func:`refsim.kernels.fused._conv_s1_rows`), dense in and out."""
+    from . import fused
     B, _, H, W = x.shape
     cout, ho, wo = out_shape
     kh, kw = node.weight.shape[2:]
     pt, pl = node.pads[0], node.pads[2]
-    res = np.empty((B, cout, ho, wo))
-    for b in range(B):
-        buf = np.zeros((max(H + pt, ho) + kh - 1, (max(W + pl, wo) + kw - 1) * cout))
-        ys, xs, cs, vs = events_hwc(x[b])
-        _conv_scatter_s1(buf, ys, xs, cs, vs, wF, pt, pl, cout)
-        out = buf.reshape(buf.shape[0], -1, cout)[kh - 1:kh - 1 + ho, kw - 1:kw - 1 + wo]
-        res[b] = out.transpose(2, 0, 1)
+    R, Wb = max(H + pt, ho) + kh - 1, max(W + pl, wo) + kw - 1
+    buf = np.zeros((B, R, Wb, cout))
+    ex, ec, ev, rcnt, _ = _rows(x)
+    fused._conv_s1_rows(buf.reshape(B, R, Wb * cout), ex, ec, ev, rcnt, wF, pt, pl, cout, 0, 1)
+    res = np.ascontiguousarray(buf[:, kh - 1:kh - 1 + ho, kw - 1:kw - 1 + wo].transpose(0, 3, 1, 2))
     if node.bias is not None:
         res += node.bias.astype(np.float64)[None, :, None, None]
     return res

@@ -85,7 +85,7 @@ def test_conv_rows_equals_dense(pad, k, nbands):
     ref = ops.conv2d(x, w, None, (1, 1), (pad, pad, pad, pad))
     ho, wo = ref.shape[2:]
     arrays = K.row_events(B, (C, H, W))
-    K._rows_from_nchw(x, *arrays)
+    K.rows_from_nchw(x, *arrays)
     from refsim.kernels.scatter import prepare_conv_s1
     R, Wb = max(H + pad, ho) + k - 1, max(W + pad, wo) + k - 1
     buf = np.zeros((B, R, Wb, cout))
@@ -98,7 +98,7 @@ def test_rows_roundtrip_and_pool():
     rng = np.random.default_rng(0)
     x = (rng.random((2, 3, 6, 8)) < 0.4) * 1.0
     arrays = K.row_events(2, (3, 6, 8))
-    K._rows_from_nchw(x, *arrays)
+    K.rows_from_nchw(x, *arrays)
     back = np.zeros_like(x)
     K._rows_to_nchw(back, *arrays[:4], 0)
     np.testing.assert_array_equal(back, x)
