@@ -8,9 +8,9 @@ Values flowing between nodes are one of
 * :class:`HaloCurrent`: the summed input current of a layer, left in the channels-last halo
   buffer its convolution scattered into, so the neuron pass reads (and zeroes) it in place.
 
-Spiking layers of IF and ternary neurons run one fused Numba pass (update, reset, emit events in
-raster order, count, record); multi-threshold layers and everything the fused kernels do not
-cover run the reference code on dense arrays. Which layers scatter at all is decided by
+Spiking layers of IF, ternary and multi-threshold neurons run one fused Numba pass (update,
+reset, emit events in raster order, count, record); everything the fused kernels do not cover
+runs the reference code on dense arrays. Which layers scatter at all is decided by
 :meth:`Simulator.event_plan` (sums provably exact in float64), so every path gives the reference's
 bits.
 """
@@ -113,7 +113,7 @@ class EventEngine:
         self.fused = set()
         for name in g.neurons:
             node, p = g[name], sim.params[name]
-            if node.model in ("if", "ternary") and len(g.shapes[name]) == 3 and not (p.choices.spikes_per_step == "multi" and name in traces.spikes):
+            if node.model in ("if", "ternary", "multithreshold") and len(g.shapes[name]) == 3 and not (p.choices.spikes_per_step == "multi" and name in traces.spikes):
                 self.fused.add(name)
         self._bufs = {}       # conv node -> halo buffer
         self._last = {}       # conv node -> HaloCurrent of the previous step
@@ -131,6 +131,9 @@ class EventEngine:
             self._v[name] = (np.zeros(shape, self.dt), np.zeros(shape, self.dt) if keep_pre else np.zeros((1, 1, 1, 1), self.dt))
             th = np.broadcast_to(sim.params[name].threshold, (C,))
             self._th[name] = np.ascontiguousarray(th, dtype=self.dt)
+            if node.model == "multithreshold":  # levels x per-channel scale, exact in float64
+                levels = np.asarray(sim.params[name].levels, dtype=np.float64)
+                self._th[name] = np.ascontiguousarray(np.asarray(th, np.float64)[:, None] * levels[None, :], dtype=self.dt)
             self._flags[name] = np.zeros((batch * shape[1], shape[2], C + 1), np.uint8)
 
     # -- neurons ------------------------------------------------------------------------------
@@ -145,14 +148,20 @@ class EventEngine:
         keep_pre = vpre.shape == v.shape
         arrays = self._event_arrays(name, (C, H, W))
         counts = tr.counts[name].transpose(0, 2, 3, 1) if name in tr.counts else np.zeros((1, 1, 1, 1), np.int64)
-        choice_args = (self._th[name], c.comparison == ">=", c.order == "fire-then-integrate", _RESET[c.reset],
-                       c.spikes_per_step == "multi", g[name].model == "ternary",
-                       self.dt.type(c.v_min if c.v_min is not None else 0.0), c.v_min is not None,
-                       c.spike_value == "threshold")
+        vmin = self.dt.type(c.v_min if c.v_min is not None else 0.0)
+        if g[name].model == "multithreshold":
+            choice_args = (self._th[name], c.comparison == ">=", c.order == "fire-then-integrate", _RESET[c.reset],
+                           vmin, c.v_min is not None)
+        else:
+            choice_args = (self._th[name], c.comparison == ">=", c.order == "fire-then-integrate", _RESET[c.reset],
+                           c.spikes_per_step == "multi", g[name].model == "ternary", vmin, c.v_min is not None,
+                           c.spike_value == "threshold")
         rsum = np.empty((self.B, H), np.int64)
         tail = arrays[:4] + (rsum, arrays[4], counts, name in tr.counts)
+        mt = g[name].model == "multithreshold"
         return {"v": v, "vpre": vpre, "keep_pre": keep_pre, "choice": choice_args, "tail": tail, "rsum": rsum,
-                "arrays": arrays, "shape": (C, H, W), "spk0": np.zeros((1, 1, 1, 1), np.int8),
+                "arrays": arrays, "shape": (C, H, W), "spk0": np.zeros((1, 1, 1, 1), np.uint8 if mt else np.int8), "mt": mt,
+                "zero_bias": np.zeros(C, self.dt),
                 "step_counts": tr.step_counts[name], "spikes": tr.spikes.get(name), "membranes": tr.membranes.get(name)}
 
     def neuron(self, name, val, t):
@@ -176,9 +185,13 @@ class EventEngine:
         v, vpre, keep_pre = a["v"], a["vpre"], a["keep_pre"]
         spikes = a["spikes"]
         spk = spikes[t].transpose(0, 2, 3, 1) if spikes is not None else a["spk0"]
-        th = a["choice"][0]
-        K._neuron_rows(cur, r0, c0, zero, bias if bias is not None else th, bias is not None, v, vpre, keep_pre,
-                       *a["choice"], *a["tail"], spk, spikes is not None, self._flags[name])
+        bias_arg = bias if bias is not None else a["zero_bias"]
+        if a["mt"]:
+            K._mt_rows(cur, r0, c0, zero, bias_arg, bias is not None, v, vpre, keep_pre,
+                       *a["choice"], *a["tail"], spk, spikes is not None)
+        else:
+            K._neuron_rows(cur, r0, c0, zero, bias_arg, bias is not None, v, vpre, keep_pre,
+                           *a["choice"], *a["tail"], spk, spikes is not None, self._flags[name])
         a["step_counts"][t] = a["rsum"].sum(axis=1)
         mem = a["membranes"]
         if mem is not None:

@@ -183,6 +183,80 @@ def _neuron_rows(cur, r0, c0, zero_cur, bias, has_bias, v, vpre, keep_pre, th,
 
 
 @njit(cache=True, parallel=True)
+def _mt_rows(cur, r0, c0, zero_cur, bias, has_bias, v, vpre, keep_pre, lv,
+             ge, fire_first, reset, vmin, has_vmin,
+             ex, ec, ev, rcnt, rsum, rmax, counts, has_counts, spk, has_spk):
+    """One step of a multi-threshold layer (:mod:`refsim.neurons.multithreshold`), fused with event
+    emission. ``lv`` (C, n_levels): the levels times each channel's threshold, high to low. The
+    spike is the uint8 mask of the levels that fired; the event value is their sum (Li eq. 6),
+    added level by level in the reference's order."""
+    B, H, W, C = v.shape
+    nl = lv.shape[1]
+    for job in prange(B * H):
+        b = job // H
+        y = job - b * H
+        n_ev = 0
+        tot = 0
+        mx = 0.0
+        crow = cur[b, r0 + y]
+        vrow = v[b, y]
+        exr = ex[b, y]
+        ecr = ec[b, y]
+        evr = ev[b, y]
+        for x in range(W):
+            cx = crow[c0 + x]
+            vx = vrow[x]
+            for c in range(C):
+                cv = cx[c] + bias[c] if has_bias else cx[c]
+                if zero_cur:
+                    cx[c] = 0.0
+                vp = vx[c]
+                if not fire_first:
+                    vp = vp + cv
+                rest = vp
+                mask = 0
+                k = 0
+                for i in range(nl):
+                    lvl = lv[c, i]
+                    if (rest >= lvl) if ge else (rest > lvl):
+                        rest = rest - lvl
+                        mask |= 1 << i
+                        k += 1
+                vn = vp
+                if mask != 0:
+                    if reset == RESET_SUBTRACT:
+                        vn = rest
+                    elif reset == RESET_ZERO:
+                        vn = 0.0
+                if fire_first:
+                    vn = vn + cv
+                if has_vmin and vn < vmin:
+                    vn = vmin
+                vx[c] = vn
+                if keep_pre:
+                    vpre[b, y, x, c] = vp
+                if mask != 0:
+                    val = 0.0
+                    for i in range(nl):
+                        if (mask >> i) & 1:
+                            val = val + lv[c, i]
+                    exr[n_ev] = x
+                    ecr[n_ev] = c
+                    evr[n_ev] = val
+                    n_ev += 1
+                    if abs(val) > mx:
+                        mx = abs(val)
+                    tot += k
+                    if has_counts:
+                        counts[b, y, x, c] += k
+                    if has_spk:
+                        spk[b, y, x, c] = mask
+        rcnt[b, y] = n_ev
+        rsum[b, y] = tot
+        rmax[b, y] = mx
+
+
+@njit(cache=True, parallel=True)
 def _conv_s1_rows(buf, ex, ec, ev, rcnt, wF, pt, pl, cout, ch_off, nbands):
     """Stride-1 convolution as scatter of row-segmented events into a halo buffer ``buf``
     (B, R, Wb * cout). Bands of buffer rows run in parallel; a band visits the input rows that

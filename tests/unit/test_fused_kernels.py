@@ -220,3 +220,41 @@ def test_float32_only_on_the_event_backend():
         Simulator(_shared_current_net(), "paper", "reference", dtype="float32")
     with pytest.raises(UnknownNameError, match="float32"):
         Simulator(_shared_current_net(), "paper", "event", dtype="float16")
+
+
+@pytest.mark.parametrize("idx", [0, 1, 2, 5, 12, 40, 96, 97, 130, 150])
+@pytest.mark.parametrize("keep_pre,has_bias", [(True, True), (False, False)])
+def test_multithreshold_pass_equals_numpy_step(idx, keep_pre, has_bias):
+    from refsim.neurons.multithreshold import MultiThresholdParams
+    choices = NeuronChoices(**dict(CHOICES[idx], spikes_per_step="one", spike_value="one"))
+    rng = np.random.default_rng(100 + idx)
+    B, C, H, W = 2, 3, 4, 5
+    th = np.array([1.0, 0.5, 0.75])
+    levels = (1.0, 0.5, 0.25)
+    p = MultiThresholdParams(levels, th, choices)
+    m = get_model("multithreshold")
+    lv = th[:, None] * np.array(levels)[None, :]
+    bias = np.array([0.25, -0.5, 0.0]) if has_bias else np.zeros(3)
+    state = m.step.__globals__["zero_state"]((B, C, H, W))
+    v, vpre = np.zeros((B, H, W, C)), np.zeros((B, H, W, C))
+    counts = np.zeros((B, C, H, W), np.int64)
+    for t in range(6):
+        cur = _tie_inputs(rng, (B, C, H, W), 1.0)
+        s_ref, state = m.step(state, cur + bias[None, :, None, None], p)
+        halo = np.zeros((B, H + 2, W + 2, C))
+        halo[:, 1:-1, 1:-1] = cur.transpose(0, 2, 3, 1)
+        ex, ec, ev, rcnt, rmax = K.row_events(B, (C, H, W))
+        rsum = np.zeros((B, H), np.int64)
+        spk = np.zeros((B, C, H, W), np.uint8)
+        K._mt_rows(halo, 1, 1, True, bias, has_bias, v, vpre, keep_pre, lv, choices.comparison == ">=",
+                   choices.order == "fire-then-integrate", {"subtract": 0, "zero": 1, "none": 2}[choices.reset],
+                   -1.0 if choices.v_min is not None else 0.0, choices.v_min is not None,
+                   ex, ec, ev, rcnt, rsum, rmax, counts.transpose(0, 2, 3, 1), True, spk.transpose(0, 2, 3, 1), True)
+        np.testing.assert_array_equal(v.transpose(0, 3, 1, 2), state.v)
+        if keep_pre:
+            np.testing.assert_array_equal(vpre.transpose(0, 3, 1, 2), state.v_pre)
+        np.testing.assert_array_equal(spk, s_ref)
+        dense = np.zeros((B, C, H, W))
+        K._rows_to_nchw(dense, ex, ec, ev, rcnt, 0)
+        np.testing.assert_array_equal(dense, m.emitted(s_ref, p))
+        np.testing.assert_array_equal(rsum.sum(axis=1), m.spike_count(s_ref).reshape(B, -1).sum(axis=1))
