@@ -51,6 +51,10 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--backend", default="reference", choices=["reference", "event"],
                         help="reference (dense NumPy float64, the oracle) or event (Numba scatter over spikes; "
                              "same traces where sums are exact)")
+        sp.add_argument("--threads", type=int, default=None,
+                        help="event backend: Numba threads (default: Numba's); results do not depend on it")
+        sp.add_argument("--dtype", default="float64", choices=["float64", "float32"],
+                        help="event backend: float32 is faster and may differ near thresholds (docs/architecture.md)")
         sp.add_argument("--progress", dest="progress", action="store_true", default=None, help="show a progress bar")
         sp.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
 
@@ -162,7 +166,7 @@ def _simulate(graph, x, args, encoding, recorder=None, out=None):
     from .encoding import make_encoder
     from .simulator import Simulator
     profile = args.profile or graph.metadata.get("profile", DEFAULT_PROFILE)
-    sim = Simulator(graph, profile, backend=args.backend)
+    sim = Simulator(graph, profile, backend=args.backend, threads=args.threads, dtype=args.dtype)
     enc = make_encoder(encoding, seed=args.seed)
     T = args.T if args.T is not None else 100
     progress = args.progress if args.progress is not None else sys.stderr.isatty()

@@ -85,13 +85,17 @@ def test_bad_inputs_exit_2(tmp_path, model_file, capsys):
 def test_run_event_backend_same_traces(model_file, tmp_path):
     x = np.random.default_rng(0).random((2, 1, 8, 8))
     np.save(tmp_path / "x.npy", x)
-    for be in ("reference", "event"):
-        assert cli.main(["run", str(model_file), str(tmp_path / "x.npy"), "--T", "6", "--backend", be, "--record-spikes",
-                         "--out", str(tmp_path / f"{be}.npz"), "--no-progress"]) == 0
+    for be, extra in (("reference", []), ("event", ["--threads", "2"]), ("event32", ["--dtype", "float32"])):
+        assert cli.main(["run", str(model_file), str(tmp_path / "x.npy"), "--T", "6", "--backend", be.rstrip("32"), "--record-spikes",
+                         "--out", str(tmp_path / f"{be}.npz"), "--no-progress"] + extra) == 0
     with np.load(tmp_path / "reference.npz") as a, np.load(tmp_path / "event.npz") as b:
         for key in a.files:
             if key != "meta":
                 np.testing.assert_array_equal(a[key], b[key])
+    with np.load(tmp_path / "event32.npz") as c:
+        assert '"dtype": "float32"' in str(c["meta"])
+    # float32 is the event backend's only: a clear usage error, exit 2
+    assert cli.main(["run", str(model_file), str(tmp_path / "x.npy"), "--T", "2", "--dtype", "float32", "--no-progress"]) == 2
 
 
 def test_bench_quick_writes_results(tmp_path, capsys):
