@@ -220,7 +220,7 @@ def _export(model, input_shape, name):
 
 def _trace(model):
     """torch.fx graph of ``model`` with neuron modules kept as leaves (their state is Python-side)."""
-    torch = _torch()
+    _torch()  # a clear error when torch is missing
     import torch.fx as fx
 
     class _Tracer(fx.Tracer):
@@ -294,6 +294,18 @@ def _export_traced(model, input_shape, name="torch-model"):
     return Graph(nodes, name=name, metadata={"profile": prof, "source": "torch adapter (torch.fx)"})
 
 
+def _store_spikes(tr, nm, kind, s, t):
+    """Put one step's spikes ``s`` (B, ...) of neuron module ``nm`` into the traces (counts: 0/1, or
+    n for multi-spike neurons, hence int16 for Sinabs and users' own modules)."""
+    T, B = tr.T, tr.batch
+    if nm not in tr.spikes:
+        tr.spikes[nm] = np.zeros((T,) + s.shape, dtype=np.int16 if kind in ("sinabs", "plain") else np.int8)
+        tr.step_counts[nm] = np.zeros((T, B), dtype=np.int64)
+        tr.layers[nm] = {"model": "if", "shape": tuple(s.shape[1:]), "neurons": int(np.prod(s.shape[1:]))}
+    tr.spikes[nm][t] = s
+    tr.step_counts[nm][t] = np.abs(s).reshape(B, -1).sum(axis=1)
+
+
 def _reset(m):
     k = _kind(m)
     if k == "sj":
@@ -328,12 +340,7 @@ def _record_traced(model, inputs, name):
         def f(mod, args, out):
             s = out.detach().cpu().numpy()
             t = step["t"]
-            if nm not in tr.spikes:
-                tr.spikes[nm] = np.zeros((T,) + s.shape, dtype=np.int16 if k in ("sinabs", "plain") else np.int8)
-                tr.step_counts[nm] = np.zeros((T, B), dtype=np.int64)
-                tr.layers[nm] = {"model": "if", "shape": tuple(s.shape[1:]), "neurons": int(np.prod(s.shape[1:]))}
-            tr.spikes[nm][t] = s
-            tr.step_counts[nm][t] = np.abs(s).reshape(B, -1).sum(axis=1)
+            _store_spikes(tr, nm, k, s, t)
         return f
     for qn, m in model.named_modules():
         if _kind(m):
@@ -400,12 +407,7 @@ def _record(model, inputs, name):
                 else:
                     h, states[i] = m(h, states.get(i))
                 s = h.detach().cpu().numpy()
-                if nm not in tr.spikes:
-                    tr.spikes[nm] = np.zeros((T,) + s.shape, dtype=np.int16 if k in ("sinabs", "plain") else np.int8)
-                    tr.step_counts[nm] = np.zeros((T, B), dtype=np.int64)
-                    tr.layers[nm] = {"model": "if", "shape": tuple(s.shape[1:]), "neurons": int(np.prod(s.shape[1:]))}
-                tr.spikes[nm][t] = s  # spike counts (0/1, or n for Sinabs MultiSpike)
-                tr.step_counts[nm][t] = np.abs(s).reshape(B, -1).sum(axis=1)
+                _store_spikes(tr, nm, k, s, t)
             o = h.detach().cpu().numpy().astype(np.float64)
             out_acc = o if out_acc is None else out_acc + o
             tr.output.setdefault("output", np.zeros((T,) + o.shape))[t] = out_acc
