@@ -131,7 +131,7 @@ class EventEngine:
             self._v[name] = (np.zeros(shape, self.dt), np.zeros(shape, self.dt) if keep_pre else np.zeros((1, 1, 1, 1), self.dt))
             th = np.broadcast_to(sim.params[name].threshold, (C,))
             self._th[name] = np.ascontiguousarray(th, dtype=self.dt)
-            if node.model == "multithreshold":  # levels x per-channel scale, exact in float64
+            if g[name].model == "multithreshold":  # levels x per-channel scale, exact in float64
                 levels = np.asarray(sim.params[name].levels, dtype=np.float64)
                 self._th[name] = np.ascontiguousarray(np.asarray(th, np.float64)[:, None] * levels[None, :], dtype=self.dt)
             self._flags[name] = np.zeros((batch * shape[1], shape[2], C + 1), np.uint8)

@@ -258,3 +258,24 @@ def test_multithreshold_pass_equals_numpy_step(idx, keep_pre, has_bias):
         K._rows_to_nchw(dense, ex, ec, ev, rcnt, 0)
         np.testing.assert_array_equal(dense, m.emitted(s_ref, p))
         np.testing.assert_array_equal(rsum.sum(axis=1), m.spike_count(s_ref).reshape(B, -1).sum(axis=1))
+
+
+@pytest.mark.parametrize("order", [("multithreshold", "if", "ternary"), ("if", "ternary", "multithreshold")])
+def test_engine_mixed_neuron_models(order):
+    """Each fused layer gets its own model's kernel and thresholds, whatever the others are."""
+    rng = np.random.default_rng(9)
+    nodes, prev, cin = [Input("x", (2, 8, 8))], "x", 2
+    for i, model in enumerate(order):
+        w = rng.standard_normal((4, cin, 3, 3)).astype(np.float32)
+        nodes += [Conv2d(f"c{i}", [prev], w, None, padding=1),
+                  Neuron(f"n{i}", [f"c{i}"], model, 0.5, **({"levels": (1.0, 0.5)} if model == "multithreshold" else {}))]
+        prev, cin = f"n{i}", 4
+    g = Graph(nodes + [Output("o", [prev])])
+    x = rng.random((2, 2, 8, 8))
+    rec = Recorder(spikes=True, membranes=True)
+    a = Simulator(g, "paper", "reference").run(x, 8, PoissonEncoder(seed=5), rec)
+    b = Simulator(g, "paper", "event").run(x, 8, PoissonEncoder(seed=5), rec)
+    for k in a.spikes:
+        np.testing.assert_array_equal(a.spikes[k], b.spikes[k], err_msg=k)
+        np.testing.assert_array_equal(a.membranes[k], b.membranes[k], err_msg=k)
+    assert all(int(v.sum()) > 0 for v in a.step_counts.values())
