@@ -124,11 +124,13 @@ class EventEngine:
         self._flags = {}      # fused neuron -> spike-flag scratch of its two-pass loop
         self._setup = {}      # fused neuron -> its kernel's per-run arguments
         self._bias = {}       # synaptic node -> bias in the run's dtype (or None)
+        self._keep_pre = {}   # fused neuron -> whether pre-reset membranes are recorded
         for name in self.fused:
             C = g.shapes[name][0]
             shape = (batch,) + tuple(g.shapes[name][1:]) + (C,)
             keep_pre = name in traces.membranes and sim.params[name].choices.membrane_report == "pre-reset"
             self._v[name] = (np.zeros(shape, self.dt), np.zeros(shape, self.dt) if keep_pre else np.zeros((1, 1, 1, 1), self.dt))
+            self._keep_pre[name] = keep_pre
             th = np.broadcast_to(sim.params[name].threshold, (C,))
             self._th[name] = np.ascontiguousarray(th, dtype=self.dt)
             if g[name].model == "multithreshold":  # levels x per-channel scale, exact in float64
@@ -145,7 +147,7 @@ class EventEngine:
         c = p.choices
         C, H, W = g.shapes[name]
         v, vpre = self._v[name]
-        keep_pre = vpre.shape == v.shape
+        keep_pre = self._keep_pre[name]
         arrays = self._event_arrays(name, (C, H, W))
         counts = tr.counts[name].transpose(0, 2, 3, 1) if name in tr.counts else np.zeros((1, 1, 1, 1), np.int64)
         vmin = self.dt.type(c.v_min if c.v_min is not None else 0.0)

@@ -279,3 +279,18 @@ def test_engine_mixed_neuron_models(order):
         np.testing.assert_array_equal(a.spikes[k], b.spikes[k], err_msg=k)
         np.testing.assert_array_equal(a.membranes[k], b.membranes[k], err_msg=k)
     assert all(int(v.sum()) > 0 for v in a.step_counts.values())
+
+
+@pytest.mark.parametrize("profile", ["paper", "snntorch"])  # post- and pre-reset membrane reports
+def test_engine_one_neuron_layer(profile):
+    """A 1x1x1 layer with batch 1: the pre-reset buffer has the membrane's shape; the report must
+    still follow the profile."""
+    g = Graph([Input("x", (1, 1, 1)), Conv2d("c", ["x"], np.full((1, 1, 1, 1), 0.75, np.float32), None),
+               Neuron("n", ["c"], "if", 1.0), Output("o", ["n"])])
+    x = np.ones((1, 1, 1, 1))
+    rec = Recorder(spikes=True, membranes=True)
+    a = Simulator(g, profile, "reference").run(x, 6, PoissonEncoder(seed=0), rec)
+    b = Simulator(g, profile, "event").run(x, 6, PoissonEncoder(seed=0), rec)
+    np.testing.assert_array_equal(a.membranes["n"], b.membranes["n"])
+    np.testing.assert_array_equal(a.spikes["n"], b.spikes["n"])
+    assert a.spikes["n"].any()
