@@ -102,10 +102,10 @@ def is_events(val):
 class EventEngine:
     """Per-run state of the event backend: buffers, channels-last membranes, event arrays."""
 
-    def __init__(self, sim, batch, plan, traces, recorder, nbands):
+    def __init__(self, sim, batch, plan, traces, nbands):
         self.sim, self.g, self.B = sim, sim.graph, batch
         self.bounds = {n: b for n, (use, _, b) in plan.items() if use}
-        self.tr, self.rec = traces, recorder
+        self.tr = traces
         self.nbands = nbands
         self.dt = np.dtype(sim.dtype)
         self._w = {}          # synaptic node -> prepared weights in the run's dtype

@@ -352,7 +352,7 @@ class Simulator:
             if self.threads is not None:
                 saved_threads = numba.get_num_threads()
                 numba.set_num_threads(min(self.threads, numba.config.NUMBA_NUM_THREADS))
-            engine = EventEngine(self, batch, plan, tr, recorder, nbands=numba.get_num_threads())
+            engine = EventEngine(self, batch, plan, tr, nbands=numba.get_num_threads())
         try:
             self._loop(T, tr, recorder, streams, states, cache, static, events, engine, progress)
         finally:
