@@ -14,7 +14,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 from refsim import models, save_model  # noqa: E402
-from refsim.cli import demo_input  # noqa: E402
+from refsim.data import demo_input  # noqa: E402
 from refsim.conformance import golden  # noqa: E402
 from refsim.graph import Concat, Graph, Input, Neuron, Output, Scale  # noqa: E402
 from refsim.semantics import get_profile, list_profiles  # noqa: E402

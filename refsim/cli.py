@@ -21,18 +21,10 @@ from . import __version__
 from .errors import RefsimError
 from .semantics import DEFAULT_PROFILE, NEURON_MODELS, get_profile, list_profiles
 
+from .data import DEMO_IMAGE, DEMO_LABEL, DEMO_MODEL, demo_input
+from .neurons.probe import format_spikes, probe
+
 EXIT_OK, EXIT_FAILED_CHECK, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
-DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
-DEMO_MODEL = os.path.join(DATA_DIR, "demo_unet.safetensors")
-DEMO_IMAGE = os.path.join(DATA_DIR, "hippocampus_001_x10-17.nii.gz")
-DEMO_LABEL = os.path.join(DATA_DIR, "hippocampus_001_x10-17_label.nii.gz")
-_DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
-
-
-def demo_input(hw=(56, 48)) -> np.ndarray:
-    """The shipped MRI excerpt as a (8, 1, 56, 48) batch in [0, 1]."""
-    from .io.nifti import fit_slices, load_volume, normalize
-    return normalize(fit_slices(load_volume(DEMO_IMAGE), hw), "unit")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -239,38 +231,6 @@ def _parse_floats(text, what):
     if not vals:
         raise ValidationError(what, "at least one number", text)
     return vals
-
-
-def probe(profile=DEFAULT_PROFILE, inputs=(0.5,), T=8, threshold=1.0, model="if", levels=None):
-    """Spikes per step and membranes of one neuron driven by ``inputs`` (cycled). Returns (spikes, membranes)."""
-    from .errors import ValidationError
-    from .neurons import get_model
-    from .neurons._common import MembraneState
-    if T < 1:
-        raise ValidationError("probe T", "a positive number of steps", T)
-    prof = get_profile(profile)
-    m = get_model(model)
-    kw = {"levels": tuple(levels)} if (levels and model == "multithreshold") else {}
-    params = m.params_cls(threshold=threshold, choices=prof.choices(model), **kw)
-    st = MembraneState(np.zeros(1), np.zeros(1))
-    spikes, mems = [], []
-    for t in range(T):
-        s, st = m.step(st, np.array([inputs[t % len(inputs)]], dtype=np.float64), params)
-        spikes.append(int(m.spike_count(s)[0]) * (-1 if (model == "ternary" and s[0] < 0) else 1))
-        mems.append(float(st.v[0]))
-    return spikes, mems
-
-
-def format_spikes(spikes) -> str:
-    out = []
-    for s in spikes:
-        if s < 0:
-            out.append("-")
-        elif s < len(_DIGITS):
-            out.append(_DIGITS[s])
-        else:
-            out.append("*")
-    return "".join(out)
 
 
 def _cmd_probe(args):

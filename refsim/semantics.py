@@ -45,6 +45,19 @@ SPIKE_VALUES = ("one", "threshold")
 MEMBRANE_REPORTS = ("post-reset", "pre-reset")
 NEURON_MODELS = ("if", "ternary", "multithreshold")
 
+#: Every spike-changing choice that takes a name, with its allowed values: the one list that the
+#: neuron steps, the event kernels' flags (refsim.backends.event.kernels.choice_flags), check's
+#: explanations and fingerprint derive from. ``v_min`` is a number or None.
+CHOICE_VALUES = {"comparison": COMPARISONS, "order": ORDERS, "reset": RESETS, "spikes_per_step": SPIKES_PER_STEP,
+                 "spike_value": SPIKE_VALUES, "membrane_report": MEMBRANE_REPORTS}
+#: The values of the membrane floor that explanations and fingerprints try (none; Sinabs from_model's -1).
+V_MIN_VALUES = (None, -1.0)
+#: The choices that change a neuron's own spike train (what ``refsim check`` explains a divergence with
+#: and ``refsim fingerprint`` identifies); spike_value changes what the next layer receives and
+#: membrane_report what a recorder sees, not the layer's own spikes.
+SPIKE_TRAIN_CHOICES = {"comparison": COMPARISONS, "order": ORDERS, "reset": RESETS,
+                       "spikes_per_step": SPIKES_PER_STEP, "v_min": V_MIN_VALUES}
+
 
 def _check_choice(where: str, value, allowed) -> None:
     if value not in allowed:
@@ -64,12 +77,8 @@ class NeuronChoices:
     membrane_report: str = "post-reset"
 
     def __post_init__(self):
-        _check_choice("NeuronChoices.comparison", self.comparison, COMPARISONS)
-        _check_choice("NeuronChoices.order", self.order, ORDERS)
-        _check_choice("NeuronChoices.reset", self.reset, RESETS)
-        _check_choice("NeuronChoices.spikes_per_step", self.spikes_per_step, SPIKES_PER_STEP)
-        _check_choice("NeuronChoices.spike_value", self.spike_value, SPIKE_VALUES)
-        _check_choice("NeuronChoices.membrane_report", self.membrane_report, MEMBRANE_REPORTS)
+        for name, allowed in CHOICE_VALUES.items():
+            _check_choice(f"NeuronChoices.{name}", getattr(self, name), allowed)
         if self.v_min is not None:
             if isinstance(self.v_min, bool) or not isinstance(self.v_min, (int, float)) or not math.isfinite(self.v_min):
                 raise ValidationError("NeuronChoices.v_min", "None or a finite number", self.v_min)

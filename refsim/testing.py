@@ -22,7 +22,7 @@ class ConformanceError(RefsimError, AssertionError):
 def assert_conforms(model, traces, profile=None):
     """Fail unless ``traces`` (path or Traces) conform to ``model`` (path or Graph) under ``profile``."""
     from .conformance.check import check, format_report
-    from .conformance.traces import load_traces
+    from .traces import load_traces
     from .graph import Graph
     from .io import load_model
     g = model if isinstance(model, Graph) else load_model(model)

@@ -22,119 +22,12 @@ import dataclasses
 
 import numpy as np
 
-from ..errors import ModelFormatError
+from ..errors import ModelFormatError, RefsimError, UnknownNameError
+from ..exactness import U32, abs_forward, fan_in, granularity, param_granularity
 from ..graph.nodes import Input, Neuron, Output
 from ..neurons import get_model
-from ..neurons._common import MembraneState, broadcast_channels
-from ..semantics import get_profile
-
-U32 = 2.0 ** -24
-
-
-def _granularity(a) -> float:
-    """Largest power of two g such that every value of ``a`` is an integer multiple of g (inf if all 0)."""
-    a = np.abs(np.asarray(a, dtype=np.float64))
-    a = a[a > 0]
-    if a.size == 0:
-        return np.inf
-    m, e = np.frexp(a)  # a = m * 2^e, m in [0.5, 1)
-    ints = np.ldexp(m, 53).astype(np.int64)  # exact 53-bit integers
-    tz = np.zeros(ints.shape, dtype=np.int64)
-    x = ints.copy()
-    for _ in range(64):
-        odd = (x & 1) == 1
-        if odd.all():
-            break
-        tz += ~odd
-        x = np.where(odd, x, x >> 1)
-    return float(np.min(np.ldexp(1.0, (e - 53 + tz).astype(np.int64))))
-
-
-def _abs_node_forward(node, xs):
-    """The node's operation with |weights| on |inputs|: bounds sum|terms|."""
-    t = node.TYPE
-    if t in ("Conv2d", "ConvTranspose2d", "Linear"):
-        clone = object.__new__(type(node))
-        clone.__dict__.update(node.__dict__)
-        clone.weight = np.abs(node.weight)
-        clone.bias = None if node.bias is None else np.abs(node.bias)
-        return clone.forward([np.abs(x) for x in xs])
-    if t == "Scale":
-        f = node.factor
-        f = np.abs(f).astype(np.float64).reshape((1, -1) + (1,) * (xs[0].ndim - 2)) if isinstance(f, np.ndarray) else abs(f)
-        return np.abs(xs[0]) * f
-    return node.forward([np.abs(x) for x in xs])
-
-
-def _fan_in(node):
-    t = node.TYPE
-    if t == "Conv2d":
-        return int(np.prod(node.weight.shape[1:])) + 1
-    if t == "ConvTranspose2d":
-        return int(node.weight.shape[0] // node.groups * np.prod(node.weight.shape[2:])) + 1
-    if t == "Linear":
-        return node.weight.shape[1] + 1
-    if t in ("AvgPool2d", "SumPool2d"):
-        return node.kernel_size[0] * node.kernel_size[1] + 1
-    if t == "Scale":
-        return 1
-    return 0
-
-
-def _param_granularity(node):
-    g = np.inf
-    for arr in node.tensors().values():
-        g = min(g, _granularity(arr))
-    if node.TYPE == "AvgPool2d":
-        g = min(g, _granularity([1.0 / (node.kernel_size[0] * node.kernel_size[1])]))
-    if node.TYPE == "Scale" and not isinstance(node.factor, np.ndarray):
-        g = min(g, _granularity([node.factor]))
-    return g
-
-
-def _boundary_distance(model, v, params):
-    """Distance of the decision membrane from the nearest decision boundary."""
-    theta = broadcast_channels(params.threshold, v.ndim)
-    if model == "if":
-        if params.choices.spikes_per_step == "multi":
-            k = np.maximum(np.round(v / theta), 1.0)
-            return np.abs(v - k * theta)
-        return np.abs(v - theta)
-    if model == "ternary":
-        return np.minimum(np.abs(v - theta), np.abs(v + theta))
-    d = np.full(v.shape, np.inf)
-    rest = v
-    for lvl in params.levels:
-        L = lvl * theta
-        d = np.minimum(d, np.abs(rest - L))
-        hit = rest > L if params.choices.comparison == ">" else rest >= L
-        rest = np.where(hit, rest - L, rest)
-    return d
-
-
-def _forced_update(model, v_prev, x, s_rec, params):
-    """Membrane after one step when the neuron's spikes are the recorded ones."""
-    c = params.choices
-    m = get_model(model)
-    pre = v_prev + x if c.order == "integrate-then-fire" else v_prev
-    if c.reset == "subtract":
-        v = pre - m.emitted(s_rec, _value_one(params))
-    elif c.reset == "zero":
-        v = np.where(s_rec != 0, 0.0, pre)
-    else:
-        v = pre
-    if c.order == "fire-then-integrate":
-        v = v + x
-    if c.v_min is not None:
-        v = np.maximum(v, c.v_min)
-    return v
-
-
-def _value_one(params):
-    """Params whose emitted value is the charge a spike removes (count * threshold, or the levels)."""
-    if hasattr(params, "levels"):
-        return params
-    return dataclasses.replace(params, choices=params.choices.replace(spike_value="threshold"))
+from ..neurons._common import MembraneState
+from ..semantics import SPIKE_TRAIN_CHOICES, get_profile
 
 
 @dataclasses.dataclass
@@ -167,11 +60,8 @@ def _check_layers(graph, traces, profile, only=None, overrides=None, mode="teach
     for n in graph.neurons:
         node = graph[n]
         if overrides and n in overrides:
-            choices = prof.choices(node.model).replace(**{**node.choices, **overrides[n]})
-            params[n] = get_model(node.model).params_cls(
-                **({"levels": node.levels} if node.levels else {}), threshold=node.threshold, choices=choices)
-        else:
-            params[n] = node.make_params(prof)
+            node = node.replace(choices={**node.choices, **overrides[n]})
+        params[n] = node.make_params(prof)
     for n in graph.neurons:
         if n not in traces.spikes:
             raise ModelFormatError(f"spikes/{n}", "per-step spikes of every spiking layer", "nothing", file="traces")
@@ -183,7 +73,7 @@ def _check_layers(graph, traces, profile, only=None, overrides=None, mode="teach
     reports = {n: LayerReport(n, graph[n].model) for n in layers}
     v = {n: np.zeros((B,) + graph.shapes[n]) for n in layers}
     bound = {n: np.zeros((B,) + graph.shapes[n]) for n in layers}
-    gparam = {n: _param_granularity(graph[n]) for n in graph.order}
+    gparam = {n: param_granularity(graph[n]) for n in graph.order}
     stop, v_free = False, {}
     for t in range(T):
         if stop:
@@ -193,7 +83,7 @@ def _check_layers(graph, traces, profile, only=None, overrides=None, mode="teach
             node = graph[name]
             if isinstance(node, Input):
                 x = np.asarray(traces.inputs[name][t], dtype=np.float64)
-                vals[name], absv[name], gran[name], fan[name] = x, np.abs(x), _granularity(x), 0
+                vals[name], absv[name], gran[name], fan[name] = x, np.abs(x), granularity(x), 0
             elif isinstance(node, Neuron):
                 p = params[name]
                 m = get_model(node.model)
@@ -204,12 +94,12 @@ def _check_layers(graph, traces, profile, only=None, overrides=None, mode="teach
                     x, ax = vals[node.inputs[0]], absv[node.inputs[0]]
                     rep = reports[name]
                     v_prev = v[name]
-                    s_ours, st = m.step(MembraneState(v_prev, v_prev), x, p)
-                    pre = st.v_pre
-                    v_new = st.v if free else _forced_update(node.model, v_prev, x, s_rec, p)
-                    theta_g = (_granularity(np.outer(p.levels, np.atleast_1d(p.threshold)))
-                               if node.model == "multithreshold" else _granularity(p.threshold))
-                    g = min(gran[node.inputs[0]], _granularity(v_prev), theta_g)
+                    # the model's own step; teacher-forced, its reset follows the recorded spikes
+                    s_ours, st = m.step(MembraneState(v_prev, v_prev), x, p, forced=None if free else s_rec)
+                    pre, v_new = st.v_pre, st.v
+                    theta_g = (granularity(np.outer(p.levels, np.atleast_1d(p.threshold)))
+                               if node.model == "multithreshold" else granularity(p.threshold))
+                    g = min(gran[node.inputs[0]], granularity(v_prev), theta_g)
                     big = max(float(np.max(np.abs(pre), initial=0.0)), float(np.max(ax, initial=0.0)),
                               float(np.max(np.abs(v_prev), initial=0.0)), float(np.max(np.abs(v_new), initial=0.0)),
                               float(np.max(p.threshold)) * (sum(p.levels) if hasattr(p, "levels") else 1.0))
@@ -221,7 +111,7 @@ def _check_layers(graph, traces, profile, only=None, overrides=None, mode="teach
                     diff = s_ours != s_rec
                     rep.compared += int(s_rec.size)
                     if diff.any():
-                        dist = _boundary_distance(node.model, pre, p)
+                        dist = m.boundary_distance(pre, p)
                         # bound 0: the other side's float32 value is exactly ours, so a different decision diverges
                         tie = diff & (bound[name] > 0) & (dist <= bound[name])
                         div = diff & ~tie
@@ -244,23 +134,22 @@ def _check_layers(graph, traces, profile, only=None, overrides=None, mode="teach
                     v_free[name] = st
                     out = m.emitted(s_ours, p)
                 vals[name], absv[name], fan[name] = out, np.abs(out), 0
-                gran[name] = _granularity(out)
+                gran[name] = granularity(out)
             elif isinstance(node, Output):
                 vals[name] = vals[node.inputs[0]]
             else:
                 xs = [vals[i] for i in node.inputs]
                 vals[name] = node.forward(xs)
-                absv[name] = _abs_node_forward(node, [absv[i] for i in node.inputs])
+                absv[name] = abs_forward(node, [absv[i] for i in node.inputs])
                 gi = min(gran[i] for i in node.inputs)
                 gran[name] = gi * gparam[name] if np.isfinite(gparam[name]) and np.isfinite(gi) else min(gi, gparam[name])
                 # errors of chained roundings add: gamma_a + gamma_b <= gamma_(a+b)
-                fan[name] = _fan_in(node) + max(fan[i] for i in node.inputs)
+                fan[name] = fan_in(node) + max(fan[i] for i in node.inputs)
     return reports
 
 
-ALTERNATIVES = [("comparison", ">"), ("comparison", ">="), ("order", "integrate-then-fire"), ("order", "fire-then-integrate"),
-                ("reset", "subtract"), ("reset", "zero"), ("reset", "none"), ("spikes_per_step", "one"),
-                ("spikes_per_step", "multi"), ("v_min", -1.0), ("v_min", None)]
+#: every single-choice change a divergence may be explained by (from :data:`refsim.semantics.SPIKE_TRAIN_CHOICES`)
+ALTERNATIVES = [(f, v) for f, values in SPIKE_TRAIN_CHOICES.items() for v in values]
 
 
 def check(graph, traces, profile="paper", explain=True, mode="teacher-forced") -> dict:
@@ -271,7 +160,6 @@ def check(graph, traces, profile="paper", explain=True, mode="teacher-forced") -
     layer's spikes differ is reported, as a rounding tie or a divergence).
     """
     if mode not in MODES:
-        from ..errors import UnknownNameError
         raise UnknownNameError("check mode", mode, MODES)
     prof = get_profile(profile)
     reports = _check_layers(graph, traces, prof, mode=mode)
@@ -284,7 +172,7 @@ def check(graph, traces, profile="paper", explain=True, mode="teacher-forced") -
                 try:
                     alt = _check_layers(graph, traces, prof, only=None if mode == "free-running" else {name},
                                         overrides={name: {field: value}}, mode=mode)[name]
-                except Exception:  # an alternative invalid for this model (e.g. multi for ternary)
+                except RefsimError:  # an alternative invalid for this model (e.g. multi for ternary)
                     continue
                 if alt.divergences == 0:
                     rep.explained_by.append(f"{field}={value}")

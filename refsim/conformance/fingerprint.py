@@ -14,8 +14,8 @@ import numpy as np
 
 from ..errors import ValidationError
 from ..neurons import if_
-from ..neurons._common import MembraneState
-from ..semantics import NeuronChoices, get_profile, list_profiles
+from ..neurons.probe import run_neuron
+from ..semantics import SPIKE_TRAIN_CHOICES, NeuronChoices, get_profile, list_profiles
 
 T_PROBE = 12
 #: name -> per-step input (cycled). Each separates at least one pair of choices.
@@ -24,8 +24,8 @@ PROBES = {
     "const 2.5": [2.5], "negative then positive": [-0.75, -0.75, -0.75, 1.0, 1.0, 0.25],
     "one pulse 1.5": [1.5, 0.0, 0.0, 0.0],
 }
-FIELDS = {"comparison": (">", ">="), "order": ("integrate-then-fire", "fire-then-integrate"),
-          "reset": ("subtract", "zero", "none"), "spikes_per_step": ("one", "multi"), "v_min": (None, -1.0)}
+#: the choices a fingerprint identifies, and their values (:data:`refsim.semantics.SPIKE_TRAIN_CHOICES`)
+FIELDS = SPIKE_TRAIN_CHOICES
 
 
 def probe_inputs() -> np.ndarray:
@@ -34,14 +34,9 @@ def probe_inputs() -> np.ndarray:
 
 
 def simulate_choices(choices: NeuronChoices, x=None) -> np.ndarray:
+    """(T, N) spike counts of IF neurons (threshold 1) with ``choices`` on the probes (or ``x``)."""
     x = probe_inputs() if x is None else x
-    p = if_.IFParams(1.0, choices)
-    st = MembraneState(np.zeros(x.shape[1]), np.zeros(x.shape[1]))
-    out = np.zeros(x.shape, dtype=np.int64)
-    for t in range(x.shape[0]):
-        s, st = if_.step(st, x[t], p)
-        out[t] = s
-    return out
+    return run_neuron(if_.IFParams(1.0, choices), x).signed
 
 
 def fingerprint(impl) -> dict:

@@ -16,7 +16,7 @@ from ..encoding import PoissonEncoder, ReplayEncoder, StaticEncoder
 from ..errors import ModelFormatError, ValidationError
 from ..io import load_model
 from ..simulator import Recorder, Simulator
-from .traces import compare_traces, load_traces
+from ..traces import compare_traces, load_traces
 
 CASE_FILES = ("case.json", "model.safetensors", "input.npz")
 

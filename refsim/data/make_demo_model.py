@@ -16,7 +16,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
 
 from refsim import models, save_model  # noqa: E402
-from refsim.cli import demo_input  # noqa: E402
+from refsim.data import demo_input  # noqa: E402
 from refsim.graph import Graph, Neuron  # noqa: E402
 
 

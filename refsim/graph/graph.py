@@ -1,7 +1,6 @@
 """The network graph: a DAG of typed nodes, validated and shape-checked when it is built."""
 from __future__ import annotations
 
-import inspect
 from collections import OrderedDict
 
 import numpy as np
@@ -152,8 +151,7 @@ class Graph:
             except UnknownNameError as exc:
                 raise ModelFormatError(f"node {name!r} field 'type'", "one of " + ", ".join(exc.valid),
                                        f"{nd['type']!r} (unknown node type)") from None
-            sig = inspect.signature(ntype.__init__)
-            valid = [p for p in sig.parameters if p not in ("self", "name")]
+            valid = ntype.field_names()
             kwargs = {}
             for key, value in nd.items():
                 if key in ("name", "type"):
@@ -175,10 +173,12 @@ class Graph:
             for p in ntype.TENSORS:
                 if p not in kwargs:
                     raise ModelFormatError(f"node {name!r} field {p!r}", "a tensor reference {\"tensor\": key}", "nothing")
+            missing = [f for f in ntype.required_fields() if f not in kwargs]
+            if missing:
+                raise ModelFormatError(f"node {name!r} field {missing[0]!r}", f"a value (required for a {ntype.TYPE})",
+                                       "nothing")
             try:
                 nodes.append(ntype(name, **kwargs))
-            except TypeError as exc:
-                raise ModelFormatError(f"node {name!r}", f"the fields of a {ntype.TYPE}", str(exc)) from None
             except UnknownNameError as exc:
                 raise ModelFormatError(f"node {name!r}", f"one of {', '.join(exc.valid)}", repr(exc.name)) from None
         extra = sorted(set(tensors) - used)

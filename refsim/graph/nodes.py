@@ -26,14 +26,17 @@ Output             non-firing integrator (Yue eq. 3); its membrane is the networ
 """
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 from typing import ClassVar
 
 import numpy as np
 
-from ..errors import ModelFormatError, ShapeError, UnknownNameError
-from ..neurons import NEURON_MODELS
-from ..semantics import NeuronChoices
+from ..errors import ModelFormatError, RefsimError, ShapeError, UnknownNameError
+from ..neurons import NEURON_MODELS, make_params
+from ..neurons._common import as_threshold
+from ..semantics import NeuronChoices, get_profile
 from . import ops
 
 
@@ -72,13 +75,79 @@ def check_tensor(node, field, arr, shape):
     return arr
 
 
+def _freezing(init):
+    """Wrap a node constructor so the node is immutable once the outermost constructor returns
+    (its tensors become read-only views)."""
+    @functools.wraps(init)
+    def __init__(self, *args, **kwargs):
+        depth = self.__dict__.get("_init_depth", 0)
+        object.__setattr__(self, "_init_depth", depth + 1)
+        try:
+            init(self, *args, **kwargs)
+        finally:
+            object.__setattr__(self, "_init_depth", depth)
+        if depth == 0:
+            for f in self.TENSORS + self.OPTIONAL_TENSORS:
+                v = self.__dict__.get(f)
+                if isinstance(v, np.ndarray) and v.flags.writeable:
+                    v = v.view()
+                    v.flags.writeable = False
+                    object.__setattr__(self, f, v)
+            object.__setattr__(self, "_frozen", True)
+    return __init__
+
+
 class Node:
-    """Base class. Subclasses set ``TYPE``, ``ARITY`` (None = one or more) and ``TENSORS``."""
+    """Base class. Subclasses set ``TYPE``, ``ARITY`` (None = one or more) and ``TENSORS``.
+
+    Nodes are immutable values: every field is validated by the constructor, tensors are read-only,
+    and :meth:`replace` returns a new, validated node with some fields changed (as
+    ``dataclasses.replace`` does for a frozen dataclass).
+    """
 
     TYPE: ClassVar[str] = ""
     ARITY: ClassVar[int | None] = 1
     TENSORS: ClassVar[tuple] = ()
     OPTIONAL_TENSORS: ClassVar[tuple] = ()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "__init__" in cls.__dict__:
+            cls.__init__ = _freezing(cls.__dict__["__init__"])
+
+    def __setattr__(self, key, value):
+        if self.__dict__.get("_frozen"):
+            raise AttributeError(f"{self.TYPE} node {self.name!r} is immutable; use node.replace({key}=...)")
+        object.__setattr__(self, key, value)
+
+    @classmethod
+    def field_names(cls) -> list:
+        """The constructor's fields (besides ``name``): what a model file and :meth:`replace` may set."""
+        return [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "name")]
+
+    @classmethod
+    def required_fields(cls) -> list:
+        sig = inspect.signature(cls.__init__).parameters
+        return [p for p in cls.field_names() if sig[p].default is inspect.Parameter.empty]
+
+    def fields(self) -> dict:
+        """The constructor arguments that rebuild this node (inputs, parameters, tensors)."""
+        kw = {"inputs": list(self.inputs)}
+        kw.update(self.params())
+        for f in self.TENSORS + self.OPTIONAL_TENSORS:
+            if f in self.field_names():
+                kw[f] = getattr(self, f, None)
+        return {k: v for k, v in kw.items() if k in self.field_names()}
+
+    def replace(self, **changes) -> "Node":
+        """A new node with ``changes`` applied, validated like any other (unknown fields raise)."""
+        valid = ["name"] + self.field_names()
+        for key in changes:
+            if key not in valid:
+                raise UnknownNameError(f"field of a {self.TYPE}", key, valid)
+        kw = self.fields()
+        kw.update(changes)
+        return type(self)(kw.pop("name", self.name), **kw)
 
     def __init__(self, name: str, inputs=()):
         if not isinstance(name, str) or not name:
@@ -451,20 +520,32 @@ class Neuron(Node):
     def __init__(self, name, inputs, model="if", threshold=1.0, levels=None, choices=None):
         super().__init__(name, inputs)
         if model not in NEURON_MODELS:
-            raise UnknownNameError("neuron model", model, NEURON_MODELS)
+            raise _err(name, "model", "one of " + ", ".join(NEURON_MODELS), model)
         self.model = model
-        self.threshold = _scalar_or_tensor(name, "threshold", threshold)
-        if not isinstance(self.threshold, np.ndarray) and self.threshold <= 0:
-            raise _err(name, "threshold", "a threshold > 0", threshold)
+        if isinstance(threshold, np.ndarray):
+            if threshold.ndim != 1:
+                raise _err(name, "threshold", "a number or a 1-D per-channel tensor", f"shape {threshold.shape}")
+            check_tensor(name, "threshold", threshold, None)
+        else:
+            threshold = _scalar_or_tensor(name, "threshold", threshold)
+        try:
+            as_threshold(threshold, "threshold")
+        except RefsimError as exc:
+            raise _err(name, "threshold", exc.expected, exc.found) from None
+        self.threshold = threshold
         if levels is not None and model != "multithreshold":
             raise _err(name, "levels", "no levels unless model is 'multithreshold'", levels)
+        if levels is not None and not isinstance(levels, (list, tuple)):
+            raise _err(name, "levels", "a list of numbers", levels)
         self.levels = None if levels is None else tuple(levels)
-        choices = dict(choices or {})
-        try:
-            NeuronChoices().replace(**choices)
-        except Exception as exc:  # re-raised with the node's name
-            raise _err(name, "choices", "valid neuron choices", f"{choices} ({exc})") from None
-        self.choices = choices
+        if choices is not None and (not isinstance(choices, dict) or not all(isinstance(k, str) for k in choices)):
+            raise _err(name, "choices", "an object of neuron choices, e.g. {\"comparison\": \">=\"}", choices)
+        self.choices = dict(choices or {})
+        try:  # every parameter as the model will see it, under the default profile
+            make_params(model, 1.0, get_profile("paper").choices(model).replace(**self.choices), self.levels)
+        except RefsimError as exc:
+            field = "levels" if "levels" in str(exc) else "choices"
+            raise _err(name, field, f"values valid for a {model!r} neuron", f"{exc}") from None
 
     def params(self):
         d = {"model": self.model}
@@ -478,24 +559,18 @@ class Neuron(Node):
 
     def check_tensors(self, in_shapes):
         _check_per_channel(self.name, "threshold", self.threshold, in_shapes[0])
-        if isinstance(self.threshold, np.ndarray) and not np.all(self.threshold > 0):
-            raise _err(self.name, "threshold", "thresholds > 0", "a non-positive entry")
 
     def infer_shape(self, shapes):
         return shapes[0]
 
     def make_params(self, profile):
         """Build the neuron model's parameter object under ``profile`` plus this node's overrides."""
-        from ..semantics import get_profile
-        m = NEURON_MODELS[self.model]
-        choices = get_profile(profile).choices(self.model).replace(**self.choices)
         try:
-            if self.model == "multithreshold":
-                kw = {} if self.levels is None else {"levels": self.levels}
-                return m.params_cls(threshold=self.threshold, choices=choices, **kw)
-            return m.params_cls(threshold=self.threshold, choices=choices)
-        except Exception as exc:
-            raise _err(self.name, "threshold/levels/choices", "parameters valid for this model", str(exc)) from None
+            choices = get_profile(profile).choices(self.model).replace(**self.choices)
+            return make_params(self.model, self.threshold, choices, self.levels)
+        except (RefsimError) as exc:
+            raise _err(self.name, "threshold/levels/choices", "parameters valid for this model under the profile",
+                       str(exc)) from None
 
 
 class Output(Node):
@@ -506,6 +581,8 @@ class Output(Node):
     def infer_shape(self, shapes):
         return shapes[0]
 
+
+Node.__init__ = _freezing(Node.__init__)
 
 NODE_TYPES = {cls.TYPE: cls for cls in (Input, Conv2d, ConvTranspose2d, AvgPool2d, SumPool2d, Concat, Upsample,
                                         Flatten, Linear, Dropout, Scale, Neuron, Output)}

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 
-from ..errors import ModelFormatError
+from ..errors import ModelFormatError, RefsimError
 from ..graph import FORMAT_NAME, FORMAT_VERSION, Graph
 from . import safetensors
 
@@ -44,8 +44,5 @@ def load_model(path) -> Graph:
         return Graph.from_dict(doc, tensors)
     except ModelFormatError as exc:
         raise exc.with_file(path) from None
-    except Exception as exc:  # a refsim UnknownNameError etc.: add the file
-        from ..errors import RefsimError
-        if isinstance(exc, RefsimError):
-            raise ModelFormatError("graph", "a valid graph", str(exc), file=path) from None
-        raise
+    except RefsimError as exc:  # an UnknownNameError or ValidationError from a node: add the file
+        raise ModelFormatError("graph", "a valid graph", str(exc), file=path) from None

@@ -1,42 +1,181 @@
-"""NIfTI volumes (nibabel) as batches of 2-D slices for the 2-D networks."""
+"""NIfTI volumes (nibabel) as batches of 2-D slices for the 2-D networks, with their geometry, so
+that a prediction can be written back onto the volume's own grid.
+
+* :func:`read_volume` -> :class:`Volume` (data as float64, the affine, the header, the on-disk dtype);
+* :func:`slice_volume` -> slices ``(N, 1, H, W)`` fitted to a model's input (centred, zero-padded or
+  cropped) and the :class:`SliceGeometry` that records the slicing axis and every pad and crop;
+* :func:`unslice` puts per-slice maps back into the volume's shape (cropped-away voxels get a fill);
+* :func:`save_like` writes a mask or probability map with the source's affine and header, atomically.
+"""
 from __future__ import annotations
 
+import gzip
 import os
+import tempfile
+import zlib
+from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import EncodingError, ModelFormatError
+from ..errors import EncodingError, ModelFormatError, ValidationError
 
 
-def load_volume(path) -> np.ndarray:
-    """Read a 3-D NIfTI image as float64 (nibabel imported here, a core dependency)."""
+@dataclass(frozen=True, eq=False)
+class Volume:
+    """A 3-D image: ``data`` (float64), ``affine`` (4x4 voxel-to-world), ``header`` (nibabel's, kept
+    to write results in the same space), ``dtype`` (on disk) and the ``path`` it came from."""
+
+    data: np.ndarray
+    affine: np.ndarray
+    header: object
+    dtype: np.dtype
+    path: str
+
+    @property
+    def shape(self):
+        return self.data.shape
+
+
+def read_volume(path) -> Volume:
+    """Read a 3-D NIfTI image (a 4-D file with one volume is accepted); errors name the file."""
     import nibabel as nib
     path = os.fspath(path)
     try:
         img = nib.load(path)
+        dtype = img.get_data_dtype()
+        if dtype.kind == "c":
+            raise ModelFormatError("image data type", "real-valued voxels", f"complex ({dtype})", file=path)
         data = np.asarray(img.dataobj, dtype=np.float64)
     except FileNotFoundError:
         raise ModelFormatError("file", "an existing NIfTI file", "no such file", file=path) from None
-    except Exception as exc:
+    except (nib.filebasedimages.ImageFileError, OSError, EOFError, ValueError, zlib.error, gzip.BadGzipFile) as exc:
         raise ModelFormatError("file", "a NIfTI-1/2 image", f"{type(exc).__name__}: {exc}", file=path) from None
     if data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]
     if data.ndim != 3:
-        raise ModelFormatError("image", "a 3-D volume", f"shape {data.shape}", file=path)
-    return data
+        raise ModelFormatError("image", "a 3-D volume (or 4-D with one volume)", f"shape {data.shape}", file=path)
+    if not np.all(np.isfinite(data)):
+        bad = tuple(int(i) for i in np.argwhere(~np.isfinite(data))[0])
+        raise ModelFormatError("image data", "finite voxel values", f"{data[bad]} at voxel {bad}", file=path)
+    return Volume(data, np.asarray(img.affine, dtype=np.float64), img.header.copy(), np.dtype(dtype), path)
+
+
+def load_volume(path) -> np.ndarray:
+    """The voxels of a 3-D NIfTI image as float64 (:func:`read_volume` keeps the geometry too)."""
+    return read_volume(path).data
+
+
+@dataclass(frozen=True)
+class SliceGeometry:
+    """How a volume was cut into model inputs: slices along ``axis`` of a volume of ``volume_shape``;
+    in-plane, the window ``src`` = (row, col, height, width) of each slice lands at ``dst`` = (row,
+    col) of the model's ``hw`` input (centred: padded where the slice is smaller, cropped where larger)."""
+
+    axis: int
+    volume_shape: tuple
+    hw: tuple
+    src: tuple
+    dst: tuple
+
+    @property
+    def slice_hw(self):
+        return tuple(s for i, s in enumerate(self.volume_shape) if i != self.axis)
+
+    def pads_and_crops(self) -> dict:
+        """Per in-plane dimension: ``{"pad": (before, after)}`` or ``{"crop": (before, after)}`` (or neither)."""
+        out = {}
+        for d, name in enumerate(("rows", "columns")):
+            have, want = self.slice_hw[d], self.hw[d]
+            lo = self.dst[d] if have < want else self.src[d]
+            if have < want:
+                out[name] = {"pad": (lo, want - have - lo)}
+            elif have > want:
+                out[name] = {"crop": (lo, have - want - lo)}
+        return out
+
+    def describe(self) -> str:
+        """One line saying what was padded or cropped."""
+        h, w = self.slice_hw
+        parts = []
+        for name, pc in self.pads_and_crops().items():
+            (kind, (a, b)), = pc.items()
+            parts.append(f"{name} {'zero-padded' if kind == 'pad' else 'CROPPED'} by {a} before, {b} after")
+        what = "; ".join(parts) if parts else "no padding or cropping"
+        return (f"{self.volume_shape[self.axis]} slices along axis {self.axis}, {h}x{w} -> {self.hw[0]}x{self.hw[1]}: "
+                f"{what}")
+
+
+def _geometry(shape, hw, axis):
+    if axis not in (0, 1, 2):
+        raise ValidationError("slicing axis", "0, 1 or 2", axis)
+    h, w = (s for i, s in enumerate(shape) if i != axis)
+    H, W = hw
+    sh, sw = min(h, H), min(w, W)
+    return SliceGeometry(axis, tuple(int(s) for s in shape), (int(H), int(W)),
+                         ((h - sh) // 2, (w - sw) // 2, sh, sw), ((H - sh) // 2, (W - sw) // 2))
+
+
+def slice_volume(volume, hw, axis=0):
+    """Slices of ``volume`` (a :class:`Volume` or a 3-D array) along ``axis`` fitted to ``hw``:
+    returns ``(x, geometry)`` with ``x`` of shape (N, 1, H, W) float64."""
+    data = volume.data if isinstance(volume, Volume) else np.asarray(volume, dtype=np.float64)
+    if data.ndim != 3:
+        raise EncodingError(f"slice_volume: expected a 3-D volume, found shape {data.shape}")
+    geo = _geometry(data.shape, hw, axis)
+    vol = np.moveaxis(data, axis, 0)
+    y0, x0, sh, sw = geo.src
+    Y0, X0 = geo.dst
+    out = np.zeros((vol.shape[0], geo.hw[0], geo.hw[1]))
+    out[:, Y0:Y0 + sh, X0:X0 + sw] = vol[:, y0:y0 + sh, x0:x0 + sw]
+    return out[:, None], geo
 
 
 def fit_slices(volume: np.ndarray, hw, axis=0) -> np.ndarray:
     """Slices along ``axis``, zero-padded (centred) or centre-cropped to ``hw``: (N, 1, H, W)."""
-    vol = np.moveaxis(np.asarray(volume, dtype=np.float64), axis, 0)
-    n, h, w = vol.shape
-    H, W = hw
-    out = np.zeros((n, H, W))
-    sh, sw = min(h, H), min(w, W)
-    y0, x0 = (h - sh) // 2, (w - sw) // 2
-    Y0, X0 = (H - sh) // 2, (W - sw) // 2
-    out[:, Y0:Y0 + sh, X0:X0 + sw] = vol[:, y0:y0 + sh, x0:x0 + sw]
-    return out[:, None]
+    return slice_volume(volume, hw, axis)[0]
+
+
+def unslice(maps: np.ndarray, geometry: SliceGeometry, fill=0):
+    """Per-slice maps (N, H, W) or (N, 1, H, W) back in the volume's shape and orientation; voxels
+    that were cropped away (never seen by the model) get ``fill``."""
+    m = np.asarray(maps)
+    if m.ndim == 4 and m.shape[1] == 1:
+        m = m[:, 0]
+    n = geometry.volume_shape[geometry.axis]
+    if m.shape != (n,) + geometry.hw:
+        raise ValidationError("unslice(maps)", f"shape {(n,) + geometry.hw} (slices, H, W)", m.shape)
+    y0, x0, sh, sw = geometry.src
+    Y0, X0 = geometry.dst
+    h, w = geometry.slice_hw
+    out = np.full((n, h, w), fill, dtype=np.result_type(m.dtype, np.min_scalar_type(fill)))
+    out[:, y0:y0 + sh, x0:x0 + sw] = m[:, Y0:Y0 + sh, X0:X0 + sw]
+    return np.moveaxis(out, 0, geometry.axis)
+
+
+def save_like(array: np.ndarray, reference: Volume, path, dtype=np.uint8) -> None:
+    """Write ``array`` (the reference's shape) as NIfTI with the reference's affine and header (data
+    type set to ``dtype``, no intensity scaling), atomically: a failed write leaves no partial file."""
+    import nibabel as nib
+    arr = np.asarray(array)
+    if arr.shape != reference.shape:
+        raise ValidationError(f"save_like({os.fspath(path)!r})", f"an array of the reference's shape {reference.shape}",
+                              arr.shape)
+    header = reference.header.copy()
+    header.set_data_dtype(dtype)
+    img = nib.Nifti1Image(arr.astype(dtype), reference.affine, header)
+    img.header.set_slope_inter(1.0, 0.0)
+    path = os.fspath(path)
+    suffix = ".nii.gz" if path.endswith(".gz") else ".nii"
+    fd, tmp = tempfile.mkstemp(prefix=".refsim-", suffix=suffix, dir=os.path.dirname(os.path.abspath(path)))
+    os.close(fd)
+    try:
+        nib.save(img, tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
 
 
 def normalize(x: np.ndarray, mode: str = "unit") -> np.ndarray:

@@ -1,6 +1,13 @@
-"""Private Numba kernels: arrays in, arrays out. Nothing outside this package imports numba.
+"""Private Numba kernels: arrays in, arrays out. Only this package imports numba.
 
-Each kernel has a Python wrapper in :mod:`refsim.kernels.scatter` that coerces dtypes and layout
-once; every kernel is tested against the dense NumPy reference (``tests/unit/test_kernels.py``).
-No ``fastmath``: results are compared bit for bit with the reference backend.
+* :mod:`.fused`: the event backend's per-step pipeline (row-segmented events, halo-buffer
+  convolution scatter, fused neuron passes, pooling, transposed convolution);
+* :mod:`.scatter`: dense-in, dense-out scatter kernels for the layers the fused pipeline leaves
+  out (strided, dilated or grouped convolutions, linear layers);
+* :mod:`.threads`: Numba's thread count for the duration of a run.
+
+The backends call the kernels through one keyword-argument wrapper each
+(:mod:`refsim.backends.event.kernels`); every kernel is tested against a slow NumPy reference in
+``tests/`` (``tests/naive.py`` and the dense ops). No ``fastmath``: results are compared bit for bit
+with the reference backend.
 """

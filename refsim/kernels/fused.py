@@ -399,11 +399,6 @@ def _rows_from_nhwc(a, zero, div, ex, ec, ev, rcnt, rmax):
         rmax[b, y] = mx
 
 
-def rows_from_nchw(a, ex, ec, ev, rcnt, rmax):
-    """Row-segmented events of a (B, C, H, W) map (a channels-last view of it, read in place)."""
-    _rows_from_nhwc(a.transpose(0, 2, 3, 1), False, 1.0, ex, ec, ev, rcnt, rmax)
-
-
 @njit(cache=True)
 def _rows_to_nchw(out, ex, ec, ev, rcnt, ch_off):
     """Write row-segmented events into a zeroed (B, C, H, W) map."""

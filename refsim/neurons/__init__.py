@@ -7,6 +7,14 @@ name               module                                      spikes
 ``ternary``        :mod:`refsim.neurons.if_`                   int32 in {-1, 0, 1}
 ``multithreshold`` :mod:`refsim.neurons.multithreshold`        uint8 bit mask of levels
 =================  ==========================================  ==============================
+
+The Output node's non-firing integrator (Yue eq. 3) is :mod:`refsim.neurons.integrator`.
+
+Every model's ``step(state, inputs, params, forced=None)`` composes the update order, decision,
+reset and floor through :func:`refsim.neurons._common.ordered_step`; ``forced`` resets with given
+spikes instead of the decided ones (teacher forcing in ``refsim check``), so the checker derives
+from the models' own steps. ``boundary_distance(v, params)`` says how far the decision membrane is
+from the nearest decision boundary (rounding-tie classification).
 """
 from __future__ import annotations
 
@@ -27,6 +35,7 @@ class NeuronModel:
     step: Callable
     emitted: Callable
     spike_count: Callable[[np.ndarray], np.ndarray]
+    boundary_distance: Callable
 
 
 def _abs_count(s):
@@ -34,10 +43,11 @@ def _abs_count(s):
 
 
 NEURON_MODELS = {
-    "if": NeuronModel("if", if_.IFParams, if_.step, if_.emitted, _abs_count),
-    "ternary": NeuronModel("ternary", if_.TernaryIFParams, if_.ternary_step, if_.ternary_emitted, _abs_count),
+    "if": NeuronModel("if", if_.IFParams, if_.step, if_.emitted, _abs_count, if_.boundary_distance),
+    "ternary": NeuronModel("ternary", if_.TernaryIFParams, if_.ternary_step, if_.ternary_emitted, _abs_count,
+                           if_.ternary_boundary_distance),
     "multithreshold": NeuronModel("multithreshold", multithreshold.MultiThresholdParams, multithreshold.step,
-                                  multithreshold.emitted, multithreshold.popcount),
+                                  multithreshold.emitted, multithreshold.popcount, multithreshold.boundary_distance),
 }
 
 
@@ -48,4 +58,14 @@ def get_model(name: str) -> NeuronModel:
         raise UnknownNameError("neuron model", name, NEURON_MODELS) from None
 
 
-__all__ = ["if_", "integrator", "multithreshold", "MembraneState", "NeuronModel", "NEURON_MODELS", "get_model"]
+def make_params(model: str, threshold=1.0, choices=None, levels=None):
+    """Parameters of neuron model ``model`` (validated by the model's own dataclass)."""
+    m = get_model(model)
+    kw = {} if choices is None else {"choices": choices}
+    if levels is not None:
+        kw["levels"] = tuple(levels)
+    return m.params_cls(threshold=threshold, **kw)
+
+
+__all__ = ["if_", "integrator", "multithreshold", "MembraneState", "NeuronModel", "NEURON_MODELS", "get_model",
+           "make_params"]

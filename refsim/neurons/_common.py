@@ -71,19 +71,24 @@ def count_multi(v: np.ndarray, theta, comparison: str) -> np.ndarray:
 
 
 def ordered_step(v_prev: np.ndarray, inputs: np.ndarray, choices: NeuronChoices,
-                 fire: Callable[[np.ndarray], tuple]) -> tuple:
-    """Apply the update order, then the membrane floor.
+                 decide: Callable[[np.ndarray], np.ndarray], reset: Callable[[np.ndarray, np.ndarray], np.ndarray],
+                 forced: np.ndarray | None = None) -> tuple:
+    """The update order, the decision, the reset and the membrane floor: the one place they are composed.
 
-    ``fire(v) -> (spikes, v_after_reset)``. Integrate-then-fire adds the input before the
-    decision (Yue eq. 1); fire-then-integrate decides on the previous membrane and adds the
-    input after the reset (Rathi et al. 2020 code).
+    ``decide(v) -> spikes`` takes the spike decision on the membrane ``v``; ``reset(v, spikes) -> v``
+    applies the reset rule for those spikes. Integrate-then-fire adds the input before the decision
+    (Yue eq. 1); fire-then-integrate decides on the previous membrane and adds the input after the
+    reset (Rathi et al. 2020 code). The floor ``v_min`` is applied last (Sinabs ``min_v_mem``).
+
+    ``forced``: spikes to reset with instead of the decided ones (teacher forcing in
+    ``refsim check``: the neuron follows another implementation's spikes, while its own decision
+    is still returned). Returns ``(decided spikes, MembraneState(v after the step, v decided on))``.
     """
-    if choices.order == "integrate-then-fire":
-        v_pre = v_prev + inputs
-        spikes, v = fire(v_pre)
-    else:
-        v_pre = v_prev
-        spikes, v = fire(v_prev)
+    fire_first = choices.order == "fire-then-integrate"
+    v_pre = v_prev if fire_first else v_prev + inputs
+    spikes = decide(v_pre)
+    v = reset(v_pre, spikes if forced is None else forced)
+    if fire_first:
         v = v + inputs
     if choices.v_min is not None:
         v = np.maximum(v, choices.v_min)

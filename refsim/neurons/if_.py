@@ -28,7 +28,8 @@ from ..semantics import NeuronChoices, get_profile
 from ._common import (MembraneState, as_threshold, broadcast_channels, check_choices, count_multi,
                       exceeds, ordered_step, zero_state)
 
-__all__ = ["IFParams", "TernaryIFParams", "step", "ternary_step", "emitted", "ternary_emitted", "init_state"]
+__all__ = ["IFParams", "TernaryIFParams", "step", "ternary_step", "emitted", "ternary_emitted", "init_state",
+           "boundary_distance", "ternary_boundary_distance"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -75,23 +76,27 @@ def init_state(shape) -> MembraneState:
     return zero_state(shape)
 
 
-def step(state: MembraneState, inputs: np.ndarray, params: IFParams):
-    """Advance one time step. Returns ``(spikes, new_state)``; ``spikes`` is an int32 count per neuron."""
+def _reset(c, theta):
+    """The reset rule of ``c.reset`` for ``n`` spikes of charge ``theta`` (signed for ternary)."""
+    if c.reset == "subtract":
+        return lambda v, n: v - n * theta
+    if c.reset == "zero":
+        return lambda v, n: np.where(n != 0, 0.0, v)
+    return lambda v, n: v
+
+
+def step(state: MembraneState, inputs: np.ndarray, params: IFParams, forced=None):
+    """Advance one time step. Returns ``(spikes, new_state)``; ``spikes`` is an int32 count per neuron.
+    ``forced``: reset with these spikes instead (teacher forcing, :func:`ordered_step`)."""
     c = params.choices
     theta = broadcast_channels(params.threshold, np.ndim(inputs))
-
-    def fire(v):
-        if c.spikes_per_step == "one":
-            n = exceeds(v, theta, c.comparison).astype(np.int32)
-        else:
-            n = count_multi(v, theta, c.comparison)
-        if c.reset == "subtract":
-            v = v - n * theta
-        elif c.reset == "zero":
-            v = np.where(n > 0, 0.0, v)
-        return n, v
-
-    return ordered_step(state.v, np.asarray(inputs, dtype=np.float64), c, fire)
+    if c.spikes_per_step == "one":
+        def decide(v):
+            return exceeds(v, theta, c.comparison).astype(np.int32)
+    else:
+        def decide(v):
+            return count_multi(v, theta, c.comparison)
+    return ordered_step(state.v, np.asarray(inputs, dtype=np.float64), c, decide, _reset(c, theta), forced)
 
 
 def emitted(spikes: np.ndarray, params) -> np.ndarray:
@@ -101,20 +106,32 @@ def emitted(spikes: np.ndarray, params) -> np.ndarray:
     return spikes.astype(np.float64)
 
 
-def ternary_step(state: MembraneState, inputs: np.ndarray, params: TernaryIFParams):
+def boundary_distance(v: np.ndarray, params) -> np.ndarray:
+    """Distance of the membrane ``v`` a decision is taken on from the nearest decision boundary
+    (the threshold; for several spikes a step, the nearest multiple of it): how far a rounding
+    error must move ``v`` to change the decision (``refsim check``)."""
+    theta = broadcast_channels(params.threshold, v.ndim)
+    if params.choices.spikes_per_step == "multi":
+        k = np.maximum(np.round(v / theta), 1.0)
+        return np.abs(v - k * theta)
+    return np.abs(v - theta)
+
+
+def ternary_step(state: MembraneState, inputs: np.ndarray, params: TernaryIFParams, forced=None):
     """Advance one step of a ternary layer; ``spikes`` is int32 in {-1, 0, +1}."""
     c = params.choices
     theta = broadcast_channels(params.threshold, np.ndim(inputs))
 
-    def fire(v):
-        s = exceeds(v, theta, c.comparison).astype(np.int32) - exceeds(-v, theta, c.comparison).astype(np.int32)
-        if c.reset == "subtract":
-            v = v - s * theta
-        elif c.reset == "zero":
-            v = np.where(s != 0, 0.0, v)
-        return s, v
+    def decide(v):
+        return exceeds(v, theta, c.comparison).astype(np.int32) - exceeds(-v, theta, c.comparison).astype(np.int32)
 
-    return ordered_step(state.v, np.asarray(inputs, dtype=np.float64), c, fire)
+    return ordered_step(state.v, np.asarray(inputs, dtype=np.float64), c, decide, _reset(c, theta), forced)
 
 
 ternary_emitted = emitted
+
+
+def ternary_boundary_distance(v: np.ndarray, params) -> np.ndarray:
+    """Distance of ``v`` from the nearer of the two decision boundaries, +theta and -theta."""
+    theta = broadcast_channels(params.threshold, v.ndim)
+    return np.minimum(np.abs(v - theta), np.abs(v + theta))

@@ -29,7 +29,7 @@ from ._common import MembraneState, as_threshold, broadcast_channels, check_choi
 DEFAULT_LEVELS = (2.0, 1.0, 0.5, 0.25)
 MAX_LEVELS = 8  # bit mask fits in uint8
 
-__all__ = ["MultiThresholdParams", "step", "emitted", "init_state", "DEFAULT_LEVELS", "popcount"]
+__all__ = ["MultiThresholdParams", "step", "emitted", "init_state", "DEFAULT_LEVELS", "popcount", "boundary_distance"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -71,26 +71,42 @@ def _scaled_levels(params, ndim):
     return [lvl * theta for lvl in params.levels]
 
 
-def step(state: MembraneState, inputs: np.ndarray, params: MultiThresholdParams):
-    """Advance one step. Returns ``(mask, new_state)``: uint8 bit mask of the levels that fired."""
+def step(state: MembraneState, inputs: np.ndarray, params: MultiThresholdParams, forced=None):
+    """Advance one step. Returns ``(mask, new_state)``: uint8 bit mask of the levels that fired.
+    ``forced``: reset with this mask instead (teacher forcing, :func:`ordered_step`)."""
     c = params.choices
     x = np.asarray(inputs, dtype=np.float64)
     levels = _scaled_levels(params, x.ndim)
 
-    def fire(v):
+    def decide(v):
         rest = v
         mask = np.zeros(np.shape(v), dtype=np.uint8)
         for i, lvl in enumerate(levels):
             hit = exceeds(rest, lvl, c.comparison)
             rest = np.where(hit, rest - lvl, rest)
             mask |= hit.astype(np.uint8) << np.uint8(i)
-        if c.reset == "subtract":
-            v = rest
-        elif c.reset == "zero":
-            v = np.where(mask > 0, 0.0, v)
-        return mask, v
+        return mask
 
-    return ordered_step(state.v, x, c, fire)
+    def reset(v, mask):
+        if c.reset == "subtract":  # the levels that fired, subtracted high to low as the greedy pass does
+            for i, lvl in enumerate(levels):
+                v = np.where((mask >> np.uint8(i)) & 1, v - lvl, v)
+            return v
+        if c.reset == "zero":
+            return np.where(mask > 0, 0.0, v)
+        return v
+
+    return ordered_step(state.v, x, c, decide, reset, forced)
+
+
+def boundary_distance(v: np.ndarray, params: MultiThresholdParams) -> np.ndarray:
+    """Distance of ``v`` from the nearest level boundary the greedy pass compares against."""
+    d = np.full(np.shape(v), np.inf)
+    rest = v
+    for lvl in _scaled_levels(params, np.ndim(v)):
+        d = np.minimum(d, np.abs(rest - lvl))
+        rest = np.where(exceeds(rest, lvl, params.choices.comparison), rest - lvl, rest)
+    return d
 
 
 def emitted(mask: np.ndarray, params: MultiThresholdParams) -> np.ndarray:

@@ -4,7 +4,8 @@ import pytest
 
 from refsim import cli, save_model
 from refsim.conformance import load_traces
-from refsim.conformance.check import _granularity, check
+from refsim.conformance.check import check
+from refsim.exactness import granularity as _granularity
 from refsim.encoding import PoissonEncoder
 from refsim.graph import Conv2d, Graph, Input, Linear, Neuron, Output
 from refsim.simulator import Recorder, Simulator, Traces

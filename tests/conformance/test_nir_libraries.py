@@ -6,7 +6,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("nir")
 
-from refsim.conformance.adapters import nir_rows  # noqa: E402
+from validation import nir_rows  # noqa: E402
 
 
 def test_snntorch_imports_nir_if_as_a_leaky_neuron():

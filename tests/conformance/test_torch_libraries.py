@@ -5,7 +5,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from refsim.conformance.adapters import torch as adapter  # noqa: E402
+from refsim.conformance import record_torch  # noqa: E402
+from refsim.io import torch as adapter  # noqa: E402
 from refsim.conformance.check import check, format_report  # noqa: E402
 
 
@@ -68,7 +69,7 @@ def test_library_matches_its_profile(lib, seed, dyadic):
     m = net(lib, seed, dyadic)
     g = adapter.export(m, (1, 8, 8))
     assert g.metadata["profile"] == PROFILES[lib]
-    tr = adapter.record(m, inputs(seed))
+    tr = record_torch.record(m, inputs(seed))
     assert sum(int(v.sum()) for v in tr.step_counts.values()) > 0
     rep = check(g, tr, g.metadata["profile"])
     assert rep["conforms"], format_report(rep)
@@ -86,7 +87,7 @@ def test_known_differences_between_libraries_are_detected(lib, other, expect):
     for seed in range(4):
         m = net(lib, seed, dyadic=True)
         g = adapter.export(m, (1, 8, 8))
-        tr = adapter.record(m, inputs(seed, T=32) * (3.0 if lib == "sinabs" else 1.0))
+        tr = record_torch.record(m, inputs(seed, T=32) * (3.0 if lib == "sinabs" else 1.0))
         rep = check(g, tr, other)
         for r in rep["layers"]:
             if r["divergences"]:
@@ -145,7 +146,7 @@ def test_non_sequential_unet_with_cat_matches_its_profile(lib):
     g = adapter.export(m, (1, 8, 8), **extra)
     assert [n.TYPE for n in g.nodes.values()].count("Concat") == 1
     assert g.metadata["profile"] == PROFILES.get(lib, "paper")
-    tr = adapter.record(m, inputs(4), **extra)
+    tr = record_torch.record(m, inputs(4), **extra)
     assert set(tr.spikes) == set(g.neurons)
     assert all(int(v.sum()) > 0 for v in tr.step_counts.values())
     rep = check(g, tr, g.metadata["profile"])
@@ -173,7 +174,7 @@ def test_non_sequential_rejects_residual_add():
 
 def test_sinabs_membrane_reset_value_adds_to_silent_neurons():
     pytest.importorskip("sinabs")
-    from refsim.conformance.adapters.findings import sinabs_membrane_reset_value
+    from validation.library_findings import sinabs_membrane_reset_value
     f = sinabs_membrane_reset_value(0.25, T=6)
     assert f["expected_spikes"] == [0] * 6 and f["expected_membrane"] == [0.0] * 6  # the equations: nothing happens
     assert f["membrane"][:4] == [0.25, 0.5, 0.75, 1.0] and f["spikes"][4] == 1  # sinabs: climbs by r, then fires
@@ -182,7 +183,7 @@ def test_sinabs_membrane_reset_value_adds_to_silent_neurons():
 
 def test_snntorch_reset_delay_reports_pre_reset_membranes():
     pytest.importorskip("snntorch")
-    from refsim.conformance.adapters.findings import snntorch_reset_delay
+    from validation.library_findings import snntorch_reset_delay
     f = snntorch_reset_delay()
     assert f["spikes"] == f["expected_spikes"] == [0, 1, 0, 1, 1, 0]  # the paper's spikes
     assert f["membrane"] == f["pre_reset_membrane"] != f["expected_membrane"]  # but pre-reset membranes
@@ -208,7 +209,7 @@ class PlainIF(torch.nn.Module):
 
 @pytest.mark.parametrize("ge,reset_zero", [(False, False), (True, False), (True, True)])
 def test_plain_threshold_module_choices_measured_and_conform(ge, reset_zero):
-    from refsim.conformance.adapters.torch import plain_choices
+    from refsim.io.torch import plain_choices
     ch = plain_choices(PlainIF(0.75, ge, reset_zero))
     assert ch["comparison"] == (">=" if ge else ">") and ch["reset"] == ("zero" if reset_zero else "subtract")
     nn = torch.nn
@@ -221,7 +222,7 @@ def test_plain_threshold_module_choices_measured_and_conform(ge, reset_zero):
     g = adapter.export(m, (1, 8, 8), neurons=(PlainIF,))
     node = g["1_PlainIF"]
     assert node.threshold == 0.75 and (node.choices or {}).get("comparison", ">") == ch["comparison"]
-    tr = adapter.record(m, inputs(6), neurons=(PlainIF,))
+    tr = record_torch.record(m, inputs(6), neurons=(PlainIF,))
     assert set(tr.spikes) == set(g.neurons) and all(int(v.sum()) > 0 for v in tr.step_counts.values())
     rep = check(g, tr, g.metadata["profile"])
     assert rep["conforms"], format_report(rep)

@@ -7,13 +7,11 @@ import pytest
 
 from refsim.encoding import PoissonEncoder
 from refsim.graph import Concat, Conv2d, Graph, Input, Neuron, Output, ops
-from refsim.kernels import fused as K
+from refsim.backends.event import kernels as K
 from refsim.neurons import get_model
 from refsim.neurons.if_ import IFParams, TernaryIFParams
 from refsim.semantics import NeuronChoices
 from refsim.simulator import Recorder, Simulator
-
-Z4, ZI, Z8 = np.zeros((1, 1, 1, 1)), np.zeros((1, 1, 1, 1), np.int64), np.zeros((1, 1, 1, 1), np.int8)
 
 CHOICES = [dict(comparison=cmp, order=order, reset=reset, spikes_per_step=multi, v_min=vmin, spike_value=val,
                 membrane_report=rep)
@@ -54,19 +52,17 @@ def test_neuron_pass_equals_numpy_step(model, idx, keep_pre, has_bias):
         ex, ec, ev, rcnt, rmax = K.row_events(B, (C, H, W))
         rsum = np.zeros((B, H), np.int64)
         spk = np.zeros((B, C, H, W), np.int16)
-        K._neuron_rows(halo, 1, 1, True, bias, has_bias, v, vpre, keep_pre, th, choices.comparison == ">=",
-                       choices.order == "fire-then-integrate", {"subtract": 0, "zero": 1, "none": 2}[choices.reset],
-                       choices.spikes_per_step == "multi", model == "ternary", -1.0 if choices.v_min is not None else 0.0,
-                       choices.v_min is not None, choices.spike_value == "threshold",
-                       ex, ec, ev, rcnt, rsum, rmax, counts.transpose(0, 2, 3, 1), True, spk.transpose(0, 2, 3, 1), True,
-                       np.zeros((B * H, W, C + 1), np.uint8))
+        K.neuron_rows(cur=halo, r0=1, c0=1, zero_cur=True, bias=bias if has_bias else None, v=v,
+                      vpre=vpre if keep_pre else None, th=th, flags=K.choice_flags(model, choices),
+                      events=(ex, ec, ev, rcnt, rmax), rsum=rsum, counts=counts.transpose(0, 2, 3, 1),
+                      spikes=spk.transpose(0, 2, 3, 1), scratch=np.zeros((B * H, W, C + 1), np.uint8))
         np.testing.assert_array_equal(v.transpose(0, 3, 1, 2), state.v)
         if keep_pre:
             np.testing.assert_array_equal(vpre.transpose(0, 3, 1, 2), state.v_pre)
         np.testing.assert_array_equal(spk, s_ref)
         assert not halo[:, 1:-1, 1:-1].any(), "the pass zeroes the current it read"
         dense = np.zeros((B, C, H, W))
-        K._rows_to_nchw(dense, ex, ec, ev, rcnt, 0)
+        K.rows_to_nchw(out=dense, events=(ex, ec, ev, rcnt, rmax))
         np.testing.assert_array_equal(dense, m.emitted(s_ref, p))
         np.testing.assert_array_equal(rsum.sum(axis=1), np.abs(s_ref).reshape(B, -1).sum(axis=1))
         np.testing.assert_array_equal(rmax, np.abs(dense).max(axis=(1, 3)))
@@ -85,11 +81,10 @@ def test_conv_rows_equals_dense(pad, k, nbands):
     ref = ops.conv2d(x, w, None, (1, 1), (pad, pad, pad, pad))
     ho, wo = ref.shape[2:]
     arrays = K.row_events(B, (C, H, W))
-    K.rows_from_nchw(x, *arrays)
-    from refsim.kernels.scatter import prepare_conv_s1
+    K.rows_from_nchw(a=x, events=arrays)
     R, Wb = max(H + pad, ho) + k - 1, max(W + pad, wo) + k - 1
     buf = np.zeros((B, R, Wb, cout))
-    K._conv_s1_rows(buf.reshape(B, R, Wb * cout), *arrays[:4], prepare_conv_s1(w), pad, pad, cout, 0, nbands)
+    K.conv_s1_rows(buf=buf, events=arrays, weights=K.prepare_conv_s1(w), pad_top=pad, pad_left=pad, bands=nbands)
     got = buf[:, k - 1:k - 1 + ho, k - 1:k - 1 + wo].transpose(0, 3, 1, 2)
     np.testing.assert_array_equal(got, ref)
 
@@ -98,17 +93,17 @@ def test_rows_roundtrip_and_pool():
     rng = np.random.default_rng(0)
     x = (rng.random((2, 3, 6, 8)) < 0.4) * 1.0
     arrays = K.row_events(2, (3, 6, 8))
-    K.rows_from_nchw(x, *arrays)
+    K.rows_from_nchw(a=x, events=arrays)
     back = np.zeros_like(x)
-    K._rows_to_nchw(back, *arrays[:4], 0)
+    K.rows_to_nchw(out=back, events=arrays)
     np.testing.assert_array_equal(back, x)
     out = np.zeros((2, 3, 4, 3))
-    K._pool_rows(out, *arrays[:4], 3, 3, 2, 3, 1, 1, 0)
+    K.pool_rows(out=out, events=arrays, kernel=(3, 3), stride=(2, 3), padding=(1, 1))
     ref = ops.avg_pool2d(x, (3, 3), (2, 3), (1, 1))
     pooled = K.row_events(2, (3, 4, 3))
-    K._rows_from_nhwc(out, True, 9.0, *pooled)
+    K.rows_from_nhwc(a=out, events=pooled, divide_by=9.0, zero=True)
     got = np.zeros_like(ref)
-    K._rows_to_nchw(got, *pooled[:4], 0)
+    K.rows_to_nchw(out=got, events=pooled)
     np.testing.assert_array_equal(got, ref)
     assert not out.any()
 
@@ -246,16 +241,16 @@ def test_multithreshold_pass_equals_numpy_step(idx, keep_pre, has_bias):
         ex, ec, ev, rcnt, rmax = K.row_events(B, (C, H, W))
         rsum = np.zeros((B, H), np.int64)
         spk = np.zeros((B, C, H, W), np.uint8)
-        K._mt_rows(halo, 1, 1, True, bias, has_bias, v, vpre, keep_pre, lv, choices.comparison == ">=",
-                   choices.order == "fire-then-integrate", {"subtract": 0, "zero": 1, "none": 2}[choices.reset],
-                   -1.0 if choices.v_min is not None else 0.0, choices.v_min is not None,
-                   ex, ec, ev, rcnt, rsum, rmax, counts.transpose(0, 2, 3, 1), True, spk.transpose(0, 2, 3, 1), True)
+        K.mt_rows(cur=halo, r0=1, c0=1, zero_cur=True, bias=bias if has_bias else None, v=v,
+                  vpre=vpre if keep_pre else None, levels=lv, flags=K.choice_flags("multithreshold", choices),
+                  events=(ex, ec, ev, rcnt, rmax), rsum=rsum, counts=counts.transpose(0, 2, 3, 1),
+                  spikes=spk.transpose(0, 2, 3, 1))
         np.testing.assert_array_equal(v.transpose(0, 3, 1, 2), state.v)
         if keep_pre:
             np.testing.assert_array_equal(vpre.transpose(0, 3, 1, 2), state.v_pre)
         np.testing.assert_array_equal(spk, s_ref)
         dense = np.zeros((B, C, H, W))
-        K._rows_to_nchw(dense, ex, ec, ev, rcnt, 0)
+        K.rows_to_nchw(out=dense, events=(ex, ec, ev, rcnt, rmax))
         np.testing.assert_array_equal(dense, m.emitted(s_ref, p))
         np.testing.assert_array_equal(rsum.sum(axis=1), m.spike_count(s_ref).reshape(B, -1).sum(axis=1))
 

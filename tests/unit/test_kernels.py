@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from refsim.graph import AvgPool2d, Conv2d, ConvTranspose2d, Linear, SumPool2d
-from refsim.kernels import scatter as k
+from refsim.backends.event import kernels as k
 from tests.helpers import assert_close
 
 rng = np.random.default_rng(11)

@@ -1,4 +1,5 @@
-"""Benchmark harness behind ``refsim bench`` (issue 3). Measures; never asserts timings.
+"""Benchmark harness behind ``refsim bench``. Measures; never asserts timings. The torch, SpikingJelly
+and snnTorch peers it measures against are in :mod:`.peers`.
 
 Per layer (3x3 stride-1 convolutions at the shapes of issue 3, input spike densities 1-25 %):
 the event scatter kernel alone and with its per-step wrapper, the same convolution done densely by
@@ -38,14 +39,7 @@ def _best(fn, min_time):
 
 def l1_add_rate(min_time, dtype=np.float64):
     """Multiply-adds per second of a Numba loop adding a 256-element vector into another (in L1)."""
-    from numba import njit
-
-    @njit(cache=False)
-    def adds(a, b, s, reps):
-        for _ in range(reps):
-            for j in range(a.shape[0]):
-                a[j] += s * b[j]
-
+    from ..kernels.calibration import _l1_adds as adds
     a, b = np.zeros(256, dtype), np.ones(256, dtype)
     s = np.dtype(dtype).type(0.5)  # a scalar of the arrays' dtype, so float32 stays float32
     reps = 20000
@@ -64,41 +58,39 @@ def layer_benchmarks(quick, min_time):
     """Per layer, one thread: the event backend's stride-1 scatter kernel alone (``kernel``) and one
     whole pipeline step of the layer (scatter + the fused IF pass that consumes the current), against
     the same convolution done densely by NumPy and torch."""
-    import numba
-    from .conformance.adapters.torch_peer import dense_conv3x3
-    from .kernels import fused as K
-    from .kernels import scatter as k
+    from ..backends.event import kernels as K
+    from ..kernels import threads
+    from ..semantics import get_profile
+    from .peers import dense_conv3x3
     rng = np.random.default_rng(0)
     rows = []
     shapes = SHAPES[:2] if quick else SHAPES
-    saved = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
+    flags = K.choice_flags("if", get_profile("paper").choices("if"))
+    with threads.using(1):
         for c, h, w in shapes:
             W = rng.standard_normal((c, c, 3, 3)).astype(np.float32)
-            wF = k.prepare_conv_s1(W)
+            wF = K.prepare_conv_s1(W)
             v = np.zeros((1, h, w, c))
             th = np.full(c, 1e30)  # no spikes out: the pass costs the same, the layer stays comparable
             out = K.row_events(1, (c, h, w))
             rsum = np.zeros((1, h), np.int64)
-            flags = np.zeros((h, w, c + 1), np.uint8)
-            z4, zi, z8 = np.zeros((1, 1, 1, 1)), np.zeros((1, 1, 1, 1), np.int64), np.zeros((1, 1, 1, 1), np.int8)
+            scratch = np.zeros((h, w, c + 1), np.uint8)
             for d in DENSITIES:
                 x = (rng.random((1, c, h, w)) < d).astype(np.float64)
                 ev = K.row_events(1, (c, h, w))
-                K.rows_from_nchw(x, *ev)
+                K.rows_from_nchw(a=x, events=ev)
                 buf = np.zeros((1, h + 3, w + 3, c))
-                flat = buf.reshape(1, h + 3, (w + 3) * c)
-                scatter = lambda: K._conv_s1_rows(flat, *ev[:4], wF, 1, 1, c, 0, 1)
+                scatter = lambda: K.conv_s1_rows(buf=buf, events=ev, weights=wF, pad_top=1, pad_left=1)
                 t_kernel = _best(scatter, min_time)
-                ev32 = (ev[0], ev[1], ev[2].astype(np.float32), ev[3])
-                flat32, wF32 = flat.astype(np.float32), wF.astype(np.float32)
-                t_kernel32 = _best(lambda: K._conv_s1_rows(flat32, *ev32, wF32, 1, 1, c, 0, 1), min_time)
+                ev32 = ev[:2] + (ev[2].astype(np.float32),) + ev[3:]
+                buf32, wF32 = buf.astype(np.float32), wF.astype(np.float32)
+                t_kernel32 = _best(lambda: K.conv_s1_rows(buf=buf32, events=ev32, weights=wF32, pad_top=1, pad_left=1),
+                                   min_time)
 
                 def step():
                     scatter()
-                    K._neuron_rows(buf, 2, 2, True, th, False, v, z4, False, th, False, False, K.RESET_SUBTRACT, False,
-                                   False, 0.0, False, False, *out[:4], rsum, out[4], zi, False, z8, False, flags)
+                    K.neuron_rows(cur=buf, r0=2, c0=2, zero_cur=True, v=v, th=th, flags=flags, events=out, rsum=rsum,
+                                  scratch=scratch)
                 t_step = _best(step, min_time)
                 x32 = x[0].astype(np.float32)
                 t_np = _best(lambda: _dense_numpy32(x32, W), min_time)
@@ -111,13 +103,11 @@ def layer_benchmarks(quick, min_time):
                              "torch_dense_ms": None if t_torch is None else t_torch * 1e3,
                              "kernel_gsynops": synops / t_kernel / 1e9, "kernel32_ms": t_kernel32 * 1e3,
                              "kernel32_gsynops": synops / t_kernel32 / 1e9})
-    finally:
-        numba.set_num_threads(saved)
     return rows
 
 
 def _spike_train(x, T, seed=0):
-    from .encoding import PoissonEncoder
+    from ..encoding import PoissonEncoder
     return np.stack(list(PoissonEncoder(seed=seed).stream(x, T)))
 
 
@@ -125,10 +115,10 @@ def network_benchmark(quick, threads=(1,)):
     """The hippocampus-style U-Net at low and high activity: refsim reference and event backends
     (per thread count), and the same network stepped by dense torch, SpikingJelly and snnTorch on
     the CPU with the same thread count, all driven by the same input spike train."""
-    from . import models
-    from .conformance.adapters.torch_peer import NETWORK_PEERS, network_peer
-    from .encoding import ReplayEncoder
-    from .simulator import Recorder, Simulator
+    from .. import models
+    from .peers import NETWORK_PEERS, network_peer
+    from ..encoding import ReplayEncoder
+    from ..simulator import Recorder, Simulator
     g = models.hippocampus_unet(in_shape=(1, 56, 48), channels=(32, 64), seed=0)
     T = 20 if quick else 200
     out = []
@@ -175,29 +165,26 @@ def network_benchmark(quick, threads=(1,)):
 def neuron_pass(min_time):
     """ns per neuron per step of the fused IF pass (32 x 56 x 48 layer, on 1 and on all threads), for the
     paper's choice set (its branch-free loop) and a general one (fire-then-integrate, zero reset)."""
-    from .kernels import fused as K
+    from ..backends.event import kernels as K
+    from ..kernels import threads
+    from ..semantics import NeuronChoices
     B, C, H, W = 1, 32, 56, 48
     rng = np.random.default_rng(0)
     cur = np.zeros((B, H + 2, W + 2, C))
     v = rng.random((B, H, W, C)) * 0.9
-    th, bias = np.ones(C), np.zeros(C)
-    ex, ec, ev, rcnt, rmax = K.row_events(B, (C, H, W))
+    th = np.ones(C)
+    events = K.row_events(B, (C, H, W))
     rsum = np.zeros((B, H), np.int64)
-    flags = np.zeros((B * H, W, C + 1), np.uint8)
-    z4, zi, z8 = np.zeros((1, 1, 1, 1)), np.zeros((1, 1, 1, 1), np.int64), np.zeros((1, 1, 1, 1), np.int8)
-    import numba
+    scratch = np.zeros((B * H, W, C + 1), np.uint8)
     out = {}
-    saved = numba.get_num_threads()
-    try:
-        for n in sorted({1, numba.config.NUMBA_NUM_THREADS}):
-            numba.set_num_threads(n)
-            for label, ff, reset in (("paper", False, K.RESET_SUBTRACT), ("general", True, K.RESET_ZERO)):
-                t = _best(lambda: K._neuron_rows(cur, 1, 1, True, bias, False, v, z4, False, th, False, ff, reset, False,
-                                                 False, 0.0, False, False, ex, ec, ev, rcnt, rsum, rmax, zi, False, z8,
-                                                 False, flags), min_time)
+    choice_sets = (("paper", NeuronChoices()), ("general", NeuronChoices(order="fire-then-integrate", reset="zero")))
+    for n in sorted({1, threads.available()}):
+        with threads.using(n):
+            for label, choices in choice_sets:
+                flags = K.choice_flags("if", choices)
+                t = _best(lambda: K.neuron_rows(cur=cur, r0=1, c0=1, zero_cur=True, v=v, th=th, flags=flags,
+                                                events=events, rsum=rsum, scratch=scratch), min_time)
                 out[f"{label}_ns_per_neuron_{n}t"] = t / (B * C * H * W) * 1e9
-    finally:
-        numba.set_num_threads(saved)
     return out
 
 
@@ -206,9 +193,9 @@ def event_profile(T=50):
     function, from cProfile (so the Python glue shows as well as the kernels)."""
     import cProfile
     import pstats
-    from . import models
-    from .encoding import ReplayEncoder
-    from .simulator import Recorder, Simulator
+    from .. import models
+    from ..encoding import ReplayEncoder
+    from ..simulator import Recorder, Simulator
     g = models.hippocampus_unet(in_shape=(1, 56, 48), channels=(32, 64), seed=0)
     x = np.random.default_rng(0).random((1, 1, 56, 48)) * 0.02
     train = _spike_train(x, T + 2)
@@ -223,7 +210,7 @@ def event_profile(T=50):
     st = pstats.Stats(prof).stats
     rows = {}
     for (fn, _, func), (_, _, tt, _, _) in st.items():
-        key = func if "kernels" in fn else "NumPy calls" if fn.startswith("~") else "Python glue"
+        key = func if "/refsim/kernels/" in fn.replace(os.sep, "/") else "NumPy calls" if fn.startswith("~") else "Python glue"
         rows[key] = rows.get(key, 0.0) + tt
     prof_ms = {k: v / T * 1e3 for k, v in sorted(rows.items(), key=lambda kv: -kv[1])}
     return {"ms_per_step": total / T * 1e3, "by_function_ms_per_step": prof_ms}
@@ -266,7 +253,7 @@ def run(quick=False, out_dir=None, echo=print):
     t0 = time.perf_counter()
     res = {"machine": {"python": platform.python_version(), "cpu_count": os.cpu_count(), "platform": platform.platform()},
            "quick": quick, "threads": 1}
-    from .conformance.adapters.torch_peer import torch_version
+    from .peers import torch_version
     res["machine"]["torch"] = torch_version()
     res["l1_add_rate_gadds"] = l1_add_rate(min_time) / 1e9
     res["l1_add_rate32_gadds"] = l1_add_rate(min_time, np.float32) / 1e9

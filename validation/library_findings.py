@@ -11,22 +11,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...neurons import get_model
-from ...neurons.if_ import IFParams
-from ...neurons._common import zero_state
+from refsim.neurons.if_ import IFParams
+from refsim.neurons.probe import run_neuron
 
 
 def _refsim_trace(inputs, profile, **overrides):
-    p = IFParams.from_profile(profile, 1.0, **overrides)
-    m = get_model("if")
-    st = zero_state((1,))
-    spikes, post, pre = [], [], []
-    for x in inputs:
-        s, st = m.step(st, np.array([x]), p)
-        spikes.append(int(s[0]))
-        post.append(float(st.v[0]))
-        pre.append(float(st.v_pre[0]))
-    return spikes, post, pre
+    """Spikes, post-reset and pre-reset membranes of refsim's IF neuron (threshold 1) under ``profile``."""
+    r = run_neuron(IFParams.from_profile(profile, 1.0, **overrides), np.asarray(inputs, dtype=np.float64))
+    return ([int(s) for s in r.signed[:, 0]], [float(v) for v in r.v[:, 0]], [float(v) for v in r.v_pre[:, 0]])
 
 
 def sinabs_membrane_reset_value(reset_value=0.25, T=6):

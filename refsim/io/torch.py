@@ -1,6 +1,7 @@
-"""Torch adapter: export a torch spiking network to a refsim graph and record its traces step by step
-(``nn.Sequential`` directly; other modules, with skips and ``torch.cat``, through torch.fx). torch and the SNN libraries are imported lazily (``pip install torch==2.13.0``
-then the library, with a constraints file pinning torch).
+"""Import a torch spiking network as a refsim graph (``nn.Sequential`` directly; other modules,
+with skips and ``torch.cat``, through torch.fx). torch and the SNN libraries are imported lazily
+(``pip install torch==2.13.0`` then the library, with a constraints file pinning torch). Recording
+a torch model's traces step by step is :mod:`refsim.conformance.record_torch`.
 
 Supported modules, in order: ``Conv2d``, ``ConvTranspose2d``, ``AvgPool2d``, ``Linear``, ``Flatten``,
 ``Dropout``, ``Identity``, and IF neurons: SpikingJelly ``IFNode`` (single-step mode), snnTorch
@@ -16,15 +17,12 @@ import copy
 
 import numpy as np
 
-from ...errors import ModelFormatError
+from .._optional import optional_import
+from ..errors import ModelFormatError
 
 
 def _torch():
-    try:
-        import torch
-    except ImportError:
-        raise ModelFormatError("torch adapter", "torch installed (pip install torch==2.13.0)", "no torch") from None
-    return torch
+    return optional_import("torch", "importing torch models")
 
 
 _PLAIN = contextvars.ContextVar("refsim_plain_neurons", default=())
@@ -64,7 +62,7 @@ def plain_choices(mod, where="neuron"):
     """The choices of a user's threshold module, measured: a fresh copy with threshold 1 runs the tie
     probes of :mod:`refsim.conformance.fingerprint` (one probe per element of a 1-D input)."""
     torch = _torch()
-    from ..fingerprint import fingerprint, format_fingerprint
+    from ..conformance.fingerprint import fingerprint, format_fingerprint
     attr, _ = _plain_threshold(mod, where)
 
     def run(x):
@@ -135,8 +133,8 @@ def _w(t):
 def _module_node(m, nm, inputs, prof):
     """The refsim node of torch module ``m`` named ``nm`` reading ``inputs``."""
     torch = _torch()
-    from ...graph import AvgPool2d, Conv2d, ConvTranspose2d, Dropout, Flatten, Linear, Neuron
-    from ...semantics import get_profile
+    from ..graph import AvgPool2d, Conv2d, ConvTranspose2d, Dropout, Flatten, Linear, Neuron
+    from ..semantics import get_profile
     nn = torch.nn
     w = _w
     if _kind(m):
@@ -163,7 +161,7 @@ def _module_node(m, nm, inputs, prof):
         return Flatten(nm, inputs)
     if isinstance(m, (nn.Dropout, nn.Identity)):
         return Dropout(nm, inputs, getattr(m, "p", 0.0))
-    raise ModelFormatError(f"torch module {nm}", "a supported module (see refsim.conformance.adapters.torch)",
+    raise ModelFormatError(f"torch module {nm}", "a supported module (see refsim.io.torch)",
                            type(m).__name__)
 
 
@@ -204,7 +202,7 @@ def export(model, input_shape, name="torch-model", neurons=()):
 
 def _export(model, input_shape, name):
     torch = _torch()
-    from ...graph import Graph, Input, Output
+    from ..graph import Graph, Input, Output
     if not isinstance(model, torch.nn.Sequential):
         return _export_traced(model, input_shape, name)
     nodes = [Input("input", tuple(input_shape))]
@@ -228,7 +226,7 @@ def _trace(model):
             return _kind(m) is not None or super().is_leaf_module(m, qualname)
     try:
         return _Tracer().trace(model)
-    except Exception as exc:  # fx raises many types for data-dependent Python
+    except (fx.proxy.TraceError, TypeError, RuntimeError, NotImplementedError) as exc:  # data-dependent Python
         raise ModelFormatError(f"torch model {type(model).__name__}", "a forward that torch.fx can trace (no data-dependent "
                                "control flow)", f"{type(exc).__name__}: {exc}") from None
 
@@ -250,7 +248,7 @@ def _export_traced(model, input_shape, name="torch-model"):
     for ``.``. One input; the traced output feeds a non-firing Output node."""
     torch = _torch()
     import operator
-    from ...graph import Concat, Flatten, Graph, Input, Output
+    from ..graph import Concat, Flatten, Graph, Input, Output
     graph = _trace(model)
     mods = dict(model.named_modules())
     prof = profile_of(model)
@@ -292,124 +290,3 @@ def _export_traced(model, input_shape, name="torch-model"):
             hint = " (write skips as torch.cat, not +)" if fxn.target in (operator.add, torch.add) else ""
             raise ModelFormatError(where, f"a module call, torch.cat or torch.flatten{hint}", f"{fxn.op} {what}")
     return Graph(nodes, name=name, metadata={"profile": prof, "source": "torch adapter (torch.fx)"})
-
-
-def _store_spikes(tr, nm, kind, s, t):
-    """Put one step's spikes ``s`` (B, ...) of neuron module ``nm`` into the traces (counts: 0/1, or
-    n for multi-spike neurons, hence int16 for Sinabs and users' own modules)."""
-    T, B = tr.T, tr.batch
-    if nm not in tr.spikes:
-        tr.spikes[nm] = np.zeros((T,) + s.shape, dtype=np.int16 if kind in ("sinabs", "plain") else np.int8)
-        tr.step_counts[nm] = np.zeros((T, B), dtype=np.int64)
-        tr.layers[nm] = {"model": "if", "shape": tuple(s.shape[1:]), "neurons": int(np.prod(s.shape[1:]))}
-    tr.spikes[nm][t] = s
-    tr.step_counts[nm][t] = np.abs(s).reshape(B, -1).sum(axis=1)
-
-
-def _reset(m):
-    k = _kind(m)
-    if k == "sj":
-        m.reset()
-    elif k == "sinabs":
-        m.reset_states()
-    elif k == "snntorch" and m.init_hidden:
-        m.reset_mem()
-    elif k == "plain" and hasattr(m, "reset"):
-        m.reset()
-
-
-def record_traced(model, inputs, name="torch-model", neurons=()):
-    with _plain_neurons(neurons):
-        return _record_traced(model, inputs, name)
-
-
-def _record_traced(model, inputs, name):
-    """:func:`record` for a general module: forward hooks on the neuron modules capture each step's spikes
-    (names as :func:`export_traced`); the model's output, summed over steps, is the output membrane."""
-    torch = _torch()
-    from ...simulator import Traces
-    x = np.asarray(inputs, dtype=np.float32)
-    T, B = x.shape[:2]
-    prof = profile_of(model)
-    tr = Traces(T=int(T), batch=int(B), profile=prof, backend=f"torch {torch.__version__}", encoder={"type": "replay"})
-    tr.inputs["input"] = x.astype(np.float64)
-    step = {"t": 0}
-    hooks = []
-
-    def hook(nm, k):
-        def f(mod, args, out):
-            s = out.detach().cpu().numpy()
-            t = step["t"]
-            _store_spikes(tr, nm, k, s, t)
-        return f
-    for qn, m in model.named_modules():
-        if _kind(m):
-            _reset(m)
-            hooks.append(m.register_forward_hook(hook(_node_name(qn), _kind(m))))
-    out_acc = None
-    try:
-        with torch.no_grad():
-            for t in range(T):
-                step["t"] = t
-                o = model(torch.from_numpy(x[t])).detach().cpu().numpy().astype(np.float64)
-                out_acc = o if out_acc is None else out_acc + o
-                tr.output.setdefault("output", np.zeros((T,) + o.shape))[t] = out_acc
-    finally:
-        for h in hooks:
-            h.remove()
-    tr.final_output["output"] = out_acc
-    return tr
-
-
-def record(model, inputs, name="torch-model", neurons=()):
-    """Run ``model`` step by step on ``inputs`` (T, B, *input shape) and return refsim Traces with the
-    spikes of every neuron module, the input train and the output membrane (float32 sums in torch).
-    ``neurons``: your own threshold module classes, as for :func:`export`."""
-    with _plain_neurons(neurons):
-        return _record(model, inputs, name)
-
-
-def _record(model, inputs, name):
-    torch = _torch()
-    if not isinstance(model, torch.nn.Sequential):
-        return _record_traced(model, inputs, name)
-    from ...simulator import Traces
-    x = np.asarray(inputs, dtype=np.float32)
-    T, B = x.shape[:2]
-    prof = profile_of(model)
-    states = {}
-    for m in model:
-        _reset(m)
-    tr = Traces(T=int(T), batch=int(B), profile=prof, backend=f"torch {torch.__version__}", encoder={"type": "replay"})
-    tr.inputs["input"] = x.astype(np.float64)
-    out_acc = None
-    with torch.no_grad():
-        for t in range(T):
-            h = torch.from_numpy(x[t])
-            for i, m in enumerate(model):
-                k = _kind(m)
-                nm = f"{i}_{type(m).__name__}"
-                if k is None:
-                    h = m(h)
-                    continue
-                if k in ("sj", "plain"):
-                    h = m(h)
-                elif k == "snntorch":
-                    if m.init_hidden:
-                        h = m(h)
-                    else:
-                        mem = states.get(i)
-                        if mem is None:
-                            mem = torch.zeros_like(h)
-                        h, states[i] = m(h, mem)
-                elif k == "sinabs":
-                    h = m(h) if type(m).__name__ == "IAFSqueeze" else m(h.unsqueeze(1)).squeeze(1)
-                else:
-                    h, states[i] = m(h, states.get(i))
-                s = h.detach().cpu().numpy()
-                _store_spikes(tr, nm, k, s, t)
-            o = h.detach().cpu().numpy().astype(np.float64)
-            out_acc = o if out_acc is None else out_acc + o
-            tr.output.setdefault("output", np.zeros((T,) + o.shape))[t] = out_acc
-    tr.final_output["output"] = out_acc
-    return tr

@@ -1,7 +1,8 @@
-"""Hypothesis settings for the property tests, in one place.
+"""Settings for the whole test suite, in one place (collected whichever folder pytest is given).
 
-Profiles: ``dev`` (default, 200 examples) and ``ci`` (500 examples, derandomized so CI is
-reproducible). Select with HYPOTHESIS_PROFILE=ci; CI=true selects ``ci``.
+Hypothesis profiles: ``dev`` (default, 200 examples) and ``ci`` (500 examples, derandomized so CI
+is reproducible). Select with HYPOTHESIS_PROFILE=ci; CI=true selects ``ci``. No deadline: the
+first example of a test may compile Numba kernels.
 """
 import os
 

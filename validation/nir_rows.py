@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..fingerprint import fingerprint
+from refsim.conformance.fingerprint import fingerprint
 
 NIR_IF_CHOICES = {"comparison": ">", "order": "integrate-then-fire", "reset": "subtract", "spikes_per_step": "one",
                   "v_min": None}

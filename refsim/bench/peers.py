@@ -6,7 +6,7 @@ def torch_version():
     """The installed torch version, or None."""
     try:
         import torch
-    except Exception:
+    except ImportError:
         return None
     return torch.__version__
 
@@ -16,7 +16,7 @@ def dense_conv3x3(weight, x, threads=1):
     with ``weight``, on ``threads`` threads; None when torch is not installed."""
     try:
         import torch
-    except Exception:
+    except ImportError:
         return None
     import numpy as np
     torch.set_num_threads(threads)
@@ -44,10 +44,10 @@ def network_peer(graph, peer="torch", threads=1, channels_last=True):
     try:
         import torch
         import torch.nn.functional as F
-    except Exception:
+    except ImportError:
         return None
     import numpy as np
-    from ...errors import UnknownNameError, ValidationError
+    from ..errors import UnknownNameError, ValidationError
     if peer not in NETWORK_PEERS:
         raise UnknownNameError("network peer", peer, NETWORK_PEERS)
     try:
@@ -55,7 +55,7 @@ def network_peer(graph, peer="torch", threads=1, channels_last=True):
             from spikingjelly.activation_based import neuron as sjn
         elif peer == "snntorch":
             import snntorch as snn
-    except Exception:
+    except ImportError:
         return None
     torch.set_num_threads(threads)
     fmt = torch.channels_last if channels_last else torch.contiguous_format

@@ -1,0 +1,241 @@
+"""One keyword-argument wrapper per Numba kernel of :mod:`refsim.kernels.fused`, and
+:func:`choice_flags`, the one function that turns :class:`~refsim.semantics.NeuronChoices` into
+the kernels' flags. The event run, the kernel tests and the benchmark all call these; the kernels'
+positional argument lists are written out here only.
+
+Event arrays (``events``) are the tuple ``(ex, ec, ev, rcnt, rmax)`` of :func:`row_events`.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from ...errors import UnknownNameError
+from ...kernels import fused as _F
+from ...kernels.scatter import (_conv_scatter, _events_chw, _linear_scatter, prepare_conv, prepare_conv_s1,
+                                prepare_conv_transpose)
+
+_COMPARISON = {">": False, ">=": True}                                   # ge
+_ORDER = {"integrate-then-fire": False, "fire-then-integrate": True}     # fire_first
+_RESET = {"subtract": _F.RESET_SUBTRACT, "zero": _F.RESET_ZERO, "none": _F.RESET_NONE}
+_SPIKES = {"one": False, "multi": True}                                  # multi
+_VALUE = {"one": False, "threshold": True}                               # val_th
+_REPORT = {"post-reset": False, "pre-reset": True}                       # keep_pre (when membranes are recorded)
+FLAG_TABLES = {"comparison": _COMPARISON, "order": _ORDER, "reset": _RESET, "spikes_per_step": _SPIKES,
+               "spike_value": _VALUE, "membrane_report": _REPORT}
+
+
+class NeuronFlags(NamedTuple):
+    """The kernels' view of a neuron layer's choices (see :func:`choice_flags`)."""
+
+    ge: bool
+    fire_first: bool
+    reset: int
+    multi: bool
+    ternary: bool
+    has_vmin: bool
+    vmin: float
+    val_th: bool
+    pre_reset_report: bool
+
+
+def _flag(field, value):
+    try:
+        return FLAG_TABLES[field][value]
+    except KeyError:
+        raise UnknownNameError(f"{field} the event kernels implement", value, FLAG_TABLES[field]) from None
+
+
+def choice_flags(model: str, choices) -> NeuronFlags:
+    """The kernels' flags for neuron ``model`` under ``choices``. Every value of
+    :data:`refsim.semantics.CHOICE_VALUES` has a row in :data:`FLAG_TABLES`; a value added there
+    but not here raises (and the guard test ``tests/unit/test_choice_guard.py`` fails)."""
+    return NeuronFlags(_flag("comparison", choices.comparison), _flag("order", choices.order),
+                       _flag("reset", choices.reset), _flag("spikes_per_step", choices.spikes_per_step),
+                       model == "ternary", choices.v_min is not None,
+                       0.0 if choices.v_min is None else float(choices.v_min),
+                       _flag("spike_value", choices.spike_value), _flag("membrane_report", choices.membrane_report))
+
+
+_DUMMY = {}
+
+
+def _dummy(dtype, ndim=4):
+    """A one-element placeholder for an optional array the kernel will not touch (typed like the real one)."""
+    key = (np.dtype(dtype), ndim)
+    d = _DUMMY.get(key)
+    if d is None:
+        d = _DUMMY[key] = np.zeros((1,) * ndim, dtype)
+    return d
+
+
+def row_events(batch, shape, dtype=np.float64):
+    """Preallocated row-segmented event arrays ``(ex, ec, ev, rcnt, rmax)`` for a (C, H, W) map."""
+    return _F.row_events(batch, shape, dtype)
+
+
+def neuron_rows(*, cur, v, th, flags: NeuronFlags, events, rsum, scratch, r0=0, c0=0, zero_cur=False, bias=None,
+                vpre=None, counts=None, spikes=None):
+    """One step of an IF (binary, counted) or ternary layer, fused with event emission
+    (:func:`refsim.kernels.fused._neuron_rows`). ``cur`` (B, R, Wb, C) input current read at offset
+    (r0, c0) and zeroed as read when ``zero_cur``; ``v`` (B, H, W, C) membranes in place; ``vpre``
+    receives the pre-reset membranes when given; ``counts`` (B, H, W, C) int64 += |spikes|;
+    ``spikes`` (B, H, W, C) receives each neuron's spike; ``scratch`` (B * H, W, C + 1) uint8."""
+    ex, ec, ev, rcnt, rmax = events
+    dt = v.dtype
+    _F._neuron_rows(cur, r0, c0, zero_cur, bias if bias is not None else _dummy(dt, 1), bias is not None,
+                    v, vpre if vpre is not None else _dummy(dt), vpre is not None, th,
+                    flags.ge, flags.fire_first, flags.reset, flags.multi, flags.ternary, dt.type(flags.vmin),
+                    flags.has_vmin, flags.val_th, ex, ec, ev, rcnt, rsum, rmax,
+                    counts if counts is not None else _dummy(np.int64), counts is not None,
+                    spikes if spikes is not None else _dummy(np.int8), spikes is not None, scratch)
+
+
+def mt_rows(*, cur, v, levels, flags: NeuronFlags, events, rsum, r0=0, c0=0, zero_cur=False, bias=None, vpre=None,
+            counts=None, spikes=None):
+    """One step of a multi-threshold layer fused with event emission
+    (:func:`refsim.kernels.fused._mt_rows`); ``levels`` (C, n_levels) are the levels times each
+    channel's threshold, high to low; ``spikes`` receives uint8 level masks."""
+    ex, ec, ev, rcnt, rmax = events
+    dt = v.dtype
+    _F._mt_rows(cur, r0, c0, zero_cur, bias if bias is not None else _dummy(dt, 1), bias is not None,
+                v, vpre if vpre is not None else _dummy(dt), vpre is not None, levels,
+                flags.ge, flags.fire_first, flags.reset, dt.type(flags.vmin), flags.has_vmin,
+                ex, ec, ev, rcnt, rsum, rmax, counts if counts is not None else _dummy(np.int64), counts is not None,
+                spikes if spikes is not None else _dummy(np.uint8), spikes is not None)
+
+
+def conv_s1_rows(*, buf, events, weights, pad_top, pad_left, channel_offset=0, bands=1):
+    """Stride-1 convolution: scatter ``events`` into the halo buffer ``buf`` (B, R, Wb, Cout)
+    with the flipped kernel ``weights`` [Cin, kh, kw * Cout] (:func:`refsim.kernels.scatter.prepare_conv_s1`)."""
+    B, R, Wb, cout = buf.shape
+    ex, ec, ev, rcnt, _ = events
+    _F._conv_s1_rows(buf.reshape(B, R, Wb * cout), ex, ec, ev, rcnt, weights, pad_top, pad_left, cout,
+                     channel_offset, bands)
+
+
+def conv_transpose_rows(*, buf, events, weights, stride, padding, dilation, out_hw, offset=(0, 0), channel_offset=0,
+                        cin_per_group):
+    """Transposed convolution: scatter ``events`` into ``buf`` (B, R, Wb, Cout), output pixel
+    (oy, ox) at ``buf[b, oy + offset[0], ox + offset[1]]``; ``weights`` [Cin, kh, kw, Cout/groups]."""
+    ex, ec, ev, rcnt, _ = events
+    _F._conv_transpose_rows(buf, ex, ec, ev, rcnt, weights, stride[0], stride[1], padding[0], padding[1],
+                            dilation[0], dilation[1], offset[0], offset[1], out_hw[0], out_hw[1], channel_offset,
+                            cin_per_group)
+
+
+def pool_rows(*, out, events, kernel, stride, padding, channel_offset=0):
+    """Sum pooling: scatter ``events`` into channels-last ``out`` (B, Ho, Wo, C)."""
+    ex, ec, ev, rcnt, _ = events
+    _F._pool_rows(out, ex, ec, ev, rcnt, kernel[0], kernel[1], stride[0], stride[1], padding[0], padding[1],
+                  channel_offset)
+
+
+def rows_from_nhwc(*, a, events, divide_by=1.0, zero=False):
+    """Events of a channels-last map ``a`` (B, H, W, C), each value divided by ``divide_by``;
+    ``a`` is zeroed as it is read when ``zero``."""
+    ex, ec, ev, rcnt, rmax = events
+    _F._rows_from_nhwc(a, zero, a.dtype.type(divide_by), ex, ec, ev, rcnt, rmax)
+
+
+def rows_from_nchw(*, a, events):
+    """Events of a (B, C, H, W) map (read in place through a channels-last view)."""
+    rows_from_nhwc(a=a.transpose(0, 2, 3, 1), events=events)
+
+
+def rows_to_nchw(*, out, events, channel_offset=0):
+    """Write events into a zeroed (B, C, H, W) map ``out`` from channel ``channel_offset`` on."""
+    ex, ec, ev, rcnt, _ = events
+    _F._rows_to_nchw(out, ex, ec, ev, rcnt, channel_offset)
+
+
+# -- dense in, dense out: the layers the fused pipeline leaves out, and the kernel tests ---------
+
+
+def events_hwc(x_chw: np.ndarray):
+    """Events of one sample's (C, H, W) map, in raster (y, x, c) order: (ys, xs, cs, values)."""
+    a = np.ascontiguousarray(x_chw, dtype=np.float64)
+    size = a.size
+    ys, xs, cs = np.empty(size, np.int64), np.empty(size, np.int64), np.empty(size, np.int64)
+    vs = np.empty(size, np.float64)
+    n = _events_chw(a, ys, xs, cs, vs)
+    return ys[:n], xs[:n], cs[:n], vs[:n]
+
+
+def _add_bias(res, bias):
+    if bias is not None:
+        res += bias.astype(np.float64).reshape((1, -1) + (1,) * (res.ndim - 2))
+    return res
+
+
+def conv2d_events(x, node, weights, out_shape):
+    """Event convolution with any stride, padding, dilation and groups, one sample at a time:
+    x (B, C, H, W) -> (B, Cout, Ho, Wo); ``weights`` from :func:`prepare_conv`; the bias is added
+    after the sums, as the dense reference does."""
+    B = x.shape[0]
+    cout, ho, wo = out_shape
+    cin_g, cout_g = node.weight.shape[1], cout // node.groups
+    res = np.empty((B, cout, ho, wo))
+    for b in range(B):
+        out = np.zeros((ho, wo, cout))
+        ys, xs, cs, vs = events_hwc(x[b])
+        _conv_scatter(out, ys, xs, cs, vs, weights, node.stride[0], node.stride[1], node.pads[0], node.pads[2],
+                      node.dilation[0], node.dilation[1], cin_g, cout_g)
+        res[b] = out.transpose(2, 0, 1)
+    return _add_bias(res, node.bias)
+
+
+def linear_events(x, node, weights):
+    """Event linear layer: x (B, F) -> (B, out); ``weights`` is W.T in float64."""
+    B = x.shape[0]
+    res = np.zeros((B, weights.shape[1]))
+    for b in range(B):
+        (idx,) = np.nonzero(x[b])
+        _linear_scatter(res[b], idx.astype(np.int64), x[b, idx].astype(np.float64), weights)
+    return _add_bias(res, node.bias)
+
+
+def _rows(x):
+    events = row_events(x.shape[0], x.shape[1:])
+    rows_from_nchw(a=np.ascontiguousarray(x, dtype=np.float64), events=events)
+    return events
+
+
+def conv_transpose2d_events(x, node, weights, out_shape):
+    """The fused pipeline's transposed convolution, dense in and out."""
+    cout, ho, wo = out_shape
+    buf = np.zeros((x.shape[0], ho, wo, cout))
+    conv_transpose_rows(buf=buf, events=_rows(x), weights=weights, stride=node.stride, padding=node.padding,
+                        dilation=node.dilation, out_hw=(ho, wo), cin_per_group=node.weight.shape[0] // node.groups)
+    return _add_bias(np.ascontiguousarray(buf.transpose(0, 3, 1, 2)), node.bias)
+
+
+def pool_events(x, node, out_shape, average):
+    """The fused pipeline's sum or average pooling, dense in and out."""
+    c, ho, wo = out_shape
+    out = np.zeros((x.shape[0], ho, wo, c))
+    pool_rows(out=out, events=_rows(x), kernel=node.kernel_size, stride=node.stride, padding=node.padding)
+    res = np.ascontiguousarray(out.transpose(0, 3, 1, 2))
+    if average:
+        res /= float(node.kernel_size[0] * node.kernel_size[1])
+    return res
+
+
+def conv2d_events_s1(x, node, weights, out_shape):
+    """The fused pipeline's stride-1 halo-buffer convolution, dense in and out."""
+    B, _, H, W = x.shape
+    cout, ho, wo = out_shape
+    kh, kw = node.weight.shape[2:]
+    pt, pl = node.pads[0], node.pads[2]
+    R, Wb = max(H + pt, ho) + kh - 1, max(W + pl, wo) + kw - 1
+    buf = np.zeros((B, R, Wb, cout))
+    conv_s1_rows(buf=buf, events=_rows(x), weights=weights, pad_top=pt, pad_left=pl)
+    res = np.ascontiguousarray(buf[:, kh - 1:kh - 1 + ho, kw - 1:kw - 1 + wo].transpose(0, 3, 1, 2))
+    return _add_bias(res, node.bias)
+
+
+__all__ = ["NeuronFlags", "choice_flags", "row_events", "neuron_rows", "mt_rows", "conv_s1_rows", "conv_transpose_rows",
+           "pool_rows", "rows_from_nhwc", "rows_from_nchw", "rows_to_nchw", "events_hwc", "conv2d_events",
+           "linear_events", "conv_transpose2d_events", "pool_events", "conv2d_events_s1", "prepare_conv",
+           "prepare_conv_s1", "prepare_conv_transpose"]

@@ -1,0 +1,65 @@
+"""The event backend's plan: for every computing node, how it runs and why. The one place that
+decides whether a layer runs fused, scattered or dense.
+
+* A **neuron layer** of (C, H, W) maps runs one fused Numba pass (update, reset, emit events,
+  count, record), unless it is 1-D (after a Linear) or a multi-spike layer whose per-step spikes
+  are recorded (their int16 range is checked in NumPy).
+* A **weighted or pooling layer** scatters its input's events when its float64 sums are provably
+  exact (:func:`refsim.exactness.layer_exactness`), so the scatter order gives the reference's
+  bits; otherwise it runs dense. Stride-1, undilated, ungrouped convolutions scatter into halo
+  buffers the next neuron pass reads in place; other convolutions and linear layers use the
+  dense-in, dense-out scatter kernels.
+* A **concatenation** of event-valued inputs stays as events; everything else runs dense.
+"""
+from __future__ import annotations
+
+from ...exactness import POOLS, WEIGHTED, layer_exactness, value_grids
+from ..base import LayerPlan
+
+
+def halo_conv(node) -> bool:
+    """Convolutions the halo-buffer kernel handles: stride 1, dilation 1, one group."""
+    return node.TYPE == "Conv2d" and node.stride == (1, 1) and node.dilation == (1, 1) and node.groups == 1
+
+
+_SCATTER_KERNEL = {"ConvTranspose2d": "conv_transpose_rows", "AvgPool2d": "pool_rows", "SumPool2d": "pool_rows",
+                   "Linear": "linear_events"}
+
+
+def plan(graph, params, encoder, recorder=None) -> dict:
+    """``{node: LayerPlan}`` for every node but Input and Output nodes (see the module docstring)."""
+    grid = value_grids(graph, params, spiking_input=bool(getattr(encoder, "emits_spikes", False)))
+    out, events = {}, set()
+    for name in graph.order:
+        node = graph[name]
+        t = node.TYPE
+        if t in ("Input", "Output"):
+            continue
+        if t == "Neuron":
+            c = params[name].choices
+            if len(graph.shapes[name]) != 3:
+                out[name] = LayerPlan("dense", "a 1-D layer: the fused pass runs (C, H, W) maps")
+            elif c.spikes_per_step == "multi" and recorder is not None and recorder.wants("spikes", name):
+                out[name] = LayerPlan("dense", "multi-spike layer with recorded spikes (their range is checked in NumPy)")
+            else:
+                kernel = "mt_rows" if node.model == "multithreshold" else "neuron_rows"
+                out[name] = LayerPlan("fused", "fused update, reset and event emission", kernel)
+                events.add(name)
+        elif t in WEIGHTED or t in POOLS:
+            ex = layer_exactness(node, grid)
+            if not ex.exact:
+                out[name] = LayerPlan("dense", ex.reason)
+                continue
+            if t == "Conv2d":
+                kernel = "conv_s1_rows" if halo_conv(node) else "conv2d_events"
+            else:
+                kernel = _SCATTER_KERNEL[t]
+            out[name] = LayerPlan("scatter", ex.reason, kernel, ex.bound)
+            if t in POOLS:
+                events.add(name)
+        elif t == "Concat" and all(i in events for i in node.inputs):
+            out[name] = LayerPlan("events", "every input is events: kept as events")
+            events.add(name)
+        else:
+            out[name] = LayerPlan("dense", f"no event kernel for a {t}" if t != "Concat" else "some inputs are dense")
+    return out

@@ -1,0 +1,69 @@
+"""The single-neuron runner: N independent neurons of one model driven by given currents.
+
+Used by ``refsim probe``, ``refsim fingerprint`` (the tie probes), :mod:`refsim.testing` and the
+library measurements in ``validation/``: one loop over :func:`step` instead of one per caller.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from ..errors import ValidationError
+from . import get_model
+from ._common import zero_state
+
+
+class NeuronRun(NamedTuple):
+    """spikes (T, N): the model's spikes (counts, signs or level masks); ``signed`` (T, N) int64:
+    spikes per step with the sign of a ternary spike; v (T, N): membrane after each step;
+    v_pre (T, N): the membrane each decision was taken on."""
+
+    spikes: np.ndarray
+    signed: np.ndarray
+    v: np.ndarray
+    v_pre: np.ndarray
+
+
+def run_neuron(params, inputs, model: str = "if") -> NeuronRun:
+    """Run ``model`` with ``params`` on ``inputs`` (T,) for one neuron or (T, N) for N neurons."""
+    x = np.asarray(inputs, dtype=np.float64)
+    if x.ndim == 1:
+        x = x[:, None]
+    if x.ndim != 2 or x.shape[0] < 1:
+        raise ValidationError("run_neuron(inputs)", "a (T,) or (T, N) array of currents with T >= 1", x.shape)
+    m = get_model(model)
+    T, N = x.shape
+    st = zero_state((N,))
+    spikes, v, v_pre = [], np.empty((T, N)), np.empty((T, N))
+    for t in range(T):
+        s, st = m.step(st, x[t], params)
+        spikes.append(s)
+        v[t], v_pre[t] = st.v, st.v_pre
+    spikes = np.stack(spikes)
+    signed = m.spike_count(spikes) * np.where(spikes.astype(np.int64) < 0, -1, 1) if model == "ternary" \
+        else m.spike_count(spikes)
+    return NeuronRun(spikes, signed.astype(np.int64), v, v_pre)
+
+
+_DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def probe(profile="paper", inputs=(0.5,), T=8, threshold=1.0, model="if", levels=None):
+    """One neuron of ``model`` under ``profile`` driven by ``inputs`` (cycled over ``T`` steps), as
+    ``refsim probe`` shows it. Returns ``(spikes per step, membranes)``: spikes are counts (signed
+    for ternary; for multithreshold, the number of levels that fired)."""
+    from ..semantics import get_profile
+    from . import make_params
+    if isinstance(T, bool) or not isinstance(T, (int, np.integer)) or T < 1:
+        raise ValidationError("probe T", "a positive number of steps", T)
+    params = make_params(model, threshold, get_profile(profile).choices(model),
+                         levels if model == "multithreshold" else None)
+    x = np.array([inputs[t % len(inputs)] for t in range(T)], dtype=np.float64)
+    r = run_neuron(params, x, model)
+    return [int(s) for s in r.signed[:, 0]], [float(v) for v in r.v[:, 0]]
+
+
+def format_spikes(spikes) -> str:
+    """One character per step: 0-9, then a-z for 10-35, '-' for a negative (ternary) spike, '*' beyond."""
+    return "".join("-" if s < 0 else (_DIGITS[s] if s < len(_DIGITS) else "*") for s in spikes)

@@ -1,0 +1,194 @@
+"""Traces: what a run recorded, and the trace file that stores it (one module: the dataclass, the
+format constants, :meth:`Traces.save`, :func:`load_traces` and :func:`compare_traces`).
+
+File format ``refsim-traces`` version 1 (``docs/traces.md``): an npz archive (never pickled) with
+
+* ``meta``: JSON text (format, format_version, producer, version, T, batch, profile, backend,
+  dtype, encoder, layers);
+* ``step_counts/<layer>`` (T, B) int64; ``counts/<layer>`` (B, ...) int64;
+* ``spikes/<layer>`` (T, B, ...) int8 (int16 for multi-spike layers, uint8 level masks for
+  multithreshold layers); ``membranes/<layer>`` (T, B, ...) float64;
+* ``output/<node>`` (T, B, ...) float64; ``final_output/<node>`` (B, ...) float64;
+* ``inputs/<input node>`` (T, B, ...) float64: the encoded input of every step (for teacher-forced
+  checks, since another library's random stream cannot be reproduced from a seed).
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import __version__
+from .errors import ModelFormatError
+
+TRACE_FORMAT = "refsim-traces"
+TRACE_VERSION = 1
+#: the array entries of a trace, in file order: ``<kind>/<layer or node>``
+KINDS = ("step_counts", "counts", "spikes", "membranes", "output", "final_output", "inputs")
+
+
+@dataclass
+class Recorder:
+    """What to keep. Memory is bounded in T unless per-step arrays are asked for.
+
+    spikes : bool or list of layer names
+        Per-step spike arrays: int8 counts or signs; int16 counts under ``spikes_per_step="multi"``;
+        uint8 level masks for multithreshold.
+    membranes : bool or list of layer names
+        Per-step membranes (float64), post- or pre-reset as the profile's ``membrane_report``.
+    counts : bool
+        Total spikes per neuron over the run (int64).
+    output : bool
+        Output membranes after every step (float64); the final value is always kept.
+    inputs : bool
+        The encoded input of every step (float64), for ``refsim check``.
+
+    Spike totals per layer per step (T, B) are always kept (they are small).
+    """
+
+    spikes: object = False
+    membranes: object = False
+    counts: bool = True
+    output: bool = True
+    inputs: bool = False
+
+    def wants(self, what, layer) -> bool:
+        sel = getattr(self, what)
+        if isinstance(sel, bool):
+            return sel
+        return layer in sel
+
+
+@dataclass
+class Traces:
+    """The result of a run (what the :class:`Recorder` kept) and how it was made."""
+
+    T: int
+    batch: int
+    profile: str
+    backend: str
+    encoder: dict
+    layers: dict = field(default_factory=dict)        # layer -> {"model", "shape", "neurons"}
+    step_counts: dict = field(default_factory=dict)   # layer -> (T, B) int64
+    counts: dict = field(default_factory=dict)        # layer -> (B, ...) int64
+    spikes: dict = field(default_factory=dict)        # layer -> (T, B, ...) int8 / uint8
+    membranes: dict = field(default_factory=dict)     # layer -> (T, B, ...) float64
+    output: dict = field(default_factory=dict)        # output node -> (T, B, ...) float64
+    final_output: dict = field(default_factory=dict)  # output node -> (B, ...) float64
+    inputs: dict = field(default_factory=dict)        # input node -> (T, B, ...) float64
+    dtype: str = "float64"                            # arithmetic of the run (event backend may use float32)
+
+    def firing_rates(self) -> dict:
+        """Mean spikes per neuron per step, per layer (over batch, neurons and steps)."""
+        return {k: float(v.sum()) / (self.T * self.batch * self.layers[k]["neurons"]) for k, v in self.step_counts.items()}
+
+    def table(self) -> str:
+        """Per-layer spike counts and firing rates as a fixed-width text table."""
+        rates = self.firing_rates()
+        rows = [("layer", "model", "shape", "neurons", "spikes", "rate/step", "active %")]
+        for k, info in self.layers.items():
+            total = int(self.step_counts[k].sum())
+            active = ""
+            if k in self.counts:
+                active = f"{100.0 * np.count_nonzero(self.counts[k]) / self.counts[k].size:.1f}"
+            rows.append((k, info["model"], "x".join(map(str, info["shape"])), str(info["neurons"]), str(total),
+                         f"{rates[k]:.4f}", active))
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        lines = ["  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
+        lines.insert(1, "-" * len(lines[0]))
+        return "\n".join(lines)
+
+    def meta(self) -> dict:
+        return {"format": TRACE_FORMAT, "format_version": TRACE_VERSION, "producer": "refsim", "version": __version__,
+                "T": self.T, "batch": self.batch, "profile": self.profile, "backend": self.backend,
+                "dtype": self.dtype, "encoder": self.encoder,
+                "layers": {k: {**v, "shape": list(v["shape"])} for k, v in self.layers.items()}}
+
+    def save(self, path) -> None:
+        """Write the trace file (atomically: a failed write leaves no partial file)."""
+        arrays = {"meta": np.array(json.dumps(self.meta()))}
+        for kind in KINDS:
+            for k, v in getattr(self, kind).items():
+                arrays[f"{kind}/{k}"] = v
+        path = os.fspath(path)
+        fd, tmp = tempfile.mkstemp(prefix=".refsim-", suffix=".npz", dir=os.path.dirname(os.path.abspath(path)))
+        os.close(fd)
+        try:
+            np.savez_compressed(tmp, **arrays)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+
+def load_traces(path) -> Traces:
+    """Read a trace file; malformed files raise :class:`refsim.ModelFormatError` naming the entry."""
+    path = os.fspath(path)
+    try:
+        z = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise ModelFormatError("file", "an npz trace file", str(exc), file=path) from None
+    with z:
+        if "meta" not in z.files:
+            raise ModelFormatError("entry 'meta'", "the JSON metadata", "nothing", file=path)
+        try:
+            meta = json.loads(str(z["meta"]))
+        except (json.JSONDecodeError, ValueError) as exc:
+            raise ModelFormatError("entry 'meta'", "JSON text", str(exc), file=path) from None
+        if not isinstance(meta, dict):
+            raise ModelFormatError("entry 'meta'", "a JSON object", type(meta).__name__, file=path)
+        if meta.get("format") != TRACE_FORMAT or meta.get("format_version") != TRACE_VERSION:
+            raise ModelFormatError("meta 'format'/'format_version'", f"{TRACE_FORMAT!r} version {TRACE_VERSION}",
+                                   f"{meta.get('format')!r} version {meta.get('format_version')!r}", file=path)
+        for key in ("T", "batch"):
+            if isinstance(meta.get(key), bool) or not isinstance(meta.get(key), int):
+                raise ModelFormatError(f"meta {key!r}", "an integer", repr(meta.get(key)), file=path)
+        layers = meta.get("layers", {})
+        if not isinstance(layers, dict) or not all(isinstance(v, dict) and isinstance(v.get("shape"), list)
+                                                   for v in layers.values()):
+            raise ModelFormatError("meta 'layers'", "an object of {model, shape, neurons} per layer", repr(layers)[:80],
+                                   file=path)
+        tr = Traces(T=meta["T"], batch=meta["batch"], profile=meta.get("profile"), backend=meta.get("backend"),
+                    encoder=meta.get("encoder"), dtype=meta.get("dtype", "float64"),
+                    layers={k: {**v, "shape": tuple(v["shape"])} for k, v in layers.items()})
+        for key in z.files:
+            if key == "meta":
+                continue
+            kind, _, name = key.partition("/")
+            if kind not in KINDS or not name:
+                raise ModelFormatError(f"entry {key!r}", "<kind>/<layer> with kind in " + ", ".join(KINDS), key, file=path)
+            getattr(tr, kind)[name] = z[key]
+    return tr
+
+
+def compare_traces(expected: Traces, actual: Traces, kinds=KINDS) -> list[str]:
+    """Bit-for-bit comparison of the entries of ``kinds``; returns human-readable differences
+    (empty when identical)."""
+    diffs = []
+    if expected.T != actual.T or expected.batch != actual.batch:
+        diffs.append(f"T/batch: expected {expected.T}/{expected.batch}, found {actual.T}/{actual.batch}")
+    for kind in kinds:
+        e, a = getattr(expected, kind), getattr(actual, kind)
+        for name in sorted(set(e) | set(a)):
+            if name not in a:
+                diffs.append(f"{kind}/{name}: missing from the run")
+                continue
+            if name not in e:
+                diffs.append(f"{kind}/{name}: not in the expected traces")
+                continue
+            x, y = e[name], a[name]
+            if x.shape != y.shape or x.dtype != y.dtype:
+                diffs.append(f"{kind}/{name}: expected {x.dtype}{x.shape}, found {y.dtype}{y.shape}")
+                continue
+            bad = x != y
+            if bad.any():
+                idx = tuple(int(i) for i in np.argwhere(bad)[0])
+                where = f"step {idx[0]}, " if kind in ("spikes", "membranes", "output", "step_counts") else ""
+                diffs.append(f"{kind}/{name}: {int(bad.sum())} of {bad.size} values differ; first at {where}index {idx}: "
+                             f"expected {x[idx]!r}, found {y[idx]!r}")
+    return diffs
