@@ -239,3 +239,20 @@ def test_plain_module_that_is_not_an_if_neuron_is_rejected():
             return s
     with pytest.raises(ModelFormatError, match="one IF choice set"):
         adapter.export(torch.nn.Sequential(torch.nn.Conv2d(1, 1, 1), Leaky()), (1, 4, 4), neurons=(Leaky,))
+
+
+def test_external_golden_case_regenerates_from_spikingjelly(tmp_path):
+    """golden/make_external_golden.py, run again, records the same SpikingJelly spikes as the
+    committed case (so the committed expected.npz is what SpikingJelly does, not an edit)."""
+    pytest.importorskip("spikingjelly")
+    import importlib.util
+    import os
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    spec = importlib.util.spec_from_file_location("mk_ext", os.path.join(root, "golden", "make_external_golden.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    mod.main(tmp_path / "case")
+    from refsim.traces import compare_traces, load_traces
+    a = load_traces(os.path.join(root, "golden", "spikingjelly-recorded", "expected.npz"))
+    b = load_traces(tmp_path / "case" / "expected.npz")
+    assert compare_traces(a, b, ["spikes", "step_counts", "inputs"]) == []

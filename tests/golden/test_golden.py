@@ -24,9 +24,7 @@ def test_at_least_eight_cases_with_readme_and_generator():
 @pytest.mark.parametrize("backend", ["reference", "event"])
 @pytest.mark.parametrize("case", CASES)
 def test_case_verifies(case, backend):
-    folder = os.path.join(ROOT, case)
-    expected = load_traces(os.path.join(folder, "expected.npz"))
-    assert compare_traces(expected, golden.run_case(folder, backend)) == []
+    assert golden.verify_case(os.path.join(ROOT, case), backend) == []
 
 
 def test_cases_have_activity():
@@ -90,3 +88,24 @@ def test_generator_reproduces_the_files(tmp_path):
             assert (tmp_path / name / f).read_bytes() == open(os.path.join(ROOT, name, f), "rb").read(), (name, f)
         with np.load(tmp_path / name / "input.npz") as a, np.load(os.path.join(ROOT, name, "input.npz")) as b:
             np.testing.assert_array_equal(a["x"], b["x"])
+
+
+def test_external_case_comes_from_spikingjelly_and_can_fail(tmp_path):
+    """The expected spikes of spikingjelly-recorded were recorded from SpikingJelly, not made by refsim;
+    under the paper's '>' they do not verify, so the case pins the profile down."""
+    import json
+    spec = golden.read_spec(os.path.join(ROOT, "spikingjelly-recorded"))
+    assert spec["expected_from"].startswith("SpikingJelly") and spec["compare"] == ["spikes", "step_counts"]
+    shutil.copytree(os.path.join(ROOT, "spikingjelly-recorded"), tmp_path / "c")
+    spec["profile"] = "paper"
+    (tmp_path / "c" / "case.json").write_text(json.dumps(spec))
+    diffs = golden.verify_case(tmp_path / "c")
+    assert diffs and any("spikes/" in d for d in diffs)
+
+
+def test_regen_skips_external_cases(tmp_path, capsys):
+    shutil.copytree(os.path.join(ROOT, "spikingjelly-recorded"), tmp_path / "spikingjelly-recorded")
+    before = (tmp_path / "spikingjelly-recorded" / "expected.npz").read_bytes()
+    golden.regen(tmp_path)
+    assert (tmp_path / "spikingjelly-recorded" / "expected.npz").read_bytes() == before
+    assert "skipped spikingjelly-recorded" in capsys.readouterr().out

@@ -10,14 +10,12 @@ from refsim.graph import Concat, Conv2d, Graph, Input, Neuron, Output, ops
 from refsim.backends.event import kernels as K
 from refsim.neurons import get_model
 from refsim.neurons.if_ import IFParams, TernaryIFParams
-from refsim.semantics import NeuronChoices
+from refsim.semantics import CHOICE_VALUES, V_MIN_VALUES, NeuronChoices
 from refsim.simulator import Recorder, Simulator
 
-CHOICES = [dict(comparison=cmp, order=order, reset=reset, spikes_per_step=multi, v_min=vmin, spike_value=val,
-                membrane_report=rep)
-           for cmp, order, reset, multi, vmin, val, rep in itertools.product(
-               (">", ">="), ("integrate-then-fire", "fire-then-integrate"), ("subtract", "zero", "none"),
-               ("one", "multi"), (None, -1.0), ("one", "threshold"), ("post-reset", "pre-reset"))]
+# every combination of every choice's values (refsim.semantics lists them once)
+_GRID = dict(CHOICE_VALUES, v_min=V_MIN_VALUES)
+CHOICES = [dict(zip(_GRID, combo)) for combo in itertools.product(*_GRID.values())]
 
 
 def _tie_inputs(rng, shape, th):

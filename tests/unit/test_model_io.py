@@ -110,6 +110,23 @@ CASES = {
     "bad neuron choice": (lambda d, t: _node(d, "enc1a_if").update(choices={"comparison": "=>"}), ModelFormatError,
                           ["enc1a_if", "choices"]),
     "concat size mismatch": (lambda d, t: _node(d, "cat1").update(inputs=["enc1b_if", "enc2b_if"]), ShapeError, ["cat1"]),
+    # neuron parameters are checked at load, not when a Simulator is built (issue 8)
+    "bad levels": (lambda d, t: _node(d, "enc1a_if").update(model="multithreshold", levels=[1.0, 1.0, "a"]),
+                   ModelFormatError, ["enc1a_if", "levels"]),
+    "levels not descending": (lambda d, t: _node(d, "enc1a_if").update(model="multithreshold", levels=[0.5, 1.0]),
+                              ModelFormatError, ["enc1a_if", "levels", "descending"]),
+    "choices not an object": (lambda d, t: _node(d, "enc1a_if").update(choices="ab"), ModelFormatError,
+                              ["enc1a_if", "choices"]),
+    "unknown choice name": (lambda d, t: _node(d, "enc1a_if").update(choices={"compare": ">"}), ModelFormatError,
+                            ["enc1a_if", "choices", "compare"]),
+    "choice invalid for the model": (lambda d, t: _node(d, "enc1a_if").update(model="ternary",
+                                                                               choices={"spikes_per_step": "multi"}),
+                                     ModelFormatError, ["enc1a_if", "ternary", "spikes_per_step"]),
+    "negative threshold": (lambda d, t: _node(d, "enc1a_if").update(threshold=-1.0), ModelFormatError,
+                           ["enc1a_if", "threshold"]),
+    "threshold underflows float32": (lambda d, t: _node(d, "enc1a_if").update(threshold=1e-50), ModelFormatError,
+                                     ["enc1a_if", "threshold", "float32"]),
+    "missing required field": (lambda d, t: _node(d, "input").pop("shape"), ModelFormatError, ["input", "shape"]),
 }
 
 
@@ -161,3 +178,32 @@ def test_failed_save_leaves_nothing(tmp_path):
     with pytest.raises(ModelFormatError):
         safetensors.write(tmp_path / "x.safetensors", {"a": np.array(["s"])})
     assert os.listdir(tmp_path) == []
+
+
+def test_every_loaded_model_passes_info(unet, tmp_path, capsys):
+    """What loads also describes itself: no parameter is left to fail later (refsim info)."""
+    from refsim import cli
+    p = tmp_path / "m.safetensors"
+    mt = unet.nodes["enc1a_if"].replace(model="multithreshold", levels=(1.0, 0.5), choices={"comparison": ">="})
+    save_model(Graph([mt if n == "enc1a_if" else unet[n] for n in unet.order], name="x"), p)
+    assert cli.main(["info", str(p)]) == 0
+    assert "levels=1,0.5" in capsys.readouterr().out
+
+
+def test_nodes_are_immutable_and_replace_validates(unet):
+    node = unet["enc1a"]
+    with pytest.raises(AttributeError, match="replace"):
+        node.stride = (2, 2)
+    with pytest.raises(ValueError):
+        node.weight[0, 0, 0, 0] = 1.0  # tensors are read-only views
+    moved = node.replace(stride=2)
+    assert moved.stride == (2, 2) and node.stride == (1, 1) and moved.weight is not None
+    with pytest.raises(ModelFormatError, match="stride"):
+        node.replace(stride=0)
+    from refsim.errors import UnknownNameError
+    with pytest.raises(UnknownNameError, match="kernal_size"):
+        node.replace(kernal_size=3)
+    n = unet["enc1a_if"].replace(threshold=2.0, choices={"reset": "zero"})
+    assert n.threshold == 2.0 and n.choices == {"reset": "zero"} and n.name == "enc1a_if"
+    with pytest.raises(ModelFormatError, match="threshold"):
+        n.replace(threshold=0.0)
