@@ -9,7 +9,7 @@ laid out once per layer, widened to float64:
 * Linear:          wT[in, out]
 
 The sums are the same as the dense reference's in exact arithmetic, and equal bit for bit in
-float64 when every partial sum is exactly representable, which ``Simulator.event_plan`` proves per
+float64 when every partial sum is exactly representable, which the event plan (:mod:`refsim.exactness`) proves per
 layer before a layer scatters. The event backend's per-step pipeline uses
 :mod:`refsim.kernels.fused`; the kernels here serve the layers it leaves out (strided, dilated and
 grouped convolutions, linear layers), through the dense-in, dense-out wrappers of

@@ -3,6 +3,11 @@
 the kernels' flags. The event run, the kernel tests and the benchmark all call these; the kernels'
 positional argument lists are written out here only.
 
+The per-step kernels have a ``bind_*`` form: a layer's per-run arguments are given once, by
+keyword, and the returned function takes only what changes each step (the Python glue of a
+low-activity step is a visible share of it). The plain form (``neuron_rows(...)`` etc.) binds and
+calls once, for tests and benchmarks.
+
 Event arrays (``events``) are the tuple ``(ex, ec, ev, rcnt, rmax)`` of :func:`row_events`.
 """
 from __future__ import annotations
@@ -75,66 +80,117 @@ def row_events(batch, shape, dtype=np.float64):
     return _F.row_events(batch, shape, dtype)
 
 
-def neuron_rows(*, cur, v, th, flags: NeuronFlags, events, rsum, scratch, r0=0, c0=0, zero_cur=False, bias=None,
-                vpre=None, counts=None, spikes=None):
-    """One step of an IF (binary, counted) or ternary layer, fused with event emission
-    (:func:`refsim.kernels.fused._neuron_rows`). ``cur`` (B, R, Wb, C) input current read at offset
-    (r0, c0) and zeroed as read when ``zero_cur``; ``v`` (B, H, W, C) membranes in place; ``vpre``
-    receives the pre-reset membranes when given; ``counts`` (B, H, W, C) int64 += |spikes|;
-    ``spikes`` (B, H, W, C) receives each neuron's spike; ``scratch`` (B * H, W, C + 1) uint8."""
+def bind_neuron_rows(*, v, th, flags: NeuronFlags, events, rsum, scratch, vpre=None, counts=None, spikes=False):
+    """:func:`refsim.kernels.fused._neuron_rows` (one step of an IF (binary, counted) or ternary
+    layer, fused with event emission) with a layer's per-run arguments bound once. Returns
+    ``step(cur, r0, c0, zero_cur, bias, spk)``: ``cur`` (B, R, Wb, C) input current read at offset
+    (r0, c0) and zeroed as read when ``zero_cur``; ``bias`` (C,) or None; ``spk`` (B, H, W, C)
+    receives each neuron's spike when ``spikes`` (else pass None).
+
+    ``v`` (B, H, W, C) membranes, updated in place; ``vpre`` receives the pre-reset membranes when
+    given; ``counts`` (B, H, W, C) int64 += |spikes|; ``scratch`` (B * H, W, C + 1) uint8."""
     ex, ec, ev, rcnt, rmax = events
     dt = v.dtype
-    _F._neuron_rows(cur, r0, c0, zero_cur, bias if bias is not None else _dummy(dt, 1), bias is not None,
-                    v, vpre if vpre is not None else _dummy(dt), vpre is not None, th,
-                    flags.ge, flags.fire_first, flags.reset, flags.multi, flags.ternary, dt.type(flags.vmin),
-                    flags.has_vmin, flags.val_th, ex, ec, ev, rcnt, rsum, rmax,
-                    counts if counts is not None else _dummy(np.int64), counts is not None,
-                    spikes if spikes is not None else _dummy(np.int8), spikes is not None, scratch)
+    kernel, nobias, nospk = _F._neuron_rows, _dummy(dt, 1), _dummy(np.int8)
+    mid = (v, vpre if vpre is not None else _dummy(dt), vpre is not None, th, flags.ge, flags.fire_first, flags.reset,
+           flags.multi, flags.ternary, dt.type(flags.vmin), flags.has_vmin, flags.val_th, ex, ec, ev, rcnt, rsum, rmax,
+           counts if counts is not None else _dummy(np.int64), counts is not None)
+
+    def step(cur, r0, c0, zero_cur, bias, spk):
+        kernel(cur, r0, c0, zero_cur, nobias if bias is None else bias, bias is not None, *mid,
+               nospk if spk is None else spk, spk is not None, scratch)
+    return step
+
+
+def neuron_rows(*, cur, v, th, flags: NeuronFlags, events, rsum, scratch, r0=0, c0=0, zero_cur=False, bias=None,
+                vpre=None, counts=None, spikes=None):
+    """One call of :func:`bind_neuron_rows`'s step, all arguments by keyword (tests, benchmarks)."""
+    bind_neuron_rows(v=v, th=th, flags=flags, events=events, rsum=rsum, scratch=scratch, vpre=vpre,
+                     counts=counts)(cur, r0, c0, zero_cur, bias, spikes)
+
+
+def bind_mt_rows(*, v, levels, flags: NeuronFlags, events, rsum, vpre=None, counts=None):
+    """:func:`refsim.kernels.fused._mt_rows` (one step of a multi-threshold layer fused with event
+    emission) with per-run arguments bound; ``levels`` (C, n_levels) are the levels times each
+    channel's threshold, high to low. Returns ``step(cur, r0, c0, zero_cur, bias, spk)``; ``spk``
+    receives uint8 level masks."""
+    ex, ec, ev, rcnt, rmax = events
+    dt = v.dtype
+    kernel, nobias, nospk = _F._mt_rows, _dummy(dt, 1), _dummy(np.uint8)
+    mid = (v, vpre if vpre is not None else _dummy(dt), vpre is not None, levels, flags.ge, flags.fire_first,
+           flags.reset, dt.type(flags.vmin), flags.has_vmin, ex, ec, ev, rcnt, rsum, rmax,
+           counts if counts is not None else _dummy(np.int64), counts is not None)
+
+    def step(cur, r0, c0, zero_cur, bias, spk):
+        kernel(cur, r0, c0, zero_cur, nobias if bias is None else bias, bias is not None, *mid,
+               nospk if spk is None else spk, spk is not None)
+    return step
 
 
 def mt_rows(*, cur, v, levels, flags: NeuronFlags, events, rsum, r0=0, c0=0, zero_cur=False, bias=None, vpre=None,
             counts=None, spikes=None):
-    """One step of a multi-threshold layer fused with event emission
-    (:func:`refsim.kernels.fused._mt_rows`); ``levels`` (C, n_levels) are the levels times each
-    channel's threshold, high to low; ``spikes`` receives uint8 level masks."""
-    ex, ec, ev, rcnt, rmax = events
-    dt = v.dtype
-    _F._mt_rows(cur, r0, c0, zero_cur, bias if bias is not None else _dummy(dt, 1), bias is not None,
-                v, vpre if vpre is not None else _dummy(dt), vpre is not None, levels,
-                flags.ge, flags.fire_first, flags.reset, dt.type(flags.vmin), flags.has_vmin,
-                ex, ec, ev, rcnt, rsum, rmax, counts if counts is not None else _dummy(np.int64), counts is not None,
-                spikes if spikes is not None else _dummy(np.uint8), spikes is not None)
+    """One call of :func:`bind_mt_rows`'s step, all arguments by keyword."""
+    bind_mt_rows(v=v, levels=levels, flags=flags, events=events, rsum=rsum, vpre=vpre,
+                 counts=counts)(cur, r0, c0, zero_cur, bias, spikes)
+
+
+def bind_conv_s1_rows(*, buf, weights, pad_top, pad_left, bands=1):
+    """:func:`refsim.kernels.fused._conv_s1_rows` (stride-1 convolution scattered into the halo
+    buffer ``buf`` (B, R, Wb, Cout), flipped kernel ``weights`` [Cin, kh, kw * Cout] from
+    :func:`prepare_conv_s1`) bound to a layer. Returns ``scatter(events, channel_offset)``."""
+    B, R, Wb, cout = buf.shape
+    flat = buf.reshape(B, R, Wb * cout)
+    kernel = _F._conv_s1_rows
+
+    def scatter(events, channel_offset):
+        kernel(flat, events[0], events[1], events[2], events[3], weights, pad_top, pad_left, cout, channel_offset, bands)
+    return scatter
 
 
 def conv_s1_rows(*, buf, events, weights, pad_top, pad_left, channel_offset=0, bands=1):
-    """Stride-1 convolution: scatter ``events`` into the halo buffer ``buf`` (B, R, Wb, Cout)
-    with the flipped kernel ``weights`` [Cin, kh, kw * Cout] (:func:`refsim.kernels.scatter.prepare_conv_s1`)."""
-    B, R, Wb, cout = buf.shape
-    ex, ec, ev, rcnt, _ = events
-    _F._conv_s1_rows(buf.reshape(B, R, Wb * cout), ex, ec, ev, rcnt, weights, pad_top, pad_left, cout,
-                     channel_offset, bands)
+    """One call of :func:`bind_conv_s1_rows`'s scatter, all arguments by keyword."""
+    bind_conv_s1_rows(buf=buf, weights=weights, pad_top=pad_top, pad_left=pad_left, bands=bands)(events, channel_offset)
+
+
+def bind_conv_transpose_rows(*, buf, weights, stride, padding, dilation, out_hw, cin_per_group, offset=(0, 0)):
+    """:func:`refsim.kernels.fused._conv_transpose_rows` (transposed convolution scattered into
+    ``buf`` (B, R, Wb, Cout), output pixel (oy, ox) at ``buf[b, oy + offset[0], ox + offset[1]]``;
+    ``weights`` [Cin, kh, kw, Cout/groups]) bound to a layer. Returns ``scatter(events, channel_offset)``."""
+    kernel = _F._conv_transpose_rows
+    geo = (weights, stride[0], stride[1], padding[0], padding[1], dilation[0], dilation[1], offset[0], offset[1],
+           out_hw[0], out_hw[1])
+
+    def scatter(events, channel_offset):
+        kernel(buf, events[0], events[1], events[2], events[3], *geo, channel_offset, cin_per_group)
+    return scatter
 
 
 def conv_transpose_rows(*, buf, events, weights, stride, padding, dilation, out_hw, offset=(0, 0), channel_offset=0,
                         cin_per_group):
-    """Transposed convolution: scatter ``events`` into ``buf`` (B, R, Wb, Cout), output pixel
-    (oy, ox) at ``buf[b, oy + offset[0], ox + offset[1]]``; ``weights`` [Cin, kh, kw, Cout/groups]."""
-    ex, ec, ev, rcnt, _ = events
-    _F._conv_transpose_rows(buf, ex, ec, ev, rcnt, weights, stride[0], stride[1], padding[0], padding[1],
-                            dilation[0], dilation[1], offset[0], offset[1], out_hw[0], out_hw[1], channel_offset,
-                            cin_per_group)
+    """One call of :func:`bind_conv_transpose_rows`'s scatter, all arguments by keyword."""
+    bind_conv_transpose_rows(buf=buf, weights=weights, stride=stride, padding=padding, dilation=dilation, out_hw=out_hw,
+                             cin_per_group=cin_per_group, offset=offset)(events, channel_offset)
+
+
+def bind_pool_rows(*, out, kernel, stride, padding):
+    """:func:`refsim.kernels.fused._pool_rows` (sum pooling scattered into channels-last ``out``
+    (B, Ho, Wo, C)) bound to a layer. Returns ``scatter(events, channel_offset)``."""
+    k = _F._pool_rows
+    geo = (kernel[0], kernel[1], stride[0], stride[1], padding[0], padding[1])
+
+    def scatter(events, channel_offset):
+        k(out, events[0], events[1], events[2], events[3], *geo, channel_offset)
+    return scatter
 
 
 def pool_rows(*, out, events, kernel, stride, padding, channel_offset=0):
-    """Sum pooling: scatter ``events`` into channels-last ``out`` (B, Ho, Wo, C)."""
-    ex, ec, ev, rcnt, _ = events
-    _F._pool_rows(out, ex, ec, ev, rcnt, kernel[0], kernel[1], stride[0], stride[1], padding[0], padding[1],
-                  channel_offset)
+    """One call of :func:`bind_pool_rows`'s scatter, all arguments by keyword."""
+    bind_pool_rows(out=out, kernel=kernel, stride=stride, padding=padding)(events, channel_offset)
 
 
 def rows_from_nhwc(*, a, events, divide_by=1.0, zero=False):
     """Events of a channels-last map ``a`` (B, H, W, C), each value divided by ``divide_by``;
-    ``a`` is zeroed as it is read when ``zero``."""
+    ``a`` is zeroed as it is read when ``zero`` (:func:`refsim.kernels.fused._rows_from_nhwc`)."""
     ex, ec, ev, rcnt, rmax = events
     _F._rows_from_nhwc(a, zero, a.dtype.type(divide_by), ex, ec, ev, rcnt, rmax)
 
@@ -236,6 +292,7 @@ def conv2d_events_s1(x, node, weights, out_shape):
 
 
 __all__ = ["NeuronFlags", "choice_flags", "row_events", "neuron_rows", "mt_rows", "conv_s1_rows", "conv_transpose_rows",
-           "pool_rows", "rows_from_nhwc", "rows_from_nchw", "rows_to_nchw", "events_hwc", "conv2d_events",
+           "pool_rows", "bind_neuron_rows", "bind_mt_rows", "bind_conv_s1_rows", "bind_conv_transpose_rows",
+           "bind_pool_rows", "rows_from_nhwc", "rows_from_nchw", "rows_to_nchw", "events_hwc", "conv2d_events",
            "linear_events", "conv_transpose2d_events", "pool_events", "conv2d_events_s1", "prepare_conv",
            "prepare_conv_s1", "prepare_conv_transpose"]

@@ -120,6 +120,12 @@ class _FusedLayer:
         self.spikes = tr.spikes.get(name)
         self.membranes = tr.membranes.get(name)
         self.nhwc = (None, None)  # (dense input array, its channels-last copy)
+        if self.mt:
+            self.step = K.bind_mt_rows(v=self.v, levels=self.th, flags=self.flags, events=self.events, rsum=self.rsum,
+                                       vpre=self.vpre, counts=self.counts)
+        else:
+            self.step = K.bind_neuron_rows(v=self.v, th=self.th, flags=self.flags, events=self.events, rsum=self.rsum,
+                                           scratch=self.scratch, vpre=self.vpre, counts=self.counts)
 
 
 class EventRun(Run):
@@ -132,6 +138,7 @@ class EventRun(Run):
         self.nbands = backend.bands
         self._layers = {}     # fused neuron -> _FusedLayer
         self._bufs = {}       # conv / pool node -> its buffer
+        self._kern = {}       # conv / pool node -> its bound scatter kernel
         self._last = {}       # conv node -> HaloCurrent of the previous step
         self._events = {}     # node -> preallocated row-segmented event arrays
         self._bias = {}       # conv node -> (bias in the run's dtype or None, may the neuron pass zero the buffer)
@@ -158,13 +165,7 @@ class EventRun(Run):
                 a.nhwc = (x, cur)
             r0 = c0 = 0
             bias, zero = None, False
-        spk = a.spikes[t].transpose(0, 2, 3, 1) if a.spikes is not None else None
-        common = dict(cur=cur, r0=r0, c0=c0, zero_cur=zero, bias=bias, v=a.v, vpre=a.vpre, flags=a.flags,
-                      events=a.events, rsum=a.rsum, counts=a.counts, spikes=spk)
-        if a.mt:
-            K.mt_rows(levels=a.th, **common)
-        else:
-            K.neuron_rows(th=a.th, scratch=a.scratch, **common)
+        a.step(cur, r0, c0, zero, bias, a.spikes[t].transpose(0, 2, 3, 1) if a.spikes is not None else None)
         a.step_counts[t] = a.rsum.sum(axis=1)
         if a.membranes is not None:
             a.membranes[t] = (a.vpre if a.vpre is not None else a.v).transpose(0, 3, 1, 2)
@@ -225,17 +226,20 @@ class EventRun(Run):
         self._last[name] = h
         return h
 
-    def _buffer(self, name, shape):
+    def _buffer(self, name, shape, bind):
+        """The layer's persistent buffer (zeroed unless the neuron pass already zeroed what it read)
+        and its scatter kernel, bound to it once (``bind(buf)``)."""
         buf = self._bufs.get(name)
         if buf is None:
             buf = self._bufs[name] = np.zeros(shape, self.dt)
+            self._kern[name] = bind(buf)
         else:
             last = self._last.get(name)
             if last is not None and not last.consumed:
                 buf[...] = 0.0
             # else: the neuron pass zeroed the interior; the halo border only collects the terms
             # that fall in the padding, which nothing reads.
-        return buf
+        return buf, self._kern[name]
 
     def _conv_s1(self, node, src, shape):
         cout, ho, wo = shape
@@ -243,19 +247,19 @@ class EventRun(Run):
         pt, pl = node.pads[0], node.pads[2]
         _, H, W = src.shape
         R, Wb = max(H + pt, ho) + kh - 1, max(W + pl, wo) + kw - 1
-        buf = self._buffer(node.name, (self.B, R, Wb, cout))
+        buf, scatter = self._buffer(node.name, (self.B, R, Wb, cout), lambda b: K.bind_conv_s1_rows(
+            buf=b, weights=self._w[node.name], pad_top=pt, pad_left=pl, bands=self.nbands))
         for m, off in src.parts():
-            K.conv_s1_rows(buf=buf, events=m.events, weights=self._w[node.name], pad_top=pt, pad_left=pl,
-                           channel_offset=off, bands=self.nbands)
+            scatter(m.events, off)
         return self._halo_current(node, buf, kh - 1, kw - 1, shape)
 
     def _conv_transpose(self, node, src, shape):
         cout, ho, wo = shape
-        buf = self._buffer(node.name, (self.B, ho, wo, cout))
+        buf, scatter = self._buffer(node.name, (self.B, ho, wo, cout), lambda b: K.bind_conv_transpose_rows(
+            buf=b, weights=self._w[node.name], stride=node.stride, padding=node.padding, dilation=node.dilation,
+            out_hw=(ho, wo), cin_per_group=node.weight.shape[0] // node.groups))
         for m, off in src.parts():
-            K.conv_transpose_rows(buf=buf, events=m.events, weights=self._w[node.name], stride=node.stride,
-                                  padding=node.padding, dilation=node.dilation, out_hw=(ho, wo), channel_offset=off,
-                                  cin_per_group=node.weight.shape[0] // node.groups)
+            scatter(m.events, off)
         return self._halo_current(node, buf, 0, 0, shape)
 
     def _pool(self, node, src, shape, div):
@@ -263,9 +267,11 @@ class EventRun(Run):
         out = self._bufs.get(node.name)
         if out is None:
             out = self._bufs[node.name] = np.zeros((self.B, ho, wo, C), self.dt)
+            self._kern[node.name] = K.bind_pool_rows(out=out, kernel=node.kernel_size, stride=node.stride,
+                                                     padding=node.padding)
+        scatter = self._kern[node.name]
         for m, off in src.parts():
-            K.pool_rows(out=out, events=m.events, kernel=node.kernel_size, stride=node.stride, padding=node.padding,
-                        channel_offset=off)
+            scatter(m.events, off)
         arrays = self.event_arrays(node.name, shape)
         K.rows_from_nhwc(a=out, events=arrays, divide_by=div, zero=True)
         return EventMap(arrays, shape)
