@@ -92,8 +92,11 @@ def _parser() -> argparse.ArgumentParser:
     ck.add_argument("--json", default=None, help="also write the report as JSON here")
     ck.add_argument("--no-explain", action="store_true", help="skip the search for the choice that explains a divergence")
     ck.add_argument("--free-running", action="store_true",
-                    help="drive every layer with refsim's own spikes (only the input train is replayed) and report the "
-                         "first step where any layer differs, instead of teacher forcing")
+                    help="drive every layer with refsim's own spikes (only the input train is replayed; rounding ties "
+                         "re-synchronised) and report the first real divergence, instead of teacher forcing")
+    ck.add_argument("--progress", dest="progress", action="store_true", default=None,
+                    help="report progress on stderr for passes over a few seconds (default: when stderr is a terminal)")
+    ck.add_argument("--no-progress", dest="progress", action="store_false", help="no progress reports")
 
     fp = sub.add_parser("fingerprint", help="say which semantic choices an implementation makes, from the tie probes",
                         description="Reads a (T, N) spike array (.npy) recorded for the probes of "
@@ -264,7 +267,9 @@ def _cmd_check(args):
     g = load_model(args.model)
     tr = load_traces(args.traces)
     profile = args.profile or tr.profile or g.metadata.get("profile", DEFAULT_PROFILE)
-    rep = check(g, tr, profile, explain=not args.no_explain, mode="free-running" if args.free_running else "teacher-forced")
+    progress = args.progress if args.progress is not None else sys.stderr.isatty()
+    rep = check(g, tr, profile, explain_divergences=not args.no_explain,
+                mode="free-running" if args.free_running else "teacher-forced", progress=progress)
     print(format_report(rep))
     if args.json:
         with open(args.json, "w") as fh:
@@ -294,6 +299,9 @@ def _cmd_golden(args):
     if args.action == "regen":
         golden.regen(args.directory)
         return EXIT_OK
+    if args.backend == "event":
+        print("event backend: Numba kernels are compiled on first use (several seconds) and cached afterwards",
+              file=sys.stderr, flush=True)
     res = golden.verify(args.directory, backend=args.backend)
     bad = [k for k, v in res.items() if v]
     print(f"{len(res) - len(bad)} passed, {len(bad)} failed")

@@ -30,21 +30,15 @@ POOLS = ("AvgPool2d", "SumPool2d")
 
 def granularity(a) -> float:
     """Largest power of two g such that every value of ``a`` is an integer multiple of g (inf if all 0)."""
-    a = np.abs(np.asarray(a, dtype=np.float64))
+    a = np.abs(np.asarray(a, dtype=np.float64)).ravel()
     a = a[a > 0]
     if a.size == 0:
         return np.inf
     m, e = np.frexp(a)  # a = m * 2^e, m in [0.5, 1)
-    ints = np.ldexp(m, 53).astype(np.int64)  # exact 53-bit integers
-    tz = np.zeros(ints.shape, dtype=np.int64)
-    x = ints.copy()
-    for _ in range(64):
-        odd = (x & 1) == 1
-        if odd.all():
-            break
-        tz += ~odd
-        x = np.where(odd, x, x >> 1)
-    return float(np.min(np.ldexp(1.0, (e - 53 + tz).astype(np.int64))))
+    ints = np.ldexp(m, 53).astype(np.int64)  # exact 53-bit integer mantissas: a = ints * 2^(e - 53)
+    low = ints & -ints  # the lowest set bit of each mantissa, a power of two
+    low_exp = np.frexp(low.astype(np.float64))[1] - 1  # its exponent (exact: a power of two)
+    return float(np.ldexp(1.0, int((low_exp + e - 53).min())))
 
 
 def neuron_grid(params, model):
@@ -170,13 +164,16 @@ def param_granularity(node) -> float:
     return g
 
 
-def abs_forward(node, xs):
-    """The node's operation with |parameters| on |inputs|: bounds the sum of |terms| of each output."""
+def abs_node(node):
+    """The node with |parameters|: its ``forward`` of |inputs| bounds the sum of |terms| of each output."""
     t = node.TYPE
     if t in WEIGHTED:
-        node = node.replace(weight=np.abs(node.weight), bias=None if node.bias is None else np.abs(node.bias))
-    elif t == "Scale":
-        f = node.factor
-        f = np.abs(f).astype(np.float64).reshape((1, -1) + (1,) * (xs[0].ndim - 2)) if isinstance(f, np.ndarray) else abs(f)
-        return np.abs(xs[0]) * f
-    return node.forward([np.abs(x) for x in xs])
+        return node.replace(weight=np.abs(node.weight), bias=None if node.bias is None else np.abs(node.bias))
+    if t == "Scale":
+        return node.replace(factor=np.abs(node.factor) if isinstance(node.factor, np.ndarray) else abs(node.factor))
+    return node
+
+
+def abs_forward(node, xs):
+    """:func:`abs_node`'s forward of |inputs|."""
+    return abs_node(node).forward([np.abs(x) for x in xs])

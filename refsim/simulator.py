@@ -136,6 +136,10 @@ class Simulator:
                 static.add(name)
 
         tr = self._traces(T, batch, encoder, recorder)
+        if progress and self.backend == "event" and not type(self.engine).warm:
+            sys.stderr.write("refsim: event backend: loading the Numba kernels (compiled on first use, several "
+                             "seconds; cached afterwards)\n")
+            sys.stderr.flush()
         run = self.engine.start(batch, tr, self.plan(encoder, recorder))
         try:
             self._loop(T, tr, recorder, streams, static, run, progress)

@@ -192,3 +192,112 @@ def compare_traces(expected: Traces, actual: Traces, kinds=KINDS) -> list[str]:
                 diffs.append(f"{kind}/{name}: {int(bad.sum())} of {bad.size} values differ; first at {where}index {idx}: "
                              f"expected {x[idx]!r}, found {y[idx]!r}")
     return diffs
+
+
+def _as_array(x):
+    """A NumPy array from a NumPy array, a list or a torch tensor (without importing torch)."""
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+class TraceWriter:
+    """Write a trace file from your own simulation loop (any library, any loop), for ``refsim check``.
+
+    >>> w = TraceWriter(model, T=100, batch=4, profile="spikingjelly", producer="my SpikingJelly loop")
+    >>> for t in range(100):
+    ...     w.add_input("input", t, x[t])            # (B, *input shape): what the network received at step t
+    ...     w.add_spikes("conv1_if", t, s1)          # (B, *layer shape): the layer's spikes at step t
+    >>> w.save("traces.npz")
+
+    ``model``: the refsim Graph (or model file) the traces belong to. Names are its Input and
+    Neuron node names; shapes are ``(batch,) +`` the node's shape; arrays may be NumPy arrays or
+    torch tensors. Spikes are counts for ``if`` layers (0/1, or n for several spikes a step), signs
+    for ``ternary`` layers (-1, 0, 1), bit masks of the levels that fired for ``multithreshold``
+    layers (bit i = level i, highest first). Every value is checked when it is added, and
+    :meth:`save` refuses traces with a step missing. ``add_*`` returns the writer.
+    """
+
+    def __init__(self, model, T: int, batch: int, profile: str = "paper", producer: str = "TraceWriter"):
+        from .errors import ValidationError
+        from .graph import Graph
+        if not isinstance(model, Graph):
+            from .io import load_model
+            model = load_model(model)
+        for name, v in (("T", T), ("batch", batch)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValidationError(f"TraceWriter({name})", "a positive integer", v)
+        self.graph, self.T, self.B = model, int(T), int(batch)
+        self.traces = Traces(T=self.T, batch=self.B, profile=str(profile), backend=str(producer),
+                             encoder={"type": "replay"})
+        self._filled = {}
+        for n in model.inputs:
+            self.traces.inputs[n] = np.zeros((self.T, self.B) + model.shapes[n])
+            self._filled[("inputs", n)] = np.zeros(self.T, bool)
+        for n in model.neurons:
+            m = model[n].model
+            dt = np.uint8 if m == "multithreshold" else (np.int8 if m == "ternary" else np.int16)
+            self.traces.spikes[n] = np.zeros((self.T, self.B) + model.shapes[n], dt)
+            self.traces.step_counts[n] = np.zeros((self.T, self.B), np.int64)
+            self.traces.layers[n] = {"model": m, "shape": model.shapes[n], "neurons": int(np.prod(model.shapes[n]))}
+            self._filled[("spikes", n)] = np.zeros(self.T, bool)
+
+    def _check(self, kind, name, t, x):
+        from .errors import UnknownNameError, ValidationError
+        names = self.graph.inputs if kind == "inputs" else self.graph.neurons
+        if name not in names:
+            raise UnknownNameError("Input node" if kind == "inputs" else "Neuron node (spiking layer)", name, names)
+        if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or not 0 <= t < self.T:
+            raise ValidationError(f"TraceWriter {kind} {name!r} step", f"an integer in [0, {self.T})", t)
+        a = _as_array(x)
+        want = (self.B,) + self.graph.shapes[name]
+        if a.shape != want:
+            raise ValidationError(f"TraceWriter {kind} {name!r} step {t}", f"shape {want} (batch, *node shape)", a.shape)
+        if a.dtype.kind not in "biuf" or not np.all(np.isfinite(a)):
+            raise ValidationError(f"TraceWriter {kind} {name!r} step {t}", "finite numbers", f"dtype {a.dtype}")
+        return a
+
+    def add_input(self, name: str, t: int, x) -> "TraceWriter":
+        """The encoded input node ``name`` received at step ``t`` (spikes, or analog values)."""
+        self.traces.inputs[name][t] = self._check("inputs", name, t, x)
+        self._filled[("inputs", name)][t] = True
+        return self
+
+    def add_spikes(self, layer: str, t: int, s) -> "TraceWriter":
+        """The spikes of spiking layer ``layer`` at step ``t``."""
+        from .errors import ValidationError
+        a = self._check("spikes", layer, t, s)
+        model = self.graph[layer].model
+        rec = self.traces.spikes[layer]
+        lo, hi = {"if": (0, np.iinfo(np.int16).max), "ternary": (-1, 1), "multithreshold": (0, 255)}[model]
+        if a.size and (np.any(a != np.round(a)) or a.min() < lo or a.max() > hi):
+            raise ValidationError(f"TraceWriter spikes {layer!r} step {t}",
+                                  f"integers in [{lo}, {hi}] for a {model!r} layer", f"values in [{a.min()}, {a.max()}]")
+        rec[t] = a.astype(rec.dtype)
+        counts = np.abs(rec[t].astype(np.int64)) if model != "multithreshold" else \
+            np.unpackbits(rec[t][..., None], axis=-1).sum(axis=-1)
+        self.traces.step_counts[layer][t] = counts.reshape(self.B, -1).sum(axis=1)
+        self._filled[("spikes", layer)][t] = True
+        return self
+
+    def step(self, t: int, inputs: dict | None = None, spikes: dict | None = None) -> "TraceWriter":
+        """Add one step of several entries: ``inputs`` and ``spikes`` map node names to arrays."""
+        for k, v in (inputs or {}).items():
+            self.add_input(k, t, v)
+        for k, v in (spikes or {}).items():
+            self.add_spikes(k, t, v)
+        return self
+
+    def finish(self) -> Traces:
+        """The traces, once every input and spiking layer has every step."""
+        from .errors import ValidationError
+        for (kind, name), filled in self._filled.items():
+            if not filled.all():
+                missing = np.flatnonzero(~filled)
+                raise ValidationError(f"TraceWriter {kind} {name!r}", f"all {self.T} steps",
+                                      f"{missing.size} missing (first: step {int(missing[0])})")
+        return self.traces
+
+    def save(self, path) -> None:
+        """Write the trace file (atomically), after :meth:`finish`'s checks."""
+        self.finish().save(path)

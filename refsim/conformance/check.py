@@ -1,33 +1,56 @@
 """``refsim check``: compare another implementation's recorded traces with the equations, layer by layer.
 
-Teacher-forced mode: every spiking layer is driven by the *recorded* spikes of the layers before it
-(and the recorded input spike train), and each neuron's reset follows its own recorded spikes, so
-one disagreement cascades neither through the layers nor in time and every faulty layer is found.
-At each step refsim recomputes the membrane in float64 and takes its own decision.
+**Teacher-forced** (default): every spiking layer is driven by the *recorded* spikes of the layers
+before it (and the recorded input train), and each neuron's reset follows its own recorded spikes
+(the neuron model's own step with ``forced`` spikes, :func:`refsim.neurons._common.ordered_step`),
+so one disagreement cascades neither through the layers nor in time and every faulty layer is
+found. At each step refsim recomputes the membrane in float64 and takes its own decision.
 
-Where the decisions differ, the difference is a **rounding tie** when the exact membrane lies
-within a rigorous bound of the decision boundary (the other side's float32 accumulation could
-have landed on the other side), and a **divergence** otherwise. The bound per neuron grows each
-step by ``gamma_n * sum|terms| + u * (|v_prev| + |I| + |v_new|)`` (u = 2^-24, n = fan-in + 1;
-Higham's bound for recursive summation in any order), *except* on steps where every term is a
-multiple of a granularity g and every magnitude stays below 2^24 g: then every float32 partial
-sum in any order is exact, nothing is added, and an exact tie is a real divergence.
+**Free-running**: refsim runs the whole network from the recorded input train alone, every layer
+driven by refsim's own spikes and keeping its own membranes. Where a decision differs by a
+rounding tie, the tie is counted and that neuron is re-synchronised to the recorded decision (its
+reset and what it sends on follow the recorded spike), so a tie never makes a later layer or step
+"diverge". The first real divergence is reported at its (step, layer, neuron); the other layers of
+that step are still compared (driven by the recorded spikes of the diverging neurons, so only
+independent divergences count), and the pass stops after that step, since the two runs
+legitimately separate from there.
 
-Each diverging layer is re-checked with each single alternative choice (comparison, order, reset,
-spikes per step, membrane floor); the choices that remove every divergence explain it.
+**Rounding ties**: where the decisions differ, the difference is a rounding tie when the exact
+membrane lies within a rigorous bound of the decision boundary (the other side's float32
+accumulation could have landed on the other side), and a divergence otherwise. The bound is per
+neuron. It grows each step by ``gamma_n * sum|terms| + u * (|v_prev| + |I| + |v_new|)`` (u = 2^-24,
+n = fan-in + 1; Higham's bound for recursive summation in any order), *except* on steps where every
+term is a multiple of a granularity g and every magnitude stays below 2^24 g: then every float32
+partial sum in any order is exact and nothing is added. It **restarts** where the other side's
+membrane is known exactly: after a hard reset (both sides set the membrane to 0; with
+fire-then-integrate only this step's input rounding remains) and where both sides clamp to the
+membrane floor ``v_min``. The detection floor this gives is measured in ``docs/check.md``.
+
+**Explanations**: each diverging layer is re-run teacher-forced with every single alternative
+choice (:data:`ALTERNATIVES`) at once: the layer's input current is computed once per step from
+the recorded spikes of the layers feeding it, each alternative advances its own membranes on it,
+and an alternative is dropped at its first divergence. The choices left at the end reproduce the
+layer and explain the divergence. (Up to a free-running pass's first divergence, every layer's
+input equals the teacher-forced one, so the same search explains both modes.)
 """
 from __future__ import annotations
 
 import dataclasses
+import sys
+import time
 
 import numpy as np
 
 from ..errors import ModelFormatError, RefsimError, UnknownNameError
-from ..exactness import U32, abs_forward, fan_in, granularity, param_granularity
+from ..exactness import U32, abs_node, fan_in, granularity, param_granularity
 from ..graph.nodes import Input, Neuron, Output
 from ..neurons import get_model
 from ..neurons._common import MembraneState
 from ..semantics import SPIKE_TRAIN_CHOICES, get_profile
+
+#: every single-choice change a divergence may be explained by (from :data:`refsim.semantics.SPIKE_TRAIN_CHOICES`)
+ALTERNATIVES = [(f, v) for f, values in SPIKE_TRAIN_CHOICES.items() for v in values]
+MODES = ("teacher-forced", "free-running")
 
 
 @dataclasses.dataclass
@@ -39,143 +62,285 @@ class LayerReport:
     divergences: int = 0
     first: dict | None = None
     explained_by: list = dataclasses.field(default_factory=list)
+    explanation_searched: bool = False
 
     def as_dict(self):
         return dataclasses.asdict(self)
 
 
-MODES = ("teacher-forced", "free-running")
+class _Progress:
+    """Progress on stderr for passes that take more than a couple of seconds (silent before that)."""
+
+    def __init__(self, label, total, enabled):
+        self.label, self.total, self.enabled = label, total, enabled
+        self.t0 = time.perf_counter()
+        self.last = 0.0
+        self.shown = False
+
+    def update(self, done):
+        if not self.enabled:
+            return
+        now = time.perf_counter()
+        if now - self.t0 < 2.0 or (now - self.last < 0.5 and done < self.total):
+            return
+        self.last, self.shown = now, True
+        sys.stderr.write(f"\r{self.label}: step {done}/{self.total}, {now - self.t0:5.1f} s")
+        sys.stderr.flush()
+
+    def close(self):
+        if self.shown:
+            sys.stderr.write(f"\r{self.label}: {self.total} steps, {time.perf_counter() - self.t0:5.1f} s\n")
+            sys.stderr.flush()
 
 
-def _check_layers(graph, traces, profile, only=None, overrides=None, mode="teacher-forced"):
-    """Pass over all steps; returns {layer: LayerReport}.
-
-    ``mode="free-running"``: every layer is driven by refsim's own spikes (only the input train is
-    the recorded one) and keeps its own membranes; the pass stops after the first step on which any
-    layer's decisions differ, since the two runs legitimately separate after that.
-    """
-    free = mode == "free-running"
-    prof = get_profile(profile)
+def _params(graph, prof, overrides=None):
     params = {}
     for n in graph.neurons:
         node = graph[n]
         if overrides and n in overrides:
             node = node.replace(choices={**node.choices, **overrides[n]})
         params[n] = node.make_params(prof)
+    return params
+
+
+def _require(graph, traces):
     for n in graph.neurons:
         if n not in traces.spikes:
             raise ModelFormatError(f"spikes/{n}", "per-step spikes of every spiking layer", "nothing", file="traces")
     for n in graph.inputs:
         if n not in traces.inputs:
             raise ModelFormatError(f"inputs/{n}", "the recorded input train of every Input node", "nothing", file="traces")
+
+
+def _recorded(traces, name, model, t):
+    return traces.spikes[name][t].astype(np.int32 if model != "multithreshold" else np.uint8)
+
+
+class _Values:
+    """Per step, the value of every node computed from recorded spikes (or, free-running, from
+    refsim's own), with what the rounding bound needs: |terms| sums, granularity and fan-in."""
+
+    def __init__(self, graph):
+        self.g = graph
+        self.gparam = {n: param_granularity(graph[n]) for n in graph.order}
+        self.abs_nodes = {}  # weighted node -> the same node with |weights| (built once)
+        self.vals, self.absv, self.gran, self.fan = {}, {}, {}, {}
+
+    def start(self):
+        self.vals, self.absv, self.gran, self.fan = {}, {}, {}, {}
+
+    def put(self, name, value):
+        self.vals[name], self.absv[name], self.gran[name], self.fan[name] = value, np.abs(value), granularity(value), 0
+
+    def compute(self, name):
+        node = self.g[name]
+        if isinstance(node, Output):
+            self.vals[name] = self.vals[node.inputs[0]]
+            return
+        self.vals[name] = node.forward([self.vals[i] for i in node.inputs])
+        if name not in self.abs_nodes:
+            self.abs_nodes[name] = abs_node(node)
+        self.absv[name] = self.abs_nodes[name].forward([self.absv[i] for i in node.inputs])
+        gi = min(self.gran[i] for i in node.inputs)
+        gp = self.gparam[name]
+        self.gran[name] = gi * gp if np.isfinite(gp) and np.isfinite(gi) else min(gi, gp)
+        # errors of chained roundings add: gamma_a + gamma_b <= gamma_(a+b)
+        self.fan[name] = fan_in(node) + max(self.fan[i] for i in node.inputs)
+
+    def input_of(self, node):
+        i = node.inputs[0]
+        return self.vals[i], self.absv[i], self.gran[i], self.fan[i]
+
+
+def _theta_granularity(p, model):
+    return granularity(np.outer(p.levels, np.atleast_1d(p.threshold))) if model == "multithreshold" \
+        else granularity(p.threshold)
+
+
+def _advance(model, p, v_prev, bound_prev, x, ax, g_in, n_terms, forced=None):
+    """One step of a checked neuron layer: refsim's own decision on the float64 membrane, the
+    membrane after the reset of the ``forced`` spikes (own spikes when None), the rounding bound of
+    the decision membrane and the bound carried to the next step (restarted where both sides'
+    membranes are known to be equal). Returns ``(s_ours, state, decision_bound, carried_bound)``."""
+    m = get_model(model)
+    c = p.choices
+    s_ours, st = m.step(MembraneState(v_prev, v_prev), x, p, forced=forced)
+    used = s_ours if forced is None else forced
+    pre, v_new = st.v_pre, st.v
+    g = min(g_in, granularity(v_prev), _theta_granularity(p, model))
+    big = max(float(np.max(np.abs(pre), initial=0.0)), float(np.max(ax, initial=0.0)),
+              float(np.max(np.abs(v_prev), initial=0.0)), float(np.max(np.abs(v_new), initial=0.0)),
+              float(np.max(p.threshold)) * (sum(p.levels) if model == "multithreshold" else 1.0))
+    if (not np.isfinite(g)) or big < 2.0 ** 24 * g:  # every float32 partial sum exact this step
+        step_err, decision = 0.0, bound_prev
+    else:
+        gamma = n_terms * U32 / (1 - n_terms * U32)
+        step_err = gamma * ax + U32 * (np.abs(x) + np.abs(v_new))
+        decision = bound_prev + U32 * np.abs(v_prev) + step_err
+    carried = decision
+    if c.reset == "zero":  # a hard reset sets both sides' membranes to 0
+        carried = np.where(used != 0, step_err if c.order == "fire-then-integrate" else 0.0, carried)
+    if c.v_min is not None:  # both sides clamp to the floor where even the other side's value is below it
+        unclamped = m.step(MembraneState(v_prev, v_prev), x, dataclasses.replace(p, choices=c.replace(v_min=None)),
+                           forced=used)[1].v
+        carried = np.where(unclamped + carried < c.v_min, 0.0, carried)
+    shape = v_new.shape
+    return s_ours, st, np.broadcast_to(decision, shape), np.broadcast_to(carried, shape)
+
+
+def _classify(model, p, s_ours, s_rec, pre, bound):
+    """(ties, divergences) masks where the decisions differ."""
+    diff = s_ours != s_rec
+    if not diff.any():
+        return diff, diff
+    dist = get_model(model).boundary_distance(pre, p)
+    # bound 0: the other side's float32 value is exactly ours, so a different decision diverges
+    tie = diff & (bound > 0) & (dist <= bound)
+    return tie, diff & ~tie
+
+
+def _first(t, idx, p, s_ours, s_rec, pre, bound):
+    th_all = np.atleast_1d(p.threshold)
+    return {"step": t, "neuron": list(idx), "refsim_spikes": int(s_ours[idx]), "recorded_spikes": int(s_rec[idx]),
+            "membrane": float(pre[idx]), "threshold": float(th_all[idx[1]] if th_all.size > 1 else th_all[0]),
+            "rounding_bound": float(bound[idx])}
+
+
+def _check_layers(graph, traces, prof, mode="teacher-forced", progress=False):
+    """The main pass over all steps; returns ``{layer: LayerReport}``."""
+    free = mode == "free-running"
+    params = _params(graph, prof)
     T, B = traces.T, traces.batch
-    layers = [n for n in graph.neurons if only is None or n in only]
-    reports = {n: LayerReport(n, graph[n].model) for n in layers}
-    v = {n: np.zeros((B,) + graph.shapes[n]) for n in layers}
-    bound = {n: np.zeros((B,) + graph.shapes[n]) for n in layers}
-    gparam = {n: param_granularity(graph[n]) for n in graph.order}
-    stop, v_free = False, {}
+    reports = {n: LayerReport(n, graph[n].model) for n in graph.neurons}
+    v = {n: np.zeros((B,) + graph.shapes[n]) for n in graph.neurons}
+    bound = {n: np.zeros((B,) + graph.shapes[n]) for n in graph.neurons}
+    vals = _Values(graph)
+    bar = _Progress(f"refsim check ({mode})", T, progress)
     for t in range(T):
-        if stop:
-            break
-        vals, absv, gran, fan = {}, {}, {}, {}
+        vals.start()
+        diverged = False
         for name in graph.order:
             node = graph[name]
             if isinstance(node, Input):
-                x = np.asarray(traces.inputs[name][t], dtype=np.float64)
-                vals[name], absv[name], gran[name], fan[name] = x, np.abs(x), granularity(x), 0
-            elif isinstance(node, Neuron):
-                p = params[name]
-                m = get_model(node.model)
-                s_rec = traces.spikes[name][t].astype(np.int32 if node.model != "multithreshold" else np.uint8)
-                out = m.emitted(s_rec, p)
-                s_ours = None
-                if name in reports:
-                    x, ax = vals[node.inputs[0]], absv[node.inputs[0]]
-                    rep = reports[name]
-                    v_prev = v[name]
-                    # the model's own step; teacher-forced, its reset follows the recorded spikes
-                    s_ours, st = m.step(MembraneState(v_prev, v_prev), x, p, forced=None if free else s_rec)
-                    pre, v_new = st.v_pre, st.v
-                    theta_g = (granularity(np.outer(p.levels, np.atleast_1d(p.threshold)))
-                               if node.model == "multithreshold" else granularity(p.threshold))
-                    g = min(gran[node.inputs[0]], granularity(v_prev), theta_g)
-                    big = max(float(np.max(np.abs(pre), initial=0.0)), float(np.max(ax, initial=0.0)),
-                              float(np.max(np.abs(v_prev), initial=0.0)), float(np.max(np.abs(v_new), initial=0.0)),
-                              float(np.max(p.threshold)) * (sum(p.levels) if hasattr(p, "levels") else 1.0))
-                    exact = (not np.isfinite(g)) or big < 2.0 ** 24 * g  # every float32 partial sum exact
-                    if not exact:
-                        n_terms = fan[node.inputs[0]]
-                        gamma = n_terms * U32 / (1 - n_terms * U32)
-                        bound[name] = bound[name] + gamma * ax + U32 * (np.abs(v_prev) + np.abs(x) + np.abs(v_new))
-                    diff = s_ours != s_rec
-                    rep.compared += int(s_rec.size)
-                    if diff.any():
-                        dist = m.boundary_distance(pre, p)
-                        # bound 0: the other side's float32 value is exactly ours, so a different decision diverges
-                        tie = diff & (bound[name] > 0) & (dist <= bound[name])
-                        div = diff & ~tie
-                        rep.ties += int(tie.sum())
-                        rep.divergences += int(div.sum())
-                        if div.any() and rep.first is None:
-                            idx = tuple(int(i) for i in np.argwhere(div)[0])
-                            th_all = np.atleast_1d(p.threshold)
-                            rep.first = {"step": t, "neuron": list(idx), "refsim_spikes": int(s_ours[idx]),
-                                         "recorded_spikes": int(s_rec[idx]), "membrane": float(pre[idx]),
-                                         "threshold": float(th_all[idx[1]] if th_all.size > 1 else th_all[0]),
-                                         "rounding_bound": float(bound[name][idx])}
-                    v[name] = v_new
-                    if free:
-                        out = m.emitted(s_ours, p)
-                        stop = stop or bool(diff.any())
-                elif free:  # not checked, but its own spikes drive what follows
-                    z = np.zeros((B,) + graph.shapes[name])
-                    s_ours, st = m.step(v_free.get(name, MembraneState(z, z)), vals[node.inputs[0]], p)
-                    v_free[name] = st
-                    out = m.emitted(s_ours, p)
-                vals[name], absv[name], fan[name] = out, np.abs(out), 0
-                gran[name] = granularity(out)
-            elif isinstance(node, Output):
-                vals[name] = vals[node.inputs[0]]
+                vals.put(name, np.asarray(traces.inputs[name][t], dtype=np.float64))
+                continue
+            if not isinstance(node, Neuron):
+                vals.compute(name)
+                continue
+            p, model = params[name], node.model
+            m = get_model(model)
+            rep = reports[name]
+            x, ax, g_in, n_terms = vals.input_of(node)
+            s_rec = _recorded(traces, name, model, t)
+            if free:  # own decision and own reset; ties (and, for this step, divergences) re-synchronised
+                s_ours, st, dec, carry = _advance(model, p, v[name], bound[name], x, ax, g_in, n_terms)
+                tie, div = _classify(model, p, s_ours, s_rec, st.v_pre, dec)
+                used = s_ours
+                if tie.any() or div.any():
+                    used = np.where(tie | div, s_rec, s_ours)
+                    _, st, dec, carry = _advance(model, p, v[name], bound[name], x, ax, g_in, n_terms, used)
             else:
-                xs = [vals[i] for i in node.inputs]
-                vals[name] = node.forward(xs)
-                absv[name] = abs_forward(node, [absv[i] for i in node.inputs])
-                gi = min(gran[i] for i in node.inputs)
-                gran[name] = gi * gparam[name] if np.isfinite(gparam[name]) and np.isfinite(gi) else min(gi, gparam[name])
-                # errors of chained roundings add: gamma_a + gamma_b <= gamma_(a+b)
-                fan[name] = fan_in(node) + max(fan[i] for i in node.inputs)
+                used = s_rec
+                s_ours, st, dec, carry = _advance(model, p, v[name], bound[name], x, ax, g_in, n_terms, used)
+                tie, div = _classify(model, p, s_ours, s_rec, st.v_pre, dec)
+            v[name], bound[name] = st.v, carry
+            rep.compared += int(s_rec.size)
+            rep.ties += int(tie.sum())
+            rep.divergences += int(div.sum())
+            if div.any():
+                diverged = True
+                if rep.first is None:
+                    idx = tuple(int(i) for i in np.argwhere(div)[0])
+                    rep.first = _first(t, idx, p, s_ours, s_rec, st.v_pre, dec)
+            vals.put(name, m.emitted(used, p))
+        bar.update(t + 1)
+        if free and diverged:
+            break
+    bar.close()
     return reports
 
 
-#: every single-choice change a divergence may be explained by (from :data:`refsim.semantics.SPIKE_TRAIN_CHOICES`)
-ALTERNATIVES = [(f, v) for f, values in SPIKE_TRAIN_CHOICES.items() for v in values]
+def _ancestors(graph, layer):
+    """The nodes between ``layer`` and the neuron layers and inputs that feed it (whose values come
+    from the recorded traces), in topological order."""
+    need, stack = set(), list(graph[layer].inputs)
+    while stack:
+        n = stack.pop()
+        if n in need:
+            continue
+        need.add(n)
+        if not isinstance(graph[n], (Input, Neuron)):
+            stack.extend(graph[n].inputs)
+    return [n for n in graph.order if n in need]
 
 
-def check(graph, traces, profile="paper", explain=True, mode="teacher-forced") -> dict:
+def explain_layer(graph, traces, prof, layer, progress=False) -> list:
+    """Single choices that make ``layer`` reproduce the recorded spikes, teacher-forced (see the
+    module docstring): all alternatives advance together on one computation of the layer's input."""
+    node = graph[layer]
+    model = node.model
+    current = prof.choices(model).replace(**node.choices)
+    alts = {}
+    for field, value in ALTERNATIVES:
+        if getattr(current, field) == value:
+            continue
+        try:
+            alts[f"{field}={value}"] = node.replace(choices={**node.choices, field: value}).make_params(prof)
+        except RefsimError:  # not valid for this model (e.g. several spikes a step for ternary)
+            continue
+    params = {n: graph[n].make_params(prof) for n in graph.neurons}
+    order = _ancestors(graph, layer)
+    shape = (traces.batch,) + graph.shapes[layer]
+    state = {k: (np.zeros(shape), np.zeros(shape)) for k in alts}
+    vals = _Values(graph)
+    bar = _Progress(f"refsim check: explaining {layer}", traces.T, progress)
+    for t in range(traces.T):
+        if not state:
+            break
+        vals.start()
+        for name in order:
+            n = graph[name]
+            if isinstance(n, Input):
+                vals.put(name, np.asarray(traces.inputs[name][t], dtype=np.float64))
+            elif isinstance(n, Neuron):
+                vals.put(name, get_model(n.model).emitted(_recorded(traces, name, n.model, t), params[name]))
+            else:
+                vals.compute(name)
+        x, ax, g_in, n_terms = vals.input_of(node)
+        s_rec = _recorded(traces, layer, model, t)
+        for key in list(state):
+            p = alts[key]
+            v, b = state[key]
+            s_ours, st, dec, carry = _advance(model, p, v, b, x, ax, g_in, n_terms, s_rec)
+            if _classify(model, p, s_ours, s_rec, st.v_pre, dec)[1].any():
+                del state[key]
+            else:
+                state[key] = (st.v, carry)
+        bar.update(t + 1)
+    bar.close()
+    return sorted(state)
+
+
+def check(graph, traces, profile="paper", explain_divergences=True, mode="teacher-forced", progress=False,
+          explain=None) -> dict:
     """Compare recorded traces with the equations. Returns a JSON-serialisable report with ``conforms``.
 
     ``mode``: ``"teacher-forced"`` (default; every faulty layer is found) or ``"free-running"``
-    (refsim runs the whole network on the recorded input train and the first step where any
-    layer's spikes differ is reported, as a rounding tie or a divergence).
+    (refsim runs the whole network on the recorded input train; rounding ties are re-synchronised
+    and the first real divergence is reported). ``explain_divergences``: search the single choices
+    that explain each diverging layer. ``progress``: report progress on stderr for long passes.
     """
+    if explain is not None:  # the keyword's former name
+        explain_divergences = explain
     if mode not in MODES:
         raise UnknownNameError("check mode", mode, MODES)
     prof = get_profile(profile)
-    reports = _check_layers(graph, traces, prof, mode=mode)
+    _require(graph, traces)
+    reports = _check_layers(graph, traces, prof, mode=mode, progress=progress)
     for name, rep in reports.items():
-        if rep.divergences and explain:
-            current = prof.choices(graph[name].model).replace(**graph[name].choices)
-            for field, value in ALTERNATIVES:
-                if getattr(current, field) == value:
-                    continue
-                try:
-                    alt = _check_layers(graph, traces, prof, only=None if mode == "free-running" else {name},
-                                        overrides={name: {field: value}}, mode=mode)[name]
-                except RefsimError:  # an alternative invalid for this model (e.g. multi for ternary)
-                    continue
-                if alt.divergences == 0:
-                    rep.explained_by.append(f"{field}={value}")
+        if rep.divergences and explain_divergences:
+            rep.explained_by = explain_layer(graph, traces, prof, name, progress=progress)
+            rep.explanation_searched = True
     return {"profile": prof.name, "mode": mode, "T": traces.T, "batch": traces.batch,
             "conforms": all(r.divergences == 0 for r in reports.values()),
             "layers": [r.as_dict() for r in reports.values()]}
@@ -194,7 +359,9 @@ def format_report(rep) -> str:
                          f"rounding bound {f['rounding_bound']:.3g}")
         if r["explained_by"]:
             lines.append("      explained by: " + ", ".join(r["explained_by"]))
-        elif r["divergences"]:
+        elif r["divergences"] and r.get("explanation_searched"):
             lines.append("      no single semantic choice explains it")
+        elif r["divergences"]:
+            lines.append("      explanation not searched (--no-explain)")
     lines.append("CONFORMS" if rep["conforms"] else "DIVERGES")
     return "\n".join(lines)

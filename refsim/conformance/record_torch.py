@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import ModelFormatError
 from ..io.torch import _kind, _node_name, _plain_neurons, _torch, profile_of
 from ..traces import Traces
 
@@ -23,6 +24,17 @@ def _store_spikes(tr, nm, kind, s, t):
     tr.step_counts[nm][t] = np.abs(s).reshape(B, -1).sum(axis=1)
 
 
+def _single_step(model):
+    """record() steps the model one time step at a time; a SpikingJelly module in multi-step mode
+    expects the whole sequence, so say how to record it instead."""
+    for qn, m in model.named_modules():
+        if getattr(m, "step_mode", "s") == "m":
+            raise ModelFormatError(f"torch module {qn or type(model).__name__}",
+                                   "single-step mode for record() (spikingjelly functional.set_step_mode(net, 's')), or "
+                                   "record a multi-step model yourself with refsim.traces.TraceWriter (docs/traces.md)",
+                                   "step_mode='m'")
+
+
 def _reset(m):
     k = _kind(m)
     if k == "sj":
@@ -36,6 +48,7 @@ def _reset(m):
 
 
 def record_traced(model, inputs, name="torch-model", neurons=()):
+    _single_step(model)
     with _plain_neurons(neurons):
         return _record_traced(model, inputs, name)
 
@@ -80,7 +93,10 @@ def _record_traced(model, inputs, name):
 def record(model, inputs, name="torch-model", neurons=()):
     """Run ``model`` step by step on ``inputs`` (T, B, *input shape) and return refsim Traces with the
     spikes of every neuron module, the input train and the output membrane (float32 sums in torch).
-    ``neurons``: your own threshold module classes, as for :func:`export`."""
+    ``neurons``: your own threshold module classes, as for :func:`refsim.io.torch.export`. Models
+    that keep time inside their own forward (SpikingJelly multi-step mode, a loop over a Norse cell)
+    are recorded with :class:`refsim.traces.TraceWriter` instead (docs/traces.md)."""
+    _single_step(model)
     with _plain_neurons(neurons):
         return _record(model, inputs, name)
 

@@ -75,6 +75,14 @@ def check_tensor(node, field, arr, shape):
     return arr
 
 
+@functools.lru_cache(maxsize=None)
+def _signature(cls):
+    """(field names, required field names) of a node class's constructor, computed once per class."""
+    sig = inspect.signature(cls.__init__).parameters
+    names = tuple(p for p in sig if p not in ("self", "name"))
+    return names, tuple(p for p in names if sig[p].default is inspect.Parameter.empty)
+
+
 def _freezing(init):
     """Wrap a node constructor so the node is immutable once the outermost constructor returns
     (its tensors become read-only views)."""
@@ -123,12 +131,11 @@ class Node:
     @classmethod
     def field_names(cls) -> list:
         """The constructor's fields (besides ``name``): what a model file and :meth:`replace` may set."""
-        return [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "name")]
+        return list(_signature(cls)[0])
 
     @classmethod
     def required_fields(cls) -> list:
-        sig = inspect.signature(cls.__init__).parameters
-        return [p for p in cls.field_names() if sig[p].default is inspect.Parameter.empty]
+        return list(_signature(cls)[1])
 
     def fields(self) -> dict:
         """The constructor arguments that rebuild this node (inputs, parameters, tensors)."""

@@ -94,9 +94,7 @@ def neuron_info(mod, where):
     if k == "plain":
         _, th = _plain_threshold(mod, where)
         return th, plain_choices(mod, where), "paper"
-    if k == "sj":
-        if getattr(mod, "step_mode", "s") != "s":
-            raise ModelFormatError(where, "an IFNode in single-step mode (step_mode='s')", mod.step_mode)
+    if k == "sj":  # single- or multi-step: the per-step dynamics are the same
         if mod.v_reset is None:
             return _scalar(mod.v_threshold), {}, "spikingjelly"
         if _scalar(mod.v_reset) != 0.0:
@@ -228,7 +226,9 @@ def _trace(model):
         return _Tracer().trace(model)
     except (fx.proxy.TraceError, TypeError, RuntimeError, NotImplementedError) as exc:  # data-dependent Python
         raise ModelFormatError(f"torch model {type(model).__name__}", "a forward that torch.fx can trace (no data-dependent "
-                               "control flow)", f"{type(exc).__name__}: {exc}") from None
+                               "control flow; for a model that loops over time itself, export an nn.Sequential of the "
+                               "same modules and record with refsim.traces.TraceWriter, docs/traces.md)",
+                               f"{type(exc).__name__}: {exc}") from None
 
 
 def _node_name(target):

@@ -256,3 +256,54 @@ def test_external_golden_case_regenerates_from_spikingjelly(tmp_path):
     a = load_traces(os.path.join(root, "golden", "spikingjelly-recorded", "expected.npz"))
     b = load_traces(tmp_path / "case" / "expected.npz")
     assert compare_traces(a, b, ["spikes", "step_counts", "inputs"]) == []
+
+
+@pytest.mark.parametrize("mode", ["teacher-forced", "free-running"])
+def test_snntorch_chain_with_a_rounding_tie_conforms_in_both_modes(mode):
+    """Issue 9's minimal case: two snnTorch Leaky(beta=1) neurons in a chain, weights float32(1/3),
+    constant input. Free-running used to report a divergence in the second neuron after the first
+    one's rounding tie."""
+    snn = pytest.importorskip("snntorch")
+    m = torch.nn.Sequential(torch.nn.Linear(1, 1, bias=False), snn.Leaky(beta=1.0, init_hidden=True),
+                            torch.nn.Linear(1, 1, bias=False), snn.Leaky(beta=1.0, init_hidden=True))
+    with torch.no_grad():
+        m[0].weight.fill_(1 / 3)
+        m[2].weight.fill_(1 / 3)
+    g = adapter.export(m, (1,))
+    tr = record_torch.record(m, np.ones((40, 1, 1), np.float32))
+    rep = check(g, tr, g.metadata["profile"], mode=mode)
+    layers = rep["layers"]
+    assert rep["conforms"], format_report(rep)
+    assert layers[0]["ties"] >= 1 and layers[1]["divergences"] == 0 and layers[1]["compared"] == 40
+
+
+def _trace_doc_blocks():
+    import os
+    import re
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    with open(os.path.join(root, "docs", "traces.md")) as fh:
+        return re.findall(r"```python\n(.*?)```", fh.read(), re.S)
+
+
+@pytest.mark.parametrize("lib,block", [("spikingjelly", 1), ("norse", 2)])
+def test_docs_trace_writer_examples_conform(lib, block):
+    """docs/traces.md: a multi-step SpikingJelly model and a Norse IAFCell loop, which record() cannot
+    step, recorded with TraceWriter and checked."""
+    pytest.importorskip(lib)
+    torch.manual_seed(0)
+    ns = {}
+    exec(compile(_trace_doc_blocks()[block], "docs/traces.md", "exec"), ns)
+    g, traces = ns["g"], ns["traces"]
+    assert traces.step_counts[g.neurons[0]].sum() > 0
+    rep = check(g, traces, g.metadata["profile"])
+    assert rep["conforms"], format_report(rep)
+
+
+def test_record_refuses_multi_step_models_and_points_to_the_writer():
+    pytest.importorskip("spikingjelly")
+    from spikingjelly.activation_based import functional, neuron
+    from refsim.errors import ModelFormatError
+    net = torch.nn.Sequential(torch.nn.Linear(2, 2), neuron.IFNode())
+    functional.set_step_mode(net, "m")
+    with pytest.raises(ModelFormatError, match="TraceWriter"):
+        record_torch.record(net, np.zeros((4, 1, 2), np.float32))

@@ -26,6 +26,8 @@ from .run import EventRun
 class EventBackend(Backend):
     name = "event"
     DTYPES = ("float64", "float32")
+    #: False until the first run in this process (when Numba loads or compiles the kernels)
+    warm = False
 
     def __init__(self, graph, params, dtype="float64", threads=None):
         super().__init__(graph, params, dtype, threads)
@@ -45,6 +47,7 @@ class EventBackend(Backend):
         return _plan(self.graph, self.params, encoder, recorder)
 
     def start(self, batch, traces, plan):
+        EventBackend.warm = True
         self._threads_ctx = _threads.using(self.threads)
         self.bands = self._threads_ctx.__enter__()
         return EventRun(self, batch, traces, plan)
