@@ -149,8 +149,9 @@ def third_net(model, **kw):
                   Conv2d("c2", ["n1"], w2, None), Neuron("n2", ["c2"], model, 1.0, **kw), Output("out", ["n2"])])
 
 
+@pytest.mark.parametrize("mode", ["teacher-forced", "free-running"])
 @pytest.mark.parametrize("model,profile", [("if", "paper"), ("ternary", "paper"), ("if", "spikingjelly")])
-def test_float32_peer_rounding_ties_classified_for_if_and_ternary(model, profile):
+def test_float32_peer_rounding_ties_classified_for_if_and_ternary(model, profile, mode):
     """refsim's own float32 mode is a float32 peer: it accumulates in float32 in another order. Its
     flips against the float64 equations must all be rounding ties."""
     g = third_net(model)
@@ -159,12 +160,14 @@ def test_float32_peer_rounding_ties_classified_for_if_and_ternary(model, profile
     peer = Simulator(g, profile, "event", dtype="float32").run(x, 30, enc, REC)
     ref = Simulator(g, profile, "reference").run(x, 30, enc, REC)
     assert any(not np.array_equal(peer.spikes[k], ref.spikes[k]) for k in ref.spikes)  # there are flips to classify
-    rep = check(g, peer, profile)
+    rep = check(g, peer, profile, mode=mode)
     assert rep["conforms"], rep
     assert sum(r["ties"] for r in rep["layers"]) > 0
+    assert all(r["compared"] == 30 * 3 * np.prod(g.shapes[r["layer"]]) for r in rep["layers"])  # the whole run
 
 
-def test_float32_peer_rounding_ties_classified_for_multithreshold():
+@pytest.mark.parametrize("mode", ["teacher-forced", "free-running"])
+def test_float32_peer_rounding_ties_classified_for_multithreshold(mode):
     """A float32 multi-threshold peer (currents and membranes rounded to float32 each step, levels
     1, 1/2, 1/4 of a threshold 1/3-based input): its flips are ties, not divergences."""
     from refsim.neurons import get_model
@@ -201,7 +204,7 @@ def test_float32_peer_rounding_ties_classified_for_multithreshold():
     tr.inputs["in"] = inputs
     tr.spikes.update(spikes)
     assert any(not np.array_equal(spikes[n], ref.spikes[n]) for n in spikes)
-    rep = check(g, tr, "paper")
+    rep = check(g, tr, "paper", mode=mode)
     assert rep["conforms"], rep
     assert sum(r["ties"] for r in rep["layers"]) > 0
 
