@@ -179,16 +179,11 @@ class Simulator:
         for t in range(T):
             vals = {}
             for name in g.order:
+                node = g[name]
                 if name in cache:
                     vals[name] = cache[name]
-                    continue
-                node = g[name]
-                if isinstance(node, Input):
+                elif isinstance(node, Input):
                     vals[name] = next(streams[name])
-                    if recorder.inputs:
-                        if name not in tr.inputs:
-                            tr.inputs[name] = np.zeros((T,) + vals[name].shape)
-                        tr.inputs[name][t] = vals[name]
                 elif isinstance(node, Neuron):
                     vals[name] = run.neuron(name, vals[node.inputs[0]], t)
                 elif isinstance(node, Output):
@@ -197,6 +192,10 @@ class Simulator:
                     vals[name] = run.node(node, vals)
                 if name in static:
                     cache[name] = vals[name]
+                if recorder.inputs and isinstance(node, Input):  # every step, static (direct) inputs too
+                    if name not in tr.inputs:
+                        tr.inputs[name] = np.zeros((T,) + vals[name].shape)
+                    tr.inputs[name][t] = vals[name]
             bar.update(t + 1)
 
     def _inputs(self, x):

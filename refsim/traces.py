@@ -146,8 +146,8 @@ def load_traces(path) -> Traces:
             raise ModelFormatError("meta 'format'/'format_version'", f"{TRACE_FORMAT!r} version {TRACE_VERSION}",
                                    f"{meta.get('format')!r} version {meta.get('format_version')!r}", file=path)
         for key in ("T", "batch"):
-            if isinstance(meta.get(key), bool) or not isinstance(meta.get(key), int):
-                raise ModelFormatError(f"meta {key!r}", "an integer", repr(meta.get(key)), file=path)
+            if isinstance(meta.get(key), bool) or not isinstance(meta.get(key), int) or meta[key] < 1:
+                raise ModelFormatError(f"meta {key!r}", "a positive integer", repr(meta.get(key)), file=path)
         layers = meta.get("layers", {})
         if not isinstance(layers, dict) or not all(isinstance(v, dict) and isinstance(v.get("shape"), list)
                                                    for v in layers.values()):

@@ -104,12 +104,30 @@ def _params(graph, prof, overrides=None):
 
 
 def _require(graph, traces):
-    for n in graph.neurons:
-        if n not in traces.spikes:
-            raise ModelFormatError(f"spikes/{n}", "per-step spikes of every spiking layer", "nothing", file="traces")
-    for n in graph.inputs:
-        if n not in traces.inputs:
-            raise ModelFormatError(f"inputs/{n}", "the recorded input train of every Input node", "nothing", file="traces")
+    """Every entry check reads is there, with the model's names, layouts, T and batch, before any work."""
+    T, B = traces.T, traces.batch
+    for key, v in (("T", T), ("batch", B)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ModelFormatError(f"meta {key!r}", "a positive integer", repr(v), file="traces")
+    for kind, names, what in (("spikes", graph.neurons, "per-step spikes of every spiking layer"),
+                              ("inputs", graph.inputs, "the recorded input train of every Input node")):
+        entries = getattr(traces, kind)
+        for n in names:
+            if n not in entries:
+                others = sorted(set(entries) - set(names))
+                hint = f" (the file has {kind}/{', '.join(others)}: traces of another model?)" if others else ""
+                raise ModelFormatError(f"{kind}/{n}", what, "nothing" + hint, file="traces")
+            a = entries[n]
+            want = (T, B) + tuple(graph.shapes[n])
+            if not isinstance(a, np.ndarray) or a.shape != want:
+                raise ModelFormatError(f"{kind}/{n}", f"shape {want} (T, batch, *node shape; meta T={T}, batch={B})",
+                                       f"shape {getattr(a, 'shape', type(a).__name__)}", file="traces")
+            if kind == "spikes" and a.dtype.kind not in "biu":
+                raise ModelFormatError(f"{kind}/{n}", "integer spikes (counts, signs or level masks)", f"dtype {a.dtype}",
+                                       file="traces")
+            if kind == "inputs" and (a.dtype.kind not in "biuf" or not np.all(np.isfinite(a))):
+                raise ModelFormatError(f"{kind}/{n}", "finite numbers", f"dtype {a.dtype} with non-finite values"
+                                       if a.dtype.kind == "f" else f"dtype {a.dtype}", file="traces")
 
 
 def _recorded(traces, name, model, t):

@@ -34,6 +34,9 @@ def load_model(path) -> Graph:
     tensors, meta = safetensors.read(path)
     if meta.get("format") != FORMAT_NAME:
         raise ModelFormatError("metadata 'format'", repr(FORMAT_NAME), repr(meta.get("format")), file=path)
+    if meta.get("format_version") != str(FORMAT_VERSION):
+        raise ModelFormatError("metadata 'format_version'", f"{str(FORMAT_VERSION)!r} (this refsim reads version "
+                               f"{FORMAT_VERSION})", repr(meta.get("format_version")), file=path)
     if "graph" not in meta:
         raise ModelFormatError("metadata 'graph'", "the JSON graph document", "nothing", file=path)
     try:

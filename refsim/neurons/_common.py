@@ -56,7 +56,9 @@ def count_multi(v: np.ndarray, theta, comparison: str) -> np.ndarray:
     With ``>=`` this is the largest n >= 0 with n*theta <= v (Sinabs ``MultiSpike``,
     floor(v/theta)); with ``>`` the largest n with n*theta < v. The quotient v/theta is
     rounded, so it is corrected with products n*theta, which are exact in float64 for
-    float32 thresholds and counts below 2**29.
+    float32 thresholds and counts below 2**29; beyond that (a tiny threshold) the products round
+    and a count may be off by a few, the same on both backends. Counts are int64 (such thresholds
+    give counts far beyond int32).
     """
     q = v / theta
     if comparison == ">=":
@@ -67,7 +69,7 @@ def count_multi(v: np.ndarray, theta, comparison: str) -> np.ndarray:
         n = np.ceil(q) - 1
         n = np.where(n * theta >= v, n - 1, n)
         n = np.where((n + 1) * theta < v, n + 1, n)
-    return np.maximum(n, 0).astype(np.int32)
+    return np.maximum(n, 0).astype(np.int64)
 
 
 def ordered_step(v_prev: np.ndarray, inputs: np.ndarray, choices: NeuronChoices,

@@ -284,3 +284,38 @@ def test_detection_floor_as_documented(weights, k, T, found):
     rounding bound (no false divergences from float32 rounding)."""
     from validation.check_detection_floor import detected
     assert detected(weights, "threshold", k, T) is found
+
+
+@pytest.mark.parametrize("case", ["short", "channels_last", "nan", "float_spikes", "other_model", "T0"])
+def test_bad_traces_are_input_errors_before_any_work(case, tmp_path, capsys):
+    """Traces that do not fit the model exit 2 with the entry named, not 3 or a false verdict (issue 10)."""
+    g = dyadic_net()
+    save_model(g, tmp_path / "m.safetensors")
+    tr = record(g, T=6)
+    if case == "short":
+        tr.spikes["if2"] = tr.spikes["if2"][:4]
+    elif case == "channels_last":
+        tr.inputs["in"] = np.ascontiguousarray(tr.inputs["in"].transpose(0, 1, 3, 4, 2))
+    elif case == "nan":
+        tr.inputs["in"][2, 0, 0, 1, 1] = np.nan
+    elif case == "float_spikes":
+        tr.spikes["if1"] = tr.spikes["if1"].astype(np.float64)
+    elif case == "other_model":
+        tr.spikes["layer9"] = tr.spikes.pop("if3")
+    elif case == "T0":
+        tr.T = 0
+    tr.save(tmp_path / "t.npz")
+    assert cli.main(["check", str(tmp_path / "m.safetensors"), str(tmp_path / "t.npz")]) == 2
+    err = capsys.readouterr().err
+    assert {"short": "spikes/if2", "channels_last": "inputs/in", "nan": "inputs/in", "float_spikes": "spikes/if1",
+            "other_model": "another model", "T0": "'T'"}[case] in err
+
+
+def test_static_input_traces_check_against_themselves():
+    """Direct (static) coding: the input is recorded every step, so refsim's own traces conform (issue 10)."""
+    from refsim.encoding import StaticEncoder
+    g = dyadic_net()
+    x = np.random.default_rng(1).random((2, 1, 8, 8))
+    tr = Simulator(g, "paper").run(x, 12, StaticEncoder(), REC)
+    assert np.all(tr.inputs["in"] == x[None])
+    assert check(g, tr, "paper")["conforms"]

@@ -207,3 +207,13 @@ def test_nodes_are_immutable_and_replace_validates(unet):
     assert n.threshold == 2.0 and n.choices == {"reset": "zero"} and n.name == "enc1a_if"
     with pytest.raises(ModelFormatError, match="threshold"):
         n.replace(threshold=0.0)
+
+
+def test_header_format_version_is_checked(unet, tmp_path):
+    p = tmp_path / "m.safetensors"
+    save_model(unet, p)
+    tensors, meta = safetensors.read(p)
+    meta["format_version"] = "2"
+    safetensors.write(tmp_path / "v2.safetensors", tensors, meta)
+    with pytest.raises(ModelFormatError, match="v2.safetensors.*format_version"):
+        load_model(tmp_path / "v2.safetensors")
