@@ -110,6 +110,40 @@ def _parser() -> argparse.ArgumentParser:
     gd.add_argument("directory", nargs="?", default="golden", help="folder of cases (default ./golden)")
     gd.add_argument("--backend", default="reference", choices=["reference", "event"], help="verify only")
 
+    an = sub.add_parser("analyze", help="what a model did and what it cost: rates, synaptic operations, energy, "
+                                         "accuracy; report.json and a self-contained report.html with plots",
+                        description="Simulate MODEL on INPUTS with everything the analysis needs recorded and write "
+                                    "DIR/report.json (every number with its unit and definition) and DIR/report.html.")
+    an.add_argument("model", help="refsim model file (.safetensors)")
+    an.add_argument("input", help=".npy / .npz array (B, *input shape) or a NIfTI volume (.nii, .nii.gz)")
+    common_run(an)
+    an.add_argument("--report", required=True, metavar="DIR", help="folder for report.json and report.html (created)")
+    an.add_argument("--label", default=None, help="labels for Dice: a NIfTI volume matching a NIfTI input, or an "
+                                                  ".npy/.npz array (B, H, W); foreground is label > 0")
+    an.add_argument("--encoding", default=None, choices=["poisson", "poisson-ternary", "static"],
+                    help="input encoding (default: the model's, else poisson)")
+    an.add_argument("--normalize", default="unit", choices=["unit", "zero-mean", "none"],
+                    help="NIfTI inputs only: intensity normalisation (default unit)")
+    an.add_argument("--readout", default="sigmoid-mean", choices=["sigmoid-mean", "sigmoid", "argmax"],
+                    help="how the output membrane becomes a prediction (default sigmoid(v/T))")
+    an.add_argument("--cutoff", type=float, default=0.5, help="probability cut-off for the mask (default 0.5)")
+    an.add_argument("--empty", default="one", choices=["one", "nan"],
+                    help="Dice of an empty label: 'one' (1 if the prediction is empty too, else 0) or 'nan' (left out)")
+    an.add_argument("--energy", default="fp32", choices=["fp32", "fp16", "int8"],
+                    help="energy per operation preset, 45 nm (default fp32: 4.6 pJ/MAC, 0.9 pJ/AC)")
+    an.add_argument("--e-mac", type=float, default=None, help="energy of a MAC in pJ (overrides --energy)")
+    an.add_argument("--e-ac", type=float, default=None, help="energy of an AC in pJ (overrides --energy)")
+    an.add_argument("--convention", default="synops", choices=["synops", "li-table5"],
+                    help="ACs as counted synaptic operations (default), or Li et al. Table 5's raw spike count")
+    an.add_argument("--raster-layer", default=None, metavar="LAYER", help="layer whose spike raster is plotted "
+                                                                          "(default: the first spiking layer)")
+    an.add_argument("--no-ann", action="store_true", help="skip the ANN-vs-SNN rate comparison")
+    an.add_argument("--against", default=None, metavar="MODEL",
+                    help="a second model (say, fine-tuned vs converted) run on the same inputs, shown side by side")
+    an.add_argument("--against-profile", default=None, help="the second run's profile (default: the first run's)")
+    an.add_argument("--against-backend", default=None, choices=["reference", "event"],
+                    help="the second run's backend (default: the first run's)")
+
     bn = sub.add_parser("bench", help="measure the event kernels against dense NumPy and torch (no assertions)")
     bn.add_argument("--quick", action="store_true", help="fewer shapes and repetitions (under 2 minutes)")
     bn.add_argument("--out-dir", default=None, help="write <quick|full>.json and .md here")
@@ -171,6 +205,7 @@ def _simulate(graph, x, args, encoding, recorder=None, out=None):
     print(f"model {graph.name}: {len(graph.neurons)} spiking layers, batch {tr.batch}, T={T}, profile {sim.profile.name}, "
           f"encoder {encoding} (seed {args.seed}), backend {sim.backend}: {el:.2f} s ({1e3 * el / T:.1f} ms/step)", file=out)
     print(tr.table(), file=out)
+    print(DEFINITIONS_TEXT, file=out)
     if args.out:
         tr.save(args.out)
         print(f"traces written to {args.out}", file=out)
@@ -314,7 +349,83 @@ def _cmd_bench(args):
     return EXIT_OK
 
 
-_COMMANDS = {"bench": _cmd_bench, "check": _cmd_check, "fingerprint": _cmd_fingerprint, "golden": _cmd_golden, "run": _cmd_run, "info": _cmd_info, "probe": _cmd_probe, "demo": _cmd_demo, "profiles": _cmd_profiles}
+def _load_label(path, graph, n):
+    """Labels as a boolean (B, H, W) array: a NIfTI volume sliced like a NIfTI input, or an array."""
+    from .errors import EncodingError
+    shape = graph.shapes[graph.inputs[0]]
+    if path.lower().endswith((".nii", ".nii.gz")):
+        from .io.nifti import fit_slices, load_volume
+        lab = fit_slices(load_volume(path), shape[1:])[:, 0]
+    else:
+        lab = _load_array(path)
+        if lab.ndim == 4 and lab.shape[1] == 1:
+            lab = lab[:, 0]
+    if lab.shape != (n,) + tuple(shape[1:]):
+        raise EncodingError(f"{path}: expected labels of shape {(n,) + tuple(shape[1:])} (one per input slice), "
+                            f"found {lab.shape}")
+    return lab > 0
+
+
+def _cmd_analyze(args):
+    from .analysis import energy as energy_mod
+    from .analysis.report import analyze, compare, write_report
+    from .encoding import make_encoder
+    from .io import load_model
+    g = load_model(args.model)
+    x = _load_input(args.input, g, args.normalize)
+    label = _load_label(args.label, g, x.shape[0]) if args.label else None
+    em = energy_mod.get_energy_model(args.energy)
+    if args.e_mac is not None or args.e_ac is not None:
+        em = energy_mod.EnergyModel("custom", em.e_mac_pj if args.e_mac is None else args.e_mac,
+                                    em.e_ac_pj if args.e_ac is None else args.e_ac)
+    enc_name = args.encoding or g.metadata.get("encoding", "poisson")
+    T = args.T if args.T is not None else 100
+    profile = args.profile or g.metadata.get("profile", DEFAULT_PROFILE)
+    progress = args.progress if args.progress is not None else sys.stderr.isatty()
+    kw = dict(label=label, readout=args.readout, cutoff=args.cutoff, empty=args.empty, energy=em,
+              convention=args.convention, ann=not args.no_ann, progress=progress, threads=args.threads)
+    if args.raster_layer is not None and args.raster_layer not in g.neurons:
+        from .errors import UnknownNameError
+        raise UnknownNameError("spiking layer (--raster-layer)", args.raster_layer, g.neurons)
+    rep, tr = analyze(g, x, T, profile, args.backend, make_encoder(enc_name, seed=args.seed),
+                      raster_layer=args.raster_layer, dtype=args.dtype, **kw)
+    comparison = None
+    if args.against or args.against_profile or args.against_backend:
+        g2 = load_model(args.against) if args.against else g
+        p2 = args.against_profile or profile
+        b2 = args.against_backend or args.backend
+        rep2, _ = analyze(g2, x, T, p2, b2, make_encoder(enc_name, seed=args.seed), dtype=args.dtype, **kw)
+        labels = (f"{g.name} ({profile}, {args.backend})", f"{g2.name} ({p2}, {b2})")
+        comparison = compare(rep, rep2, labels)
+    jpath, hpath = write_report(rep, tr, args.report, comparison)
+    _print_summary(rep)
+    print(f"report: {hpath} (plots) and {jpath} (numbers, units and definitions)")
+    return EXIT_OK
+
+
+def _print_summary(rep):
+    rows = [("layer", "rate/step", "silent %", "spikes")]
+    for n, v in rep["layers"].items():
+        rows.append((n, f"{v['rate']:.4f}", f"{100 * v.get('silent_fraction', float('nan')):.1f}", str(v["spikes"])))
+    w = [max(len(r[i]) for r in rows) for i in range(4)]
+    for r in rows:
+        print("  ".join(c.ljust(w[i]) if i == 0 else c.rjust(w[i]) for i, c in enumerate(r)))
+    e = rep["energy"]
+    print(f"synaptic operations: {e['acs']} ACs, {e['macs']} MACs -> {e['snn_energy_j']:.3g} J ({e['preset']}, "
+          f"{e['convention']}); the ANN with the same graph: {e['ann_macs']} MACs -> {e['ann_energy_j']:.3g} J")
+    if "accuracy" in rep:
+        a = rep["accuracy"]
+        print(f"Dice {a['dice']:.4f} (all slices), mean slice Dice {a['slice_dice_mean']:.4f}")
+    if "conversion" in rep:
+        print(f"first layer below the ANN-vs-SNN bound: {rep['conversion']['first_below_bound'] or 'none'}")
+    print(DEFINITIONS_TEXT)
+
+
+DEFINITIONS_TEXT = ("rate/step: spikes per neuron per step (averaged over neurons, samples and steps); active %: "
+                    "neurons that fired at least once; silent %: neurons that never fired.")
+
+
+_COMMANDS = {"analyze": _cmd_analyze, "bench": _cmd_bench, "check": _cmd_check, "fingerprint": _cmd_fingerprint, "golden": _cmd_golden, "run": _cmd_run, "info": _cmd_info, "probe": _cmd_probe, "demo": _cmd_demo, "profiles": _cmd_profiles}
 
 
 def main(argv=None) -> int:

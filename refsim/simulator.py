@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from .backends import BACKENDS, get_backend
+from .backends import BACKENDS, dense, get_backend
 from .encoding import Encoder, PoissonEncoder
 from .errors import EncodingError, UnknownNameError, ValidationError
 from .graph import Graph
@@ -136,13 +136,18 @@ class Simulator:
                 static.add(name)
 
         tr = self._traces(T, batch, encoder, recorder)
+        synops = None
+        if recorder.synops:
+            from .analysis.synops import SynopsCounter
+            synops = SynopsCounter(g, self.params, encoder, static, T, batch)
+            tr.events, tr.acs, tr.macs = synops.events, synops.acs, synops.macs
         if progress and self.backend == "event" and not type(self.engine).warm:
             sys.stderr.write("refsim: event backend: loading the Numba kernels (compiled on first use, several "
                              "seconds; cached afterwards)\n")
             sys.stderr.flush()
         run = self.engine.start(batch, tr, self.plan(encoder, recorder))
         try:
-            self._loop(T, tr, recorder, streams, static, run, progress)
+            self._loop(T, tr, recorder, streams, static, run, progress, synops)
             for name in g.outputs:
                 tr.final_output[name] = run.final_output(name)
         finally:
@@ -172,7 +177,7 @@ class Simulator:
                 tr.output[name] = np.zeros((T,) + shape)
         return tr
 
-    def _loop(self, T, tr, recorder, streams, static, run, progress):
+    def _loop(self, T, tr, recorder, streams, static, run, progress, synops=None):
         g = self.graph
         bar = _Progress(T, progress, f"refsim {g.name}")
         cache = {}
@@ -196,6 +201,8 @@ class Simulator:
                     if name not in tr.inputs:
                         tr.inputs[name] = np.zeros((T,) + vals[name].shape)
                     tr.inputs[name][t] = vals[name]
+            if synops is not None:
+                synops.step(t, vals, dense)
             bar.update(t + 1)
 
     def _inputs(self, x):

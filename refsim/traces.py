@@ -10,7 +10,10 @@ File format ``refsim-traces`` version 1 (``docs/traces.md``): an npz archive (ne
   multithreshold layers); ``membranes/<layer>`` (T, B, ...) float64;
 * ``output/<node>`` (T, B, ...) float64; ``final_output/<node>`` (B, ...) float64;
 * ``inputs/<input node>`` (T, B, ...) float64: the encoded input of every step (for teacher-forced
-  checks, since another library's random stream cannot be reproduced from a seed).
+  checks, since another library's random stream cannot be reproduced from a seed);
+* ``events/<synaptic node>``, ``acs/<synaptic node>``, ``macs/<synaptic node>`` (T, B) int64: the
+  events a weighted or pooling layer received each step and the accumulates or multiply-accumulates
+  they cost (:mod:`refsim.analysis.synops`).
 """
 from __future__ import annotations
 
@@ -28,7 +31,7 @@ from .errors import ModelFormatError
 TRACE_FORMAT = "refsim-traces"
 TRACE_VERSION = 1
 #: the array entries of a trace, in file order: ``<kind>/<layer or node>``
-KINDS = ("step_counts", "counts", "spikes", "membranes", "output", "final_output", "inputs")
+KINDS = ("step_counts", "counts", "spikes", "membranes", "output", "final_output", "inputs", "events", "acs", "macs")
 
 
 @dataclass
@@ -46,6 +49,9 @@ class Recorder:
         Output membranes after every step (float64); the final value is always kept.
     inputs : bool
         The encoded input of every step (float64), for ``refsim check``.
+    synops : bool
+        Per synaptic layer and step, the events it received and their ACs or MACs (T, B) int64
+        (:mod:`refsim.analysis.synops`; costs a pass over each layer's input every step).
 
     Spike totals per layer per step (T, B) are always kept (they are small).
     """
@@ -55,6 +61,7 @@ class Recorder:
     counts: bool = True
     output: bool = True
     inputs: bool = False
+    synops: bool = False
 
     def wants(self, what, layer) -> bool:
         sel = getattr(self, what)
@@ -80,6 +87,9 @@ class Traces:
     output: dict = field(default_factory=dict)        # output node -> (T, B, ...) float64
     final_output: dict = field(default_factory=dict)  # output node -> (B, ...) float64
     inputs: dict = field(default_factory=dict)        # input node -> (T, B, ...) float64
+    events: dict = field(default_factory=dict)        # synaptic node -> (T, B) int64 events received
+    acs: dict = field(default_factory=dict)           # synaptic node -> (T, B) int64 accumulates
+    macs: dict = field(default_factory=dict)          # synaptic node -> (T, B) int64 multiply-accumulates
     dtype: str = "float64"                            # arithmetic of the run (event backend may use float32)
 
     def firing_rates(self) -> dict:
