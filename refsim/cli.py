@@ -144,6 +144,42 @@ def _parser() -> argparse.ArgumentParser:
     an.add_argument("--against-backend", default=None, choices=["reference", "event"],
                     help="the second run's backend (default: the first run's)")
 
+    sg = sub.add_parser("segment", help="segment NIfTI volumes (a file or a folder): masks on each volume's own "
+                                         "grid, Dice against labels",
+                        description="INPUT: a NIfTI file or a folder (nnU-Net naming CASE_0000.nii.gz accepted; output "
+                                    "CASE.nii.gz). Exit 0 when every volume was segmented, 2 when any failed (the others "
+                                    "still finish; failures are listed at the end).")
+    sg.add_argument("model", help="refsim model file (.safetensors)")
+    sg.add_argument("input", help="a NIfTI volume (.nii, .nii.gz) or a folder of them")
+    sg.add_argument("-o", "--output", required=True,
+                    help="output folder (created if missing), or a .nii.gz path for a single input volume")
+    sg.add_argument("--label", default=None, help="a label volume, or a folder of them matched by case name "
+                                                  "(CASE.nii.gz); foreground is label > 0")
+    sg.add_argument("--axis", type=int, default=None, choices=[0, 1, 2], help="slicing axis (default: the model's, else 0)")
+    sg.add_argument("--prob", action="store_true", help="also write CASE_prob.nii.gz, the foreground probability (float32)")
+    sg.add_argument("--T", type=int, default=200, help="time steps (default 200)")
+    sg.add_argument("--cutoff", type=float, default=0.5, help="probability cut-off for the mask (default 0.5)")
+    sg.add_argument("--backend", default="event", choices=["reference", "event"],
+                    help="event (default; Numba, same bits as the reference in float64) or reference")
+    sg.add_argument("--dtype", default="float64", choices=["float64", "float32"], help="event backend arithmetic")
+    sg.add_argument("--threads", type=int, default=None, help="Numba threads per run (default: Numba's; 1 per Dask worker)")
+    sg.add_argument("--profile", default=None, help="semantic profile (default: the model's, else paper)")
+    sg.add_argument("--seed", type=int, default=0, help="encoder seed (default 0; every slice draws from (seed, slice))")
+    sg.add_argument("--encoding", default=None, choices=["poisson", "poisson-ternary", "static"],
+                    help="input encoding (default: the model's, else poisson)")
+    sg.add_argument("--normalize", default=None, choices=["unit", "zero-mean", "none"],
+                    help="intensity normalisation over each volume (default: the model's, else by its encoding)")
+    sg.add_argument("--readout", default=None, choices=["sigmoid-mean", "sigmoid", "argmax"],
+                    help="output membrane to prediction (default: the model's, else sigmoid(v/T))")
+    sg.add_argument("--batch-slices", type=int, default=16, help="slices simulated together (default 16)")
+    sg.add_argument("--empty", default="one", choices=["one", "nan"],
+                    help="Dice of an empty label (slice): 1 if the prediction is empty too, else 0; or nan (left out)")
+    sg.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                    help="run the volumes on an existing Dask cluster (tcp://host:8786; needs refsim[dask])")
+    sg.add_argument("--workers", type=int, default=None, help="run the volumes on a local Dask cluster of N processes")
+    sg.add_argument("--progress", dest="progress", action="store_true", default=None, help="per-volume progress on stderr")
+    sg.add_argument("--no-progress", dest="progress", action="store_false", help="no progress lines")
+
     bn = sub.add_parser("bench", help="measure the event kernels against dense NumPy and torch (no assertions)")
     bn.add_argument("--quick", action="store_true", help="fewer shapes and repetitions (under 2 minutes)")
     bn.add_argument("--out-dir", default=None, help="write <quick|full>.json and .md here")
@@ -366,6 +402,20 @@ def _load_label(path, graph, n):
     return lab > 0
 
 
+def _cmd_segment(args):
+    from .segment import SegmentOptions, segment
+    if args.workers is not None and args.workers < 1:
+        from .errors import ValidationError
+        raise ValidationError("--workers", "a positive number of worker processes", args.workers)
+    opts = SegmentOptions(T=args.T, profile=args.profile, backend=args.backend, dtype=args.dtype, threads=args.threads,
+                          cutoff=args.cutoff, axis=args.axis, prob=args.prob, seed=args.seed, encoding=args.encoding,
+                          normalize=args.normalize, readout=args.readout, batch_slices=args.batch_slices, empty=args.empty)
+    progress = args.progress if args.progress is not None else True
+    res = segment(args.model, args.input, args.output, args.label, opts, scheduler=args.scheduler, workers=args.workers,
+                  progress=progress)
+    return EXIT_BAD_INPUT if res["failed"] else EXIT_OK
+
+
 def _cmd_analyze(args):
     from .analysis import energy as energy_mod
     from .analysis.report import analyze, compare, write_report
@@ -425,7 +475,7 @@ DEFINITIONS_TEXT = ("rate/step: spikes per neuron per step (averaged over neuron
                     "neurons that fired at least once; silent %: neurons that never fired.")
 
 
-_COMMANDS = {"analyze": _cmd_analyze, "bench": _cmd_bench, "check": _cmd_check, "fingerprint": _cmd_fingerprint, "golden": _cmd_golden, "run": _cmd_run, "info": _cmd_info, "probe": _cmd_probe, "demo": _cmd_demo, "profiles": _cmd_profiles}
+_COMMANDS = {"segment": _cmd_segment, "analyze": _cmd_analyze, "bench": _cmd_bench, "check": _cmd_check, "fingerprint": _cmd_fingerprint, "golden": _cmd_golden, "run": _cmd_run, "info": _cmd_info, "probe": _cmd_probe, "demo": _cmd_demo, "profiles": _cmd_profiles}
 
 
 def main(argv=None) -> int:

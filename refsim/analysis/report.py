@@ -198,14 +198,16 @@ def _figures(rep, traces, comparison=None) -> list:
     raster = rep["run"].get("raster_layer")
     if raster and raster in traces.spikes:
         s = traces.spikes[raster][:, 0].reshape(traces.T, -1) != 0
-        active = np.argsort(-s.sum(axis=0))[:200]
-        t_idx, n_idx = np.nonzero(s[:, np.sort(active)])
+        fired = np.flatnonzero(s.any(axis=0))
+        pick = np.sort(np.random.default_rng(0).choice(fired, size=min(200, fired.size), replace=False))
+        t_idx, n_idx = np.nonzero(s[:, pick])
         fig, ax = plt.subplots(figsize=(7, 4))
         ax.scatter(t_idx + 1, n_idx, s=2, color="black")
         ax.set_xlabel("time step")
-        ax.set_ylabel("neuron (the 200 most active, sample 0)")
+        ax.set_ylabel("neuron (200 that fired, sample 0)")
         ax.set_title(f"Spike raster: {raster}")
-        add(fig, f"Spike raster of {raster}", "Each dot is a spike of one of the layer's 200 most active neurons.")
+        add(fig, f"Spike raster of {raster}", "Each dot is a spike of one of 200 neurons drawn at random among those "
+            "of the layer that fired (sample 0).")
 
     conv = rep.get("conversion")
     if conv and conv["layers"]:
@@ -276,7 +278,7 @@ def _figures(rep, traces, comparison=None) -> list:
         ax.set_xticklabels(cn, rotation=45, ha="right")
         ax.set_ylabel("firing rate (spikes / neuron / step)")
         ax.set_title(f"Firing rates: {la} vs {lb}")
-        ax.legend()
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.35), ncol=2, fontsize=8)
         add(fig, "Two runs side by side", "Per-layer firing rates of the two runs (Yue Fig. 4 layout).")
     return figs
 

@@ -115,9 +115,9 @@ def _geometry(shape, hw, axis):
                          ((h - sh) // 2, (w - sw) // 2, sh, sw), ((H - sh) // 2, (W - sw) // 2))
 
 
-def slice_volume(volume, hw, axis=0):
-    """Slices of ``volume`` (a :class:`Volume` or a 3-D array) along ``axis`` fitted to ``hw``:
-    returns ``(x, geometry)`` with ``x`` of shape (N, 1, H, W) float64."""
+def slice_volume(volume, hw, axis=0, fill=0.0):
+    """Slices of ``volume`` (a :class:`Volume` or a 3-D array) along ``axis`` fitted to ``hw``
+    (padding with ``fill``): returns ``(x, geometry)`` with ``x`` of shape (N, 1, H, W) float64."""
     data = volume.data if isinstance(volume, Volume) else np.asarray(volume, dtype=np.float64)
     if data.ndim != 3:
         raise EncodingError(f"slice_volume: expected a 3-D volume, found shape {data.shape}")
@@ -125,9 +125,32 @@ def slice_volume(volume, hw, axis=0):
     vol = np.moveaxis(data, axis, 0)
     y0, x0, sh, sw = geo.src
     Y0, X0 = geo.dst
-    out = np.zeros((vol.shape[0], geo.hw[0], geo.hw[1]))
+    out = np.full((vol.shape[0], geo.hw[0], geo.hw[1]), float(fill))
     out[:, Y0:Y0 + sh, X0:X0 + sw] = vol[:, y0:y0 + sh, x0:x0 + sw]
     return out[:, None], geo
+
+
+NORMALIZATIONS = ("unit", "zero-mean", "none")
+
+
+def prepare_slices(volume, hw, axis=0, normalize="unit"):
+    """Model inputs from a volume: intensities normalised over the whole volume (``"unit"``: divided
+    by the maximum, to [0, 1], for binary spikes; ``"zero-mean"``: centred on the mean and divided
+    by the largest deviation, to [-1, 1], for ternary spikes (Yue et al. 2023 section 3.3);
+    ``"none"``), then sliced along ``axis`` and fitted to ``hw``, padding with the normalised value
+    of intensity 0 (so padding looks like the scanner's background). Returns ``(x, geometry)``."""
+    data = volume.data if isinstance(volume, Volume) else np.asarray(volume, dtype=np.float64)
+    if normalize not in NORMALIZATIONS:
+        raise EncodingError(f"normalize: expected one of {', '.join(NORMALIZATIONS)}, found {normalize!r}")
+    off, scale = 0.0, 1.0
+    if normalize == "unit":
+        m = float(data.max()) if data.size else 0.0
+        scale = m if m > 0 else 1.0
+    elif normalize == "zero-mean":
+        off = float(data.mean()) if data.size else 0.0
+        m = float(np.abs(data - off).max()) if data.size else 0.0
+        scale = m if m > 0 else 1.0
+    return slice_volume((data - off) / scale, hw, axis, fill=(0.0 - off) / scale)
 
 
 def fit_slices(volume: np.ndarray, hw, axis=0) -> np.ndarray:

@@ -1,0 +1,126 @@
+"""refsim segment: masks on the input's own grid (checked with nibabel), Dice that nibabel and NumPy
+alone agree with, a folder with a bad volume that still finishes, nnU-Net naming, and a local Dask
+cluster that gives the serial results bit for bit."""
+import csv
+import os
+import shutil
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from refsim import cli
+from refsim.data import DEMO_IMAGE, DEMO_LABEL, DEMO_MODEL
+
+OBLIQUE = np.array([[0.0, -0.9, 0.2, 31.0], [1.1, 0.0, 0.1, -7.0], [0.1, 0.3, 1.0, 2.5], [0, 0, 0, 1]])
+
+
+def _write(path, data, affine=OBLIQUE, dtype=None):
+    nib.save(nib.Nifti1Image(data if dtype is None else data.astype(dtype), affine), str(path))
+    return str(path)
+
+
+def _synthetic(shape, seed):
+    """A bright ellipsoid blob on a dim background, and its label."""
+    z, y, x = np.indices(shape)
+    c = [s / 2 for s in shape]
+    blob = ((z - c[0]) / (shape[0] / 3)) ** 2 + ((y - c[1]) / (shape[1] / 4)) ** 2 + ((x - c[2]) / (shape[2] / 4)) ** 2 < 1
+    img = 40 + 150 * blob + np.random.default_rng(seed).normal(0, 10, shape)
+    return np.clip(img, 0, 255), blob.astype(np.uint8)
+
+
+def test_demo_volume_mask_on_the_input_grid_and_dice_agrees_with_nibabel(tmp_path, capsys):
+    out = tmp_path / "mask.nii.gz"
+    rc = cli.main(["segment", DEMO_MODEL, DEMO_IMAGE, "-o", str(out), "--label", DEMO_LABEL, "--T", "20", "--prob",
+                   "--no-progress"])
+    assert rc == 0
+    src, m = nib.load(DEMO_IMAGE), nib.load(str(out))
+    assert m.shape == src.shape and np.allclose(m.affine, src.affine) and m.get_data_dtype() == np.uint8
+    prob = nib.load(str(tmp_path / "mask_prob.nii.gz"))
+    assert prob.shape == src.shape and prob.get_data_dtype() == np.float32
+    p = np.asarray(m.dataobj) > 0
+    lab = np.asarray(nib.load(DEMO_LABEL).dataobj) > 0
+    assert np.array_equal(p, np.asarray(prob.dataobj) > 0.5)
+    want = 2 * np.logical_and(p, lab).sum() / (p.sum() + lab.sum())
+    with open(tmp_path / "dice.csv") as fh:
+        row = next(csv.DictReader(fh))
+    assert float(row["dice_3d"]) == pytest.approx(want, abs=1e-6)
+    assert "Dice" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("shape,dtype,axis", [((9, 61, 30), np.uint8, 0), ((40, 7, 33), np.int16, 1),
+                                              ((20, 50, 11), np.float32, 2)])
+def test_odd_shapes_orientations_and_dtypes(tmp_path, shape, dtype, axis):
+    img, lab = _synthetic(shape, 1)
+    _write(tmp_path / "v.nii.gz", img, dtype=dtype)
+    _write(tmp_path / "l.nii.gz", lab)
+    rc = cli.main(["segment", DEMO_MODEL, str(tmp_path / "v.nii.gz"), "-o", str(tmp_path / "out"), "--axis", str(axis),
+                   "--label", str(tmp_path / "l.nii.gz"), "--T", "8", "--no-progress"])
+    assert rc == 0
+    m = nib.load(str(tmp_path / "out" / "v.nii.gz"))
+    assert m.shape == shape and np.allclose(m.affine, OBLIQUE)
+
+
+def test_4d_file_with_one_volume(tmp_path):
+    img, _ = _synthetic((8, 40, 30), 2)
+    _write(tmp_path / "v4.nii.gz", img[..., None], dtype=np.float32)
+    assert cli.main(["segment", DEMO_MODEL, str(tmp_path / "v4.nii.gz"), "-o", str(tmp_path / "o"), "--T", "4",
+                     "--no-progress"]) == 0
+    assert nib.load(str(tmp_path / "o" / "v4.nii.gz")).shape == (8, 40, 30)
+
+
+def _folder(tmp_path):
+    inp, labs = tmp_path / "in", tmp_path / "labels"
+    inp.mkdir()
+    labs.mkdir()
+    for i, shape in enumerate([(8, 40, 30), (6, 56, 48)]):
+        img, lab = _synthetic(shape, i)
+        _write(inp / f"case{i}_0000.nii.gz", img, dtype=np.int16)
+        _write(labs / f"case{i}.nii.gz", lab)
+    return inp, labs
+
+
+def test_folder_with_bad_volumes_finishes_the_others(tmp_path, capsys):
+    inp, labs = _folder(tmp_path)
+    nan = _synthetic((5, 30, 30), 3)[0].astype(np.float32)
+    nan[2, 3, 4] = np.nan
+    _write(inp / "nan_0000.nii.gz", nan)
+    _write(inp / "flat_0000.nii.gz", np.ones((30, 30), np.float32))
+    img, lab = _synthetic((8, 40, 30), 4)
+    _write(inp / "grid_0000.nii.gz", img)
+    _write(labs / "grid.nii.gz", lab[:, :, :29])  # a label on another grid
+    rc = cli.main(["segment", DEMO_MODEL, str(inp), "-o", str(tmp_path / "out"), "--label", str(labs), "--T", "6",
+                   "--no-progress"])
+    assert rc == 2
+    out = capsys.readouterr().out
+    assert "3 failed" in out and "nan" in out and "flat" in out and "grid" in out
+    made = sorted(os.listdir(tmp_path / "out"))
+    assert made == ["case0.nii.gz", "case1.nii.gz", "dice.csv", "slice_dice.csv"]  # nothing half-written
+
+
+def test_output_paths_are_checked_before_any_work(tmp_path, capsys):
+    inp, _ = _folder(tmp_path)
+    (tmp_path / "afile").write_text("x")
+    assert cli.main(["segment", DEMO_MODEL, str(inp), "-o", str(tmp_path / "afile"), "--no-progress"]) == 2
+    single = str(inp / "case0_0000.nii.gz")
+    assert cli.main(["segment", DEMO_MODEL, single, "-o", single, "--no-progress"]) == 2
+    shutil.copy(single, tmp_path / "case9_0001.nii.gz")
+    os.makedirs(tmp_path / "two")
+    shutil.copy(single, tmp_path / "two" / "case9_0000.nii.gz")
+    shutil.copy(single, tmp_path / "two" / "case9_0001.nii.gz")
+    assert cli.main(["segment", DEMO_MODEL, str(tmp_path / "two"), "-o", str(tmp_path / "o2"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "afile" in err and "overwrite" in err and "modality" in err
+
+
+def test_local_dask_cluster_gives_the_serial_results_bit_for_bit(tmp_path):
+    pytest.importorskip("distributed")
+    inp, labs = _folder(tmp_path)
+    args = ["segment", DEMO_MODEL, str(inp), "--label", str(labs), "--T", "6", "--prob", "--no-progress"]
+    assert cli.main(args + ["-o", str(tmp_path / "serial")]) == 0
+    assert cli.main(args + ["-o", str(tmp_path / "dask"), "--workers", "2"]) == 0
+    for f in sorted(os.listdir(tmp_path / "serial")):
+        if f.endswith(".nii.gz"):
+            a, b = nib.load(str(tmp_path / "serial" / f)), nib.load(str(tmp_path / "dask" / f))
+            assert np.array_equal(np.asarray(a.dataobj), np.asarray(b.dataobj)), f
+    assert (tmp_path / "serial" / "dice.csv").read_text() == (tmp_path / "dask" / "dice.csv").read_text()
