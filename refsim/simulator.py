@@ -120,7 +120,7 @@ class Simulator:
         xs = self._inputs(x)
         batch = next(iter(xs.values())).shape[0]
         streams = {k: iter(encoder.stream(v, T, sample_offset)) for k, v in xs.items()}
-        for sel in (recorder.spikes, recorder.membranes):
+        for sel in (recorder.spikes, recorder.membranes, recorder.current_max):
             if not isinstance(sel, bool):
                 unknown = [s for s in sel if s not in g.neurons and s not in g.outputs]
                 if unknown:
@@ -173,6 +173,8 @@ class Simulator:
                     tr.spikes[name] = np.zeros((T,) + shape, dtype=dt)
             if recorder.wants("membranes", name):
                 tr.membranes[name] = np.zeros((T,) + shape)
+            if name in self.params and recorder.wants("current_max", name):
+                tr.current_max[name] = np.array(-np.inf)
             if name in g.outputs and recorder.output:
                 tr.output[name] = np.zeros((T,) + shape)
         return tr
@@ -190,6 +192,10 @@ class Simulator:
                 elif isinstance(node, Input):
                     vals[name] = next(streams[name])
                 elif isinstance(node, Neuron):
+                    if name in tr.current_max:
+                        cur = dense(vals[node.inputs[0]])
+                        if cur.size:
+                            tr.current_max[name] = np.maximum(tr.current_max[name], cur.max())
                     vals[name] = run.neuron(name, vals[node.inputs[0]], t)
                 elif isinstance(node, Output):
                     vals[name] = run.output(name, vals[node.inputs[0]], t)

@@ -13,7 +13,8 @@ File format ``refsim-traces`` version 1 (``docs/traces.md``): an npz archive (ne
   checks, since another library's random stream cannot be reproduced from a seed);
 * ``events/<synaptic node>``, ``acs/<synaptic node>``, ``macs/<synaptic node>`` (T, B) int64: the
   events a weighted or pooling layer received each step and the accumulates or multiply-accumulates
-  they cost (:mod:`refsim.analysis.synops`).
+  they cost (:mod:`refsim.analysis.synops`);
+* ``current_max/<layer>`` 0-d float64: the largest input current of a spiking layer over the run.
 """
 from __future__ import annotations
 
@@ -31,7 +32,8 @@ from .errors import ModelFormatError
 TRACE_FORMAT = "refsim-traces"
 TRACE_VERSION = 1
 #: the array entries of a trace, in file order: ``<kind>/<layer or node>``
-KINDS = ("step_counts", "counts", "spikes", "membranes", "output", "final_output", "inputs", "events", "acs", "macs")
+KINDS = ("step_counts", "counts", "spikes", "membranes", "output", "final_output", "inputs", "events", "acs", "macs",
+         "current_max")
 
 
 @dataclass
@@ -52,6 +54,9 @@ class Recorder:
     synops : bool
         Per synaptic layer and step, the events it received and their ACs or MACs (T, B) int64
         (:mod:`refsim.analysis.synops`; costs a pass over each layer's input every step).
+    current_max : bool or list of layer names
+        The largest input current a spiking layer received over all steps and elements (float64,
+        0-d), as threshold balancing needs (:mod:`refsim.convert`).
 
     Spike totals per layer per step (T, B) are always kept (they are small).
     """
@@ -62,6 +67,7 @@ class Recorder:
     output: bool = True
     inputs: bool = False
     synops: bool = False
+    current_max: object = False
 
     def wants(self, what, layer) -> bool:
         sel = getattr(self, what)
@@ -90,6 +96,7 @@ class Traces:
     events: dict = field(default_factory=dict)        # synaptic node -> (T, B) int64 events received
     acs: dict = field(default_factory=dict)           # synaptic node -> (T, B) int64 accumulates
     macs: dict = field(default_factory=dict)          # synaptic node -> (T, B) int64 multiply-accumulates
+    current_max: dict = field(default_factory=dict)   # spiking layer -> 0-d float64: largest input current
     dtype: str = "float64"                            # arithmetic of the run (event backend may use float32)
 
     def firing_rates(self) -> dict:
