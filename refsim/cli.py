@@ -177,6 +177,12 @@ def _parser() -> argparse.ArgumentParser:
     sg.add_argument("--scheduler", default=None, metavar="ADDRESS",
                     help="run the volumes on an existing Dask cluster (tcp://host:8786; needs refsim[dask])")
     sg.add_argument("--workers", type=int, default=None, help="run the volumes on a local Dask cluster of N processes")
+    sg.add_argument("--sweep-T", default=None, metavar="T1,T2,..",
+                    help="evaluation sweep: these time steps (with --label; writes sweep.csv, no masks)")
+    sg.add_argument("--sweep-profile", default=None, metavar="P1,P2,..", help="evaluation sweep: these profiles")
+    sg.add_argument("--sweep-backend", default=None, metavar="B1,B2,..", help="evaluation sweep: these backends")
+    sg.add_argument("--sweep-cutoff", default=None, metavar="C1,C2,..",
+                    help="evaluation sweep: these cut-offs (default 0.1 to 0.6 by 0.05; from one run per setting)")
     sg.add_argument("--progress", dest="progress", action="store_true", default=None, help="per-volume progress on stderr")
     sg.add_argument("--no-progress", dest="progress", action="store_false", help="no progress lines")
 
@@ -411,8 +417,21 @@ def _cmd_segment(args):
                           cutoff=args.cutoff, axis=args.axis, prob=args.prob, seed=args.seed, encoding=args.encoding,
                           normalize=args.normalize, readout=args.readout, batch_slices=args.batch_slices, empty=args.empty)
     progress = args.progress if args.progress is not None else True
-    res = segment(args.model, args.input, args.output, args.label, opts, scheduler=args.scheduler, workers=args.workers,
-                  progress=progress)
+    grid = {}
+    if args.sweep_T:
+        grid["T"] = [int(v) for v in _parse_floats(args.sweep_T, "--sweep-T")]
+    if args.sweep_profile:
+        grid["profile"] = [get_profile(p.strip()).name for p in args.sweep_profile.split(",") if p.strip()]
+    if args.sweep_backend:
+        grid["backend"] = [b.strip() for b in args.sweep_backend.split(",") if b.strip()]
+    if grid or args.sweep_cutoff:
+        from .segment import sweep
+        cut = _parse_floats(args.sweep_cutoff, "--sweep-cutoff") if args.sweep_cutoff else None
+        res = sweep(args.model, args.input, args.output, args.label, opts, grid, cut, scheduler=args.scheduler,
+                    workers=args.workers, progress=progress)
+    else:
+        res = segment(args.model, args.input, args.output, args.label, opts, scheduler=args.scheduler,
+                      workers=args.workers, progress=progress)
     return EXIT_BAD_INPUT if res["failed"] else EXIT_OK
 
 

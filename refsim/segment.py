@@ -67,6 +67,10 @@ class SegmentOptions:
             raise ValidationError("--batch-slices", "a positive integer", self.batch_slices)
         if self.empty not in ("one", "nan"):
             raise UnknownNameError("empty-mask policy", self.empty, ("one", "nan"))
+        if self.backend not in ("reference", "event"):
+            raise UnknownNameError("backend", self.backend, ("reference", "event"))
+        if self.dtype not in ("float64", "float32"):
+            raise UnknownNameError("dtype", self.dtype, ("float64", "float32"))
 
     def resolved(self, graph) -> "SegmentOptions":
         """The options with the model's declared defaults filled in."""
@@ -343,3 +347,91 @@ def segment(model_path, input_path, output, label=None, opts: SegmentOptions | N
         for name, why in failed:
             echo(f"  {name}: {why}")
     return {"cases": rows, "failed": failed, "csv": csv_path, "options": asdict(opts)}
+
+
+SWEEP_FIELDS = ("T", "profile", "backend", "dtype")
+
+
+def sweep(model_path, input_path, output, label, opts: SegmentOptions | None = None, grid: dict | None = None,
+          cutoffs=None, scheduler=None, workers=None, progress=True, echo=print) -> dict:
+    """An evaluation sweep: every case under every combination of ``grid`` (a dict of
+    :data:`SWEEP_FIELDS` to lists of values), Dice at every cut-off of ``cutoffs`` from the same
+    probability map. Each (case, setting) is one task, so the sweep runs on a Dask cluster as a folder
+    does, with the serial results. Writes ``OUTPUT/sweep.csv`` (no masks) and returns its rows."""
+    import itertools
+    from dataclasses import replace
+    from .analysis import metrics
+    from .analysis.curves import CUTOFFS
+    from .io import load_model
+    from .io.nifti import read_volume
+    opts = opts or SegmentOptions()
+    grid = {k: list(v) for k, v in (grid or {}).items()}
+    for k in grid:
+        if k not in SWEEP_FIELDS:
+            raise UnknownNameError("sweep field", k, SWEEP_FIELDS)
+    if label is None:
+        raise ValidationError("sweep", "labels (--label) to score the settings with", "none")
+    cutoffs = list(CUTOFFS if cutoffs is None else cutoffs)
+    graph = load_model(model_path)
+    base = replace(opts.resolved(graph), prob=True)
+    if base.readout == "argmax":
+        raise ValidationError("sweep", "a sigmoid readout (cut-offs of a probability map)", "argmax")
+    settings = [dict(zip(grid, combo)) for combo in itertools.product(*grid.values())] or [{}]
+    setting_opts = [replace(base, **s) for s in settings]
+    cases = find_cases(input_path, output, label, False)
+    out_dir = output if not _is_nii(output) else os.path.dirname(os.path.abspath(output))
+    os.makedirs(out_dir, exist_ok=True)
+    with open(model_path, "rb") as fh:
+        model_bytes = fh.read()
+    loaded, failed = {}, []
+    for c in cases:
+        try:
+            vol, lab = read_volume(c.image), read_volume(c.label) if c.label and os.path.exists(c.label) else None
+            if lab is None or lab.shape != vol.shape:
+                raise ValidationError(f"label of {c.name}", f"a label on the image's grid {vol.shape}",
+                                      c.label if lab is None else f"shape {lab.shape}")
+            loaded[c.name] = (vol.data, lab.data > 0)
+        except RefsimError as exc:
+            failed.append((c.name, str(exc)))
+    tasks = [(c.name, i) for c in cases if c.name in loaded for i in range(len(settings))]
+    client, cluster = _client(scheduler, workers, opts.threads)
+    results = {}
+    try:
+        if client is not None:
+            fut = {k: client.submit(segment_case, model_bytes, loaded[k[0]][0], setting_opts[k[1]], pure=False,
+                                    key=f"refsim-sweep-{k[0]}-{k[1]}") for k in tasks}
+            for k in tasks:
+                results[k] = fut[k].result()
+        else:
+            for n, k in enumerate(tasks):
+                if progress:
+                    print(f"[{n + 1}/{len(tasks)}] {k[0]} {settings[k[1]]}", file=sys.stderr, flush=True)
+                results[k] = segment_case(model_bytes, loaded[k[0]][0], setting_opts[k[1]])
+    finally:
+        if client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()
+    rows = []
+    for (name, i), res in results.items():
+        lab = loaded[name][1]
+        for cut in cutoffs:
+            pred = res["prob"] > cut
+            s = setting_opts[i]
+            rows.append({"case": name, "T": s.T, "profile": s.profile, "backend": s.backend, "dtype": s.dtype,
+                         "cutoff": cut, "dice_3d": metrics.dice(pred, lab, s.empty),
+                         "slice_dice_mean": metrics.mean(metrics.slice_dice(pred, lab, s.axis, s.empty))})
+    path = os.path.join(out_dir, "sweep.csv")
+    keys = ["case", "T", "profile", "backend", "dtype", "cutoff", "dice_3d", "slice_dice_mean"]
+    _write_csv(path, keys, [[f"{r[k]:.6f}" if k in ("dice_3d", "slice_dice_mean") else r[k] for k in keys]
+                            for r in rows])
+    summary = {}
+    for r in rows:
+        summary.setdefault((r["T"], r["profile"], r["backend"], r["dtype"], r["cutoff"]), []).append(r["dice_3d"])
+    echo("T      profile        backend    dtype    cut-off  mean 3-D Dice")
+    for k, v in summary.items():
+        echo(f"{k[0]:<6} {k[1]:<14} {k[2]:<10} {k[3]:<8} {k[4]:<8} {metrics.mean(v):.4f}")
+    echo(f"{len(rows)} rows in {path}")
+    for name, why in failed:
+        echo(f"  {name}: FAILED: {why}")
+    return {"rows": rows, "failed": failed, "csv": path}

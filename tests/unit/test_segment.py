@@ -124,3 +124,19 @@ def test_local_dask_cluster_gives_the_serial_results_bit_for_bit(tmp_path):
             a, b = nib.load(str(tmp_path / "serial" / f)), nib.load(str(tmp_path / "dask" / f))
             assert np.array_equal(np.asarray(a.dataobj), np.asarray(b.dataobj)), f
     assert (tmp_path / "serial" / "dice.csv").read_text() == (tmp_path / "dask" / "dice.csv").read_text()
+
+
+def test_sweep_runs_serial_and_on_dask_with_the_same_rows(tmp_path, capsys):
+    """An evaluation sweep (T x profile, all cut-offs from one run per setting): one row per case,
+    setting and cut-off; the local Dask cluster gives the same rows."""
+    inp, labs = _folder(tmp_path)
+    args = ["segment", DEMO_MODEL, str(inp), "--label", str(labs), "--sweep-T", "4,6", "--sweep-profile",
+            "paper,spikingjelly", "--sweep-cutoff", "0.3,0.5", "--no-progress"]
+    assert cli.main(args + ["-o", str(tmp_path / "s1")]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "s1" / "sweep.csv")))
+    assert len(rows) == 2 * 2 * 2 * 2 and {r["profile"] for r in rows} == {"paper", "spikingjelly"}
+    assert not any(f.endswith(".nii.gz") for f in os.listdir(tmp_path / "s1"))
+    pytest.importorskip("distributed")
+    assert cli.main(args + ["-o", str(tmp_path / "s2"), "--workers", "2"]) == 0
+    assert (tmp_path / "s1" / "sweep.csv").read_text() == (tmp_path / "s2" / "sweep.csv").read_text()
+    assert cli.main(args[:-1] + ["--sweep-backend", "fast", "-o", str(tmp_path / "s3"), "--no-progress"]) == 2
