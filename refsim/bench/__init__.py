@@ -149,7 +149,8 @@ def network_benchmark(quick, threads=(1,)):
                     step(train[2 + t])
                 res[f"{peer}_{n}t_ms_per_step"] = (time.perf_counter() - t0) / T * 1e3
         for n in threads:
-            res[f"speedup_float32_vs_torch_{n}t"] = res.get(f"torch_{n}t_ms_per_step", float("nan")) / res[f"event32_{n}t_ms_per_step"]
+            if f"torch_{n}t_ms_per_step" in res:  # without torch: "not measured", not nan
+                res[f"speedup_float32_vs_torch_{n}t"] = res[f"torch_{n}t_ms_per_step"] / res[f"event32_{n}t_ms_per_step"]
             ev = res[f"event_{n}t_ms_per_step"]
             for peer in NETWORK_PEERS:
                 if f"{peer}_{n}t_ms_per_step" in res:
@@ -160,6 +161,48 @@ def network_benchmark(quick, threads=(1,)):
         res["speedup_event_vs_reference"] = res["reference_ms_per_step"] / res[f"event_{threads[0]}t_ms_per_step"]
         out.append(res)
     return out
+
+
+def real_model_benchmark(quick, threads=(1,)):
+    """The shipped trained spiking U-Net (refsim.data.DEMO_MODEL) at its real activity: a held-out MSD
+    volume (all its slices as one batch) encoded by Poisson spikes, T=200 (20 with ``quick``); the
+    event backend (each thread count, float64 and float32) against dense torch, SpikingJelly and
+    snnTorch stepping the same network on the same input spikes; ms per step and s per volume."""
+    from ..data import DEMO_MODEL, DEMO_VOLUMES
+    from ..encoding import ReplayEncoder
+    from ..io import load_model
+    from ..io.nifti import prepare_slices, read_volume
+    from ..simulator import Recorder, Simulator
+    from .peers import NETWORK_PEERS, network_peer
+    g = load_model(DEMO_MODEL)
+    x, _ = prepare_slices(read_volume(DEMO_VOLUMES[0][0]), g.shapes[g.inputs[0]][1:], 0, g.metadata.get("normalize", "unit"))
+    T = 20 if quick else 200
+    train = _spike_train(x, T + 2)
+    res = {"model": os.path.basename(DEMO_MODEL), "volume": os.path.basename(DEMO_VOLUMES[0][0]), "slices": int(len(x)),
+           "T": T, "input_density": float(train.mean())}
+    for n in threads:
+        for dt in ("float64", "float32"):
+            sim = Simulator(g, "paper", "event", threads=n, dtype=dt)
+            sim.run(x, 2, ReplayEncoder(train[:2]), Recorder(counts=False, output=False))
+            t0 = time.perf_counter()
+            tr = sim.run(x, T, ReplayEncoder(train[2:]), Recorder(counts=False, output=False))
+            res[f"event{'32' if dt == 'float32' else ''}_{n}t_ms_per_step"] = (time.perf_counter() - t0) / T * 1e3
+            res["mean_rate"] = float(np.mean(list(tr.firing_rates().values())))
+        for peer in NETWORK_PEERS:
+            made = network_peer(g, peer, threads=n)
+            if made is None:
+                continue
+            step, reset = made
+            for t in range(2):
+                step(train[t])
+            reset()
+            t0 = time.perf_counter()
+            for t in range(T):
+                step(train[2 + t])
+            res[f"{peer}_{n}t_ms_per_step"] = (time.perf_counter() - t0) / T * 1e3
+    for k in [k for k in res if k.endswith("_ms_per_step")]:
+        res[k.replace("_ms_per_step", "_s_per_volume")] = res[k] * T / 1e3
+    return res
 
 
 def neuron_pass(min_time):
@@ -265,6 +308,7 @@ def run(quick=False, out_dir=None, echo=print):
     res["neuron_pass"] = neuron_pass(min_time)
     echo("fused IF pass, ns/neuron: " + ", ".join(f"{k} {v:.2f}" for k, v in res["neuron_pass"].items()))
     res["network"] = network_benchmark(quick, threads=(1,) if quick else (1, 2))
+    res["real_model"] = real_model_benchmark(quick, threads=(1,) if quick else (1, 2))
     res["event_profile"] = event_profile(20 if quick else 100)
     res["jit"] = jit_cost()
     res["peak_rss_mib"] = peak_memory(quick)
@@ -300,7 +344,7 @@ def to_markdown(res):
     L += ["", "| U-Net 32/64 56x48 | threads | input density | mean rate/step | reference | event | event float32 | torch dense "
           "| SpikingJelly | snnTorch | event vs torch | event vs faster library | float32 vs torch |",
           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    f = lambda d, k: f"{d[k]:.2f}" if k in d else "n/a"
+    f = lambda d, k: f"{d[k]:.2f}" if k in d else "not measured"
     for n in res["network"]:
         for t in thr:
             L.append(f"| {n['activity']} (T={n['T']}) | {t} | {100 * n['input_density']:.1f} % | {n['mean_rate']:.4f} | "
@@ -311,6 +355,22 @@ def to_markdown(res):
                      f"{f(n, f'speedup_vs_faster_library_{t}t')}x | {f(n, f'speedup_float32_vs_torch_{t}t')}x |")
     L.append("")
     L.append("(ms per step; reference backend on one thread; peers are float32 torch on the CPU, same input spikes.)")
+    rm = res.get("real_model")
+    if rm:
+        L += ["", f"The shipped trained model ({rm['model']}) on held-out volume {rm['volume']} ({rm['slices']} slices as one "
+              f"batch, T={rm['T']}, Poisson input density {100 * rm['input_density']:.1f} %, mean rate "
+              f"{rm.get('mean_rate', float('nan')):.4f} spikes/neuron/step): ms per step (s per volume).", "",
+              "| threads | event | event float32 | torch dense | SpikingJelly | snnTorch | event vs torch | event vs faster library |",
+              "|---|---|---|---|---|---|---|---|"]
+        for t in thr:
+            c = lambda k: (f"{rm[k + '_ms_per_step']:.2f} ({rm[k + '_s_per_volume']:.2f})" if k + "_ms_per_step" in rm
+                           else "n/a")
+            ev = rm.get(f"event_{t}t_ms_per_step")
+            tor = rm.get(f"torch_{t}t_ms_per_step")
+            libs = [rm[k] for k in (f"spikingjelly_{t}t_ms_per_step", f"snntorch_{t}t_ms_per_step") if k in rm]
+            L.append(f"| {t} | {c(f'event_{t}t')} | {c(f'event32_{t}t')} | {c(f'torch_{t}t')} | {c(f'spikingjelly_{t}t')} | "
+                     f"{c(f'snntorch_{t}t')} | {f'{tor / ev:.2f}x' if tor and ev else 'not measured'} | "
+                     f"{f'{min(libs) / ev:.2f}x' if libs and ev else 'not measured'} |")
     if "neuron_pass" in res:
         np_ = res["neuron_pass"]
         L += ["", "Fused IF pass, ns per neuron per step (32x56x48 layer): " + "; ".join(

@@ -7,7 +7,14 @@ import os
 import numpy as np
 
 DATA_DIR = os.path.dirname(os.path.abspath(__file__))
-DEMO_MODEL = os.path.join(DATA_DIR, "demo_unet.safetensors")
+#: the trained spiking U-Net (validation/hippocampus: ANN training, threshold balancing, fine-tuning)
+DEMO_MODEL = os.path.join(DATA_DIR, "hippocampus_snn.safetensors")
+#: two held-out MSD volumes (test split of validation/hippocampus) with their labels
+DEMO_VOLUMES = [(os.path.join(DATA_DIR, f"{c}.nii.gz"), os.path.join(DATA_DIR, f"{c}_label.nii.gz"))
+                for c in ("hippocampus_007", "hippocampus_019")]
+#: the untrained, seeded U-Net of the earlier demo (make_demo_model.py), kept for tests and golden inputs
+UNTRAINED_MODEL = os.path.join(DATA_DIR, "demo_unet.safetensors")
+#: 8 slices of MSD case 001 (golden cases and tests)
 DEMO_IMAGE = os.path.join(DATA_DIR, "hippocampus_001_x10-17.nii.gz")
 DEMO_LABEL = os.path.join(DATA_DIR, "hippocampus_001_x10-17_label.nii.gz")
 
@@ -19,4 +26,4 @@ def demo_input(hw=(56, 48)) -> np.ndarray:
     return normalize(fit_slices(load_volume(DEMO_IMAGE), hw), "unit")
 
 
-__all__ = ["DATA_DIR", "DEMO_MODEL", "DEMO_IMAGE", "DEMO_LABEL", "demo_input"]
+__all__ = ["DATA_DIR", "DEMO_MODEL", "DEMO_VOLUMES", "UNTRAINED_MODEL", "DEMO_IMAGE", "DEMO_LABEL", "demo_input"]

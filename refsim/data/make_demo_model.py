@@ -1,4 +1,4 @@
-"""Regenerate the shipped demo model ``demo_unet.safetensors`` (run from the repository root:
+"""Regenerate the shipped untrained model ``demo_unet.safetensors`` (refsim.data.UNTRAINED_MODEL) (run from the repository root:
 ``python refsim/data/make_demo_model.py``). Deterministic: same file bytes every run.
 
 The model is the Yue-style hippocampus U-Net of :func:`refsim.models.hippocampus_unet` with

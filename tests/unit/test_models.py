@@ -54,12 +54,13 @@ def test_demo_model_file_is_reproducible(tmp_path):
     """The shipped demo model is exactly what its generator script makes."""
     import importlib.util
     import os
-    from refsim import cli, save_model
-    spec = importlib.util.spec_from_file_location("mk", os.path.join(os.path.dirname(cli.DEMO_MODEL), "make_demo_model.py"))
+    from refsim import save_model
+    from refsim.data import UNTRAINED_MODEL
+    spec = importlib.util.spec_from_file_location("mk", os.path.join(os.path.dirname(UNTRAINED_MODEL), "make_demo_model.py"))
     if spec is None or not os.path.exists(spec.origin):
         pytest.skip("generator script not installed with the package")
     mk = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mk)
     save_model(mk.build(), tmp_path / "d.safetensors")
-    with open(cli.DEMO_MODEL, "rb") as fh:
+    with open(UNTRAINED_MODEL, "rb") as fh:
         assert (tmp_path / "d.safetensors").read_bytes() == fh.read()

@@ -116,3 +116,19 @@ def to_refsim(net, thresholds=None, name="hippocampus-snn", metadata=None):
             "profile": "paper", "encoding": "poisson", "normalize": "unit", "axis": 0, "readout": "sigmoid-mean"}
     meta.update(metadata or {})
     return Graph(nodes, name=name, metadata=meta)
+
+
+def load_refsim_weights(net, g):
+    """Copy a refsim graph's weights (as to_refsim names them) into the torch twin; returns its thresholds."""
+    import torch
+    depth = len(CHANNELS)
+    pairs = []
+    for lvl, (a, b) in enumerate(net.enc):
+        pairs += [(a, f"enc{lvl + 1}a"), (b, f"enc{lvl + 1}b")]
+    for i, lvl in enumerate(range(depth - 2, -1, -1)):
+        pairs += [(net.up[i], f"up{lvl + 1}"), (net.dec[i][0], f"dec{lvl + 1}a"), (net.dec[i][1], f"dec{lvl + 1}b")]
+    pairs.append((net.head, "head"))
+    with torch.no_grad():
+        for mod, name in pairs:
+            mod.weight.copy_(torch.from_numpy(np.array(g[name].weight)))
+    return {n: float(g[n].threshold) for n in g.neurons}

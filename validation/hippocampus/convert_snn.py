@@ -1,5 +1,7 @@
 """Stage 2: convert the trained ANN (out/ann.pt) to a spiking network with refsim's threshold
-balancing (T=200 early stop, scale 0.7), with binary (Poisson) input; write out/snn_converted.safetensors.
+balancing (T=200 early stop, scale 0.7; Yue's method), with binary (Poisson) input, and for
+comparison with Li et al.'s connection-wise and layer-wise normalisation (99.9th percentile);
+write out/snn_converted.safetensors, out/snn_connectionwise.safetensors, out/snn_layerwise.safetensors.
 Run from the repository root: ``python validation/hippocampus/convert_snn.py``."""
 from __future__ import annotations
 
@@ -15,7 +17,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspa
 import torch  # noqa: E402
 
 from refsim import save_model  # noqa: E402
-from refsim.convert import threshold_balance  # noqa: E402
+from refsim.graph import Graph  # noqa: E402
+from refsim.convert import normalize, threshold_balance  # noqa: E402
 from validation.hippocampus.common import OUT, load, split, to_refsim, torch_unet  # noqa: E402
 
 
@@ -44,6 +47,11 @@ def main(argv=None):
     snn = threshold_balance(g, x, T=args.T, scale=args.scale, echo=print)
     save_model(snn, os.path.join(OUT, "snn_converted.safetensors"))
     print(f"wrote {os.path.join(OUT, 'snn_converted.safetensors')} in {time.time() - t0:.1f} s")
+    for method in ("connectionwise", "layerwise"):
+        nm = normalize(g, x, method=method)
+        nm = Graph([nm[n] for n in nm.order], name=f"hippocampus-snn-{method}", metadata=nm.metadata)
+        save_model(nm, os.path.join(OUT, f"snn_{method}.safetensors"))
+        print(f"wrote snn_{method}.safetensors (lambdas {nm.metadata['conversion']['lambdas']})")
 
 
 if __name__ == "__main__":

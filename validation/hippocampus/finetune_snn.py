@@ -23,7 +23,8 @@ import torch  # noqa: E402
 
 from refsim import load_model, save_model  # noqa: E402
 from refsim.traces import TraceWriter  # noqa: E402
-from validation.hippocampus.common import CHANNELS, OUT, load, split, to_refsim, torch_unet  # noqa: E402
+from validation.hippocampus.common import (CHANNELS, OUT, load, load_refsim_weights, split, to_refsim,  # noqa: E402
+                                          torch_unet)
 from validation.hippocampus.train_ann import bce_dice, dice_np  # noqa: E402
 
 ALPHA = 0.3
@@ -111,13 +112,13 @@ def main(argv=None):
     ap.add_argument("--batches-per-epoch", type=int, default=60)
     ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--start", default="converted", help="the converted model to start from: out/snn_<start>.safetensors")
     args = ap.parse_args(argv)
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
-    conv = load_model(os.path.join(OUT, "snn_converted.safetensors"))
-    thresholds = {n: float(conv[n].threshold) for n in conv.neurons}
+    conv = load_model(os.path.join(OUT, f"snn_{args.start}.safetensors"))
     net = torch_unet(dropout=0.0)
-    net.load_state_dict(torch.load(os.path.join(OUT, "ann.pt"), weights_only=True))
+    thresholds = load_refsim_weights(net, conv)
     snn = TorchSNN(net, thresholds)
     train, val, test = split()
     xtr, ytr = load(train)
@@ -156,7 +157,7 @@ def main(argv=None):
     net.eval()
     g = to_refsim(net, thresholds, name="hippocampus-snn-finetuned",
                   metadata={"conversion": conv.metadata.get("conversion"),
-                            "finetuning": {"surrogate": "Yue et al. 2023 eq. (5), alpha 0.3", "T": args.T,
+                            "finetuning": {"surrogate": "Yue et al. 2023 eq. (5), alpha 0.3", "T": args.T, "start": args.start,
                                            "epochs": args.epochs, "batches_per_epoch": args.batches_per_epoch,
                                            "batch": args.batch, "lr": args.lr, "loss": "0.3 BCE + 0.7 Dice"}})
     save_model(g, os.path.join(OUT, "snn_finetuned.safetensors"))

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The three-stage pipeline of Yue et al. 2023 on MSD Task04 hippocampus, end to end, and RESULTS.md.
+# Run from the repository root with torch==2.13.0 installed (about 45 minutes on 2 CPU cores).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+python validation/hippocampus/train_ann.py --epochs 12          # stage 1: the ANN
+python validation/hippocampus/convert_snn.py --T 200             # stage 2: threshold balancing
+python validation/hippocampus/finetune_snn.py                    # stage 3: surrogate-gradient fine-tuning
+python validation/hippocampus/evaluate.py --models converted finetuned --T 200
+python validation/hippocampus/make_results.py                    # RESULTS.md, plots, the shipped model
