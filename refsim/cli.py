@@ -263,7 +263,10 @@ def _simulate(graph, x, args, encoding, recorder=None, out=None):
 
 
 def _cmd_run(args):
+    from ._files import check_output
     from .io import load_model
+    if args.out:
+        check_output(args.out, "--out", (args.model, args.input))
     g = load_model(args.model)
     x = _load_input(args.input, g, args.normalize)
     enc = args.encoding or g.metadata.get("encoding", "poisson")
@@ -279,6 +282,9 @@ def _cmd_demo(args):
     from .encoding import make_encoder
     from .io import load_model
     from .io.nifti import prepare_slices, read_volume, save_like, unslice
+    from ._files import check_output
+    if args.out:
+        check_output(args.out, "--out")
     g = load_model(DEMO_MODEL)
     img_path, lab_path = DEMO_VOLUMES[args.volume - 1]
     vol, lab = read_volume(img_path), read_volume(lab_path)
@@ -384,7 +390,10 @@ def _cmd_check(args):
     import json
     from .conformance import load_traces
     from .conformance.check import check, format_report
+    from ._files import atomic_path, check_output
     from .io import load_model
+    if args.json:
+        check_output(args.json, "--json", (args.model, args.traces))
     g = load_model(args.model)
     tr = load_traces(args.traces)
     profile = args.profile or tr.profile or g.metadata.get("profile", DEFAULT_PROFILE)
@@ -393,7 +402,7 @@ def _cmd_check(args):
                 mode="free-running" if args.free_running else "teacher-forced", progress=progress)
     print(format_report(rep))
     if args.json:
-        with open(args.json, "w") as fh:
+        with atomic_path(args.json) as tmp, open(tmp, "w") as fh:
             json.dump(rep, fh, indent=1)
     return EXIT_OK if rep["conforms"] else EXIT_FAILED_CHECK
 
@@ -402,7 +411,10 @@ def _cmd_fingerprint(args):
     from .conformance import fingerprint as fpm
     from .errors import ValidationError
     if args.write_probes:
-        np.save(args.write_probes, fpm.probe_inputs())
+        from ._files import atomic_path, check_output
+        check_output(args.write_probes, "--write-probes")
+        with atomic_path(args.write_probes, ".npy") as tmp:
+            np.save(tmp, fpm.probe_inputs())
         print(f"probe inputs {fpm.probe_inputs().shape} written to {args.write_probes}")
         return EXIT_OK
     if args.profile:
@@ -484,6 +496,10 @@ def _cmd_analyze(args):
     from .analysis.report import analyze, compare, write_report
     from .encoding import make_encoder
     from .io import load_model
+    rdir = os.path.abspath(args.report)
+    if os.path.exists(rdir) and not os.path.isdir(rdir) or not os.path.isdir(os.path.dirname(rdir)):
+        from .errors import ValidationError
+        raise ValidationError("--report", "a folder (created if missing) in an existing folder", args.report)
     g = load_model(args.model)
     x = _load_input(args.input, g, args.normalize)
     label = _load_label(args.label, g, x.shape[0]) if args.label else None

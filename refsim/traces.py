@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 
@@ -131,16 +130,9 @@ class Traces:
         for kind in KINDS:
             for k, v in getattr(self, kind).items():
                 arrays[f"{kind}/{k}"] = v
-        path = os.fspath(path)
-        fd, tmp = tempfile.mkstemp(prefix=".refsim-", suffix=".npz", dir=os.path.dirname(os.path.abspath(path)))
-        os.close(fd)
-        try:
+        from ._files import atomic_path
+        with atomic_path(path, ".npz") as tmp:
             np.savez_compressed(tmp, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
 
 
 def load_traces(path) -> Traces:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import gzip
 import os
-import tempfile
 import zlib
 from dataclasses import dataclass
 
@@ -187,18 +186,10 @@ def save_like(array: np.ndarray, reference: Volume, path, dtype=np.uint8) -> Non
     header.set_data_dtype(dtype)
     img = nib.Nifti1Image(arr.astype(dtype), reference.affine, header)
     img.header.set_slope_inter(1.0, 0.0)
+    from .._files import atomic_path
     path = os.fspath(path)
-    suffix = ".nii.gz" if path.endswith(".gz") else ".nii"
-    fd, tmp = tempfile.mkstemp(prefix=".refsim-", suffix=suffix, dir=os.path.dirname(os.path.abspath(path)))
-    os.close(fd)
-    try:
+    with atomic_path(path, ".nii.gz" if path.endswith(".gz") else ".nii") as tmp:
         nib.save(img, tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def normalize(x: np.ndarray, mode: str = "unit") -> np.ndarray:

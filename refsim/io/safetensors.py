@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import struct
-import tempfile
 
 import numpy as np
 
@@ -45,20 +44,13 @@ def write(path, tensors: dict, metadata: dict | None = None) -> None:
         offset += len(data)
     hbytes = json.dumps(header, separators=(",", ":")).encode("utf-8")
     hbytes += b" " * (-len(hbytes) % 8)
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".refsim-", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as fh:
+    from .._files import atomic_path
+    with atomic_path(path, ".tmp") as tmp:
+        with open(tmp, "wb") as fh:
             fh.write(struct.pack("<Q", len(hbytes)))
             fh.write(hbytes)
             for b in blobs:
                 fh.write(b)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def read(path) -> tuple[dict, dict]:

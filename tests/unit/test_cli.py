@@ -1,4 +1,5 @@
 """The refsim command, in-process."""
+import os
 import numpy as np
 import pytest
 
@@ -109,3 +110,28 @@ def test_bench_quick_writes_results(tmp_path, capsys):
     assert all({"event_1t_ms_per_step", "event32_1t_ms_per_step", "reference_ms_per_step"} <= set(n) for n in res["network"])
     md = (tmp_path / "quick.md").read_text()
     assert "| layer |" in md and "| U-Net 32/64 56x48 |" in md and "Where an event step goes" in md
+
+
+def test_output_paths_checked_before_the_simulation(tmp_path, capsys):
+    """Issue 10: --out into a missing folder, onto a folder or onto an input is an input error (exit 2,
+    naming the option) found before any work; check --json and fingerprint --write-probes too."""
+    import numpy as np
+    from refsim.data import DEMO_IMAGE, UNTRAINED_MODEL
+    run = ["run", UNTRAINED_MODEL, DEMO_IMAGE, "--T", "100000000", "--no-progress"]  # would take hours if it ran
+    assert cli.main(run + ["--out", str(tmp_path / "missing" / "t.npz")]) == 2
+    assert cli.main(run + ["--out", str(tmp_path)]) == 2
+    assert cli.main(run + ["--out", UNTRAINED_MODEL]) == 2
+    assert cli.main(["fingerprint", "--write-probes", str(tmp_path / "nope" / "p.npy")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("--out") == 3 and "--write-probes" in err
+    assert cli.main(["fingerprint", "--write-probes", str(tmp_path / "p.npy")]) == 0
+    assert oct(os.stat(tmp_path / "p.npy").st_mode & 0o777) == "0o644"
+    assert np.load(tmp_path / "p.npy").ndim == 2
+    assert [f for f in os.listdir(tmp_path) if f.startswith(".refsim-")] == []
+
+
+def test_saved_files_have_normal_permissions(tmp_path):
+    from refsim import models, save_model
+    g = models.hippocampus_unet(in_shape=(1, 8, 8), channels=(2, 4))
+    save_model(g, tmp_path / "m.safetensors")
+    assert oct(os.stat(tmp_path / "m.safetensors").st_mode & 0o777) == "0o644"

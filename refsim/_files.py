@@ -1,0 +1,75 @@
+"""Writing files safely: output paths checked before any work, atomic writes (a temporary file in
+the same folder, flushed and fsynced, given normal permissions, then renamed), temporary files
+removed on errors and on SIGTERM."""
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import tempfile
+
+from .errors import ValidationError
+
+_PENDING: set = set()
+_HANDLER_SET = False
+
+
+def _on_sigterm(signum, frame):
+    for tmp in list(_PENDING):
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _install():
+    global _HANDLER_SET
+    if not _HANDLER_SET:
+        try:
+            if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+                signal.signal(signal.SIGTERM, _on_sigterm)
+        except ValueError:  # not the main thread
+            pass
+        _HANDLER_SET = True
+
+
+def check_output(path, option: str, inputs=()) -> str:
+    """Check, before any work, that ``path`` can be written: its folder exists and is writable, it is
+    not a folder, and it is none of ``inputs``. Raises :class:`ValidationError` naming ``option``."""
+    path = os.fspath(path)
+    full = os.path.abspath(path)
+    folder = os.path.dirname(full)
+    if os.path.isdir(full):
+        raise ValidationError(option, "a file path", f"{path} is a folder")
+    if not os.path.isdir(folder):
+        raise ValidationError(option, "a path in an existing folder", f"{path} (no folder {folder})")
+    if not os.access(folder, os.W_OK):
+        raise ValidationError(option, "a path in a writable folder", f"{path} (cannot write to {folder})")
+    if os.path.exists(full):
+        for i in inputs:
+            if i is not None and os.path.exists(os.fspath(i)) and os.path.samefile(os.fspath(i), full):
+                raise ValidationError(option, "a path that is not one of the inputs", path)
+    return path
+
+
+@contextlib.contextmanager
+def atomic_path(path, suffix=""):
+    """Yield a temporary path beside ``path``; on success it is fsynced, made 0644 and renamed onto
+    ``path``; on any error (or SIGTERM) it is removed."""
+    _install()
+    path = os.fspath(path)
+    fd, tmp = tempfile.mkstemp(prefix=".refsim-", suffix=suffix, dir=os.path.dirname(os.path.abspath(path)))
+    os.close(fd)
+    _PENDING.add(tmp)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        _PENDING.discard(tmp)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
