@@ -298,7 +298,7 @@ def _cmd_demo(args):
     for key in ("training", "conversion", "finetuning"):
         if key in meta:
             v = meta[key]
-            print(f"  {key}: " + (", ".join(f"{k}={v[k]}" for k in v if k not in ("thresholds",))
+            print(f"  {key}: " + (", ".join(f"{k}={v[k]}" for k in v if k not in ("thresholds", "lambdas", "calibration_sha256"))
                                    if isinstance(v, dict) else str(v)))
     print(f"input: {os.path.basename(img_path)} (MSD Task04 hippocampus, held out from training; CC BY-SA 4.0, "
           f"refsim/data/README.md): {geo.describe()}")

@@ -59,7 +59,7 @@ def network_peer(graph, peer="torch", threads=1, channels_last=True):
         return None
     torch.set_num_threads(threads)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
-    t32 = lambda a: None if a is None else torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
+    t32 = lambda a: None if a is None else torch.from_numpy(np.array(a, dtype=np.float32))  # a writable copy
     ops, state = [], {}
     for name in graph.order:
         node = graph[name]

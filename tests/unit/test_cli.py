@@ -43,10 +43,34 @@ def test_info(model_file, capsys):
         assert word in out
 
 
-def test_demo(capsys):
-    assert cli.main(["demo", "--T", "3", "--no-progress"]) == 0
+def test_demo(capsys, tmp_path):
+    """The demo segments a shipped held-out volume with the shipped trained model, prints Dice and the
+    per-layer rates with their definitions, and writes the mask (on the volume's grid) and the report."""
+    import nibabel as nib
+    from refsim.data import DEMO_VOLUMES
+    assert cli.main(["demo", "--T", "3", "--no-progress", "--out-dir", str(tmp_path / "d")]) == 0
     out = capsys.readouterr().out
-    assert "rate/step" in out and "dec1b_if" in out and "CC BY-SA" in out
+    assert "rate/step" in out and "dec1b_if" in out and "CC BY-SA" in out and "Dice against the label" in out
+    assert "neurons that never fired" in out
+    mask = nib.load(str(tmp_path / "d" / "hippocampus_007_mask.nii.gz"))
+    src = nib.load(DEMO_VOLUMES[0][0])
+    assert mask.shape == src.shape and np.allclose(mask.affine, src.affine)
+    assert (tmp_path / "d" / "report.html").exists() and (tmp_path / "d" / "report.json").exists()
+
+
+def test_shipped_model_segments_a_held_out_volume():
+    """The shipped trained model really segments: Dice on a shipped held-out volume at T=200 (event
+    backend), a few seconds. (RESULTS.md: 0.82 mean over the 40 test subjects.)"""
+    from refsim import load_model
+    from refsim.analysis import metrics
+    from refsim.data import DEMO_MODEL, DEMO_VOLUMES
+    from refsim.io.nifti import read_volume
+    from refsim.segment import SegmentOptions, predict_volume
+    g = load_model(DEMO_MODEL)
+    assert {"conversion", "finetuning"} <= set(g.metadata)
+    img, lab = (read_volume(p) for p in DEMO_VOLUMES[1])
+    mask, prob, _ = predict_volume(g, img.data, SegmentOptions(T=200).resolved(g))
+    assert metrics.dice(mask > 0, lab.data > 0) > 0.7
 
 
 def test_profiles(capsys):
@@ -110,6 +134,8 @@ def test_bench_quick_writes_results(tmp_path, capsys):
     assert all({"event_1t_ms_per_step", "event32_1t_ms_per_step", "reference_ms_per_step"} <= set(n) for n in res["network"])
     md = (tmp_path / "quick.md").read_text()
     assert "| layer |" in md and "| U-Net 32/64 56x48 |" in md and "Where an event step goes" in md
+    assert "The shipped trained model" in md and res["real_model"]["event_1t_ms_per_step"] > 0
+    assert "nan" not in md
 
 
 def test_output_paths_checked_before_the_simulation(tmp_path, capsys):

@@ -25,7 +25,7 @@ def plots(res, ft_log):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    names = [m for m in ("converted", "finetuned") if m in res]
+    names = [m for m in ("converted", "layerwise", "connectionwise", "finetuned") if m in res]
     fig, ax = plt.subplots(figsize=(6, 4))
     for m in names:
         d = res[m]["dice_vs_T"]
@@ -38,11 +38,12 @@ def plots(res, ft_log):
     ax.legend()
     fig.savefig(os.path.join(HERE, "dice_vs_T.png"), dpi=96, bbox_inches="tight")
     plt.close(fig)
-    if len(names) == 2:
-        layers = list(res["converted"]["rates"])
+    if "connectionwise" in res and "finetuned" in res:
+        layers = list(res["connectionwise"]["rates"])
         fig, ax = plt.subplots(figsize=(9, 4))
         xs = np.arange(len(layers))
-        ax.bar(xs - 0.2, [res["converted"]["rates"][n] for n in layers], 0.4, label="converted")
+        ax.bar(xs - 0.2, [res["connectionwise"]["rates"][n] for n in layers], 0.4,
+               label="converted (connection-wise, the fine-tuning's start)")
         ax.bar(xs + 0.2, [res["finetuned"]["rates"][n] for n in layers], 0.4, label="fine-tuned")
         ax.set_xticks(xs)
         ax.set_xticklabels(layers, rotation=45, ha="right")
