@@ -253,7 +253,7 @@ def event_profile(T=50):
     st = pstats.Stats(prof).stats
     rows = {}
     for (fn, _, func), (_, _, tt, _, _) in st.items():
-        key = func if "/refsim/kernels/" in fn.replace(os.sep, "/") else "NumPy calls" if fn.startswith("~") else "Python glue"
+        key = func if ("/refsim/kernels/" in fn.replace(os.sep, "/") and not fn.endswith("threads.py")) else "NumPy calls" if fn.startswith("~") else "Python glue"
         rows[key] = rows.get(key, 0.0) + tt
     prof_ms = {k: v / T * 1e3 for k, v in sorted(rows.items(), key=lambda kv: -kv[1])}
     return {"ms_per_step": total / T * 1e3, "by_function_ms_per_step": prof_ms}

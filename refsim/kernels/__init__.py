@@ -7,7 +7,8 @@
 * :mod:`.threads`: Numba's thread count for the duration of a run.
 
 The backends call the kernels through one keyword-argument wrapper each
-(:mod:`refsim.backends.event.kernels`); every kernel is tested against a slow NumPy reference in
-``tests/`` (``tests/naive.py`` and the dense ops). No ``fastmath``: results are compared bit for bit
-with the reference backend.
+(:mod:`refsim.backends.event.kernels`); every kernel is tested against the dense NumPy reference
+(:mod:`refsim.graph.ops` and the neuron models' steps; ``tests/unit/test_kernels.py``,
+``tests/unit/test_fused_kernels.py``, ``tests/unit/test_choice_guard.py``). No ``fastmath``:
+results are compared bit for bit with the reference backend.
 """
