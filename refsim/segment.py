@@ -156,7 +156,7 @@ def find_cases(input_path, output, label=None, prob=False) -> list:
     return cases
 
 
-def predict_volume(graph, data: np.ndarray, opts: SegmentOptions):
+def predict_volume(graph, data: np.ndarray, opts: SegmentOptions, progress=False):
     """Segment one 3-D volume (float64 voxels): returns ``(mask, prob, geometry)`` on the volume's
     grid (``prob`` None for an argmax readout). Pure: the same inputs give the same bits anywhere."""
     from .analysis.curves import predict, probability
@@ -173,8 +173,11 @@ def predict_volume(graph, data: np.ndarray, opts: SegmentOptions):
     out_name = graph.outputs[0]
     finals = []
     for start in range(0, x.shape[0], opts.batch_slices):
+        if progress:
+            n = min(start + opts.batch_slices, x.shape[0])
+            print(f"    slices {start + 1}-{n} of {x.shape[0]}", file=sys.stderr, flush=True)
         tr = sim.run(x[start:start + opts.batch_slices], opts.T, encoder=enc, sample_offset=start,
-                     recorder=Recorder(counts=False, output=False))
+                     recorder=Recorder(counts=False, output=False), progress=progress and sys.stderr.isatty())
         finals.append(tr.final_output[out_name])
     final = np.concatenate(finals)
     if opts.readout == "argmax":
@@ -184,7 +187,7 @@ def predict_volume(graph, data: np.ndarray, opts: SegmentOptions):
     return unslice(mask, geo, fill=0), unslice(p.astype(np.float32), geo, fill=0.0).astype(np.float32), geo
 
 
-def segment_case(model_bytes: bytes, data: np.ndarray, opts: SegmentOptions, threads_env=None):
+def segment_case(model_bytes: bytes, data: np.ndarray, opts: SegmentOptions, progress=False):
     """One case as a task for any executor: the model file's bytes and the volume in, the prediction
     out (``{"mask", "prob", "geometry", "seconds"}``). Numba's threads follow ``opts.threads``."""
     from .io import load_model
@@ -196,7 +199,7 @@ def segment_case(model_bytes: bytes, data: np.ndarray, opts: SegmentOptions, thr
         graph = load_model(tmp)
     finally:
         os.unlink(tmp)
-    mask, prob, geo = predict_volume(graph, data, opts)
+    mask, prob, geo = predict_volume(graph, data, opts, progress)
     return {"mask": mask, "prob": prob, "geometry": geo, "seconds": time.perf_counter() - t0}
 
 
@@ -298,7 +301,7 @@ def segment(model_path, input_path, output, label=None, opts: SegmentOptions | N
                 if client is None:
                     say(f"[{i + 1}/{len(todo)}] {c.name}: {vol.shape[opts.axis]} slices along axis {opts.axis}, "
                         f"T={opts.T} ...")
-                    res = segment_case(model_bytes, vol.data, opts)
+                    res = segment_case(model_bytes, vol.data, opts, progress)
                 else:
                     res = results[c.name]
                     if isinstance(res, Exception):

@@ -49,7 +49,9 @@ DEFINITIONS = {
 
 def _run(graph, x, T, profile, backend, encoder, raster_layer, progress, threads=None, dtype="float64"):
     sim = Simulator(graph, profile, backend, threads=threads, dtype=dtype)
-    rec = Recorder(spikes=[raster_layer] if raster_layer else False, counts=True, output=True, synops=True)
+    # spikes of the raster layer, and of every ternary and multi-threshold layer (rates per sign and level)
+    keep = [n for n in graph.neurons if n == raster_layer or graph[n].model in ("ternary", "multithreshold")]
+    rec = Recorder(spikes=keep or False, counts=True, output=True, synops=True)
     return sim, sim.run(x, T, encoder=encoder, recorder=rec, progress=progress)
 
 

@@ -201,3 +201,16 @@ def test_report_json_has_every_field(tmp_path):
     for q in ("rate", "acs", "macs", "energy_j", "dice", "input_density"):
         assert {"unit", "definition"} <= set(back["definitions"][q])
     assert open(hpath).read().count("data:image/png;base64,") >= 5
+
+
+@pytest.mark.parametrize("model", ["ternary", "multithreshold"])
+def test_report_splits_ternary_signs_and_multithreshold_levels(model):
+    g = odd_net(model)
+    x = np.random.default_rng(1).random((2, 2, 9, 11))
+    rep, _ = analyze(g, x, 10, encoder=PoissonEncoder(seed=0, ternary=model == "ternary"), ann=False)
+    for n in g.neurons:
+        row = rep["layers"][n]
+        if model == "ternary":
+            assert row["rate_positive"] + row["rate_negative"] == pytest.approx(row["rate"])
+        else:
+            assert row["levels"] == [1.0, 0.5] and sum(row["rate_per_level"]) == pytest.approx(row["rate"])
