@@ -35,8 +35,14 @@ class Volume:
         return self.data.shape
 
 
-def read_volume(path) -> Volume:
-    """Read a 3-D NIfTI image (a 4-D file with one volume is accepted); errors name the file."""
+#: the most memory (bytes, as float64 voxels) a volume may claim before it is read
+MAX_VOLUME_BYTES = 2 * 1024 ** 3
+
+
+def read_volume(path, max_bytes: int = MAX_VOLUME_BYTES) -> Volume:
+    """Read a 3-D NIfTI image (a 4-D file with one volume is accepted); errors name the file. The
+    header's claimed size is checked against ``max_bytes`` (as float64) and, for an uncompressed file,
+    against the file's length, before any voxel is read."""
     import nibabel as nib
     path = os.fspath(path)
     try:
@@ -44,6 +50,18 @@ def read_volume(path) -> Volume:
         dtype = img.get_data_dtype()
         if dtype.kind == "c":
             raise ModelFormatError("image data type", "real-valued voxels", f"complex ({dtype})", file=path)
+        shape = tuple(int(s) for s in img.shape)
+        n = int(np.prod(shape, dtype=object)) if shape else 0
+        if n * 8 > max_bytes:
+            raise ModelFormatError("image dimensions", f"a volume of at most {max_bytes // 8} voxels "
+                                   f"({max_bytes / 1024 ** 3:.1f} GiB as float64)", f"{shape} ({n} voxels)", file=path)
+        if not path.endswith(".gz"):
+            offset = int(getattr(img.header, "get_data_offset", lambda: 0)())
+            need = offset + n * dtype.itemsize
+            have = os.path.getsize(path)
+            if need > have:
+                raise ModelFormatError("image data", f"{need} bytes for shape {shape} {dtype}",
+                                       f"a file of {have} bytes (truncated, or a header claiming too much)", file=path)
         data = np.asarray(img.dataobj, dtype=np.float64)
     except FileNotFoundError:
         raise ModelFormatError("file", "an existing NIfTI file", "no such file", file=path) from None

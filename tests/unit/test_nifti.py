@@ -80,3 +80,20 @@ def test_failed_save_leaves_nothing(tmp_path):
     with pytest.raises(Exception):
         save_like(np.zeros((2, 2, 2)), vol, tmp_path / "m.nii.gz")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_header_claiming_a_huge_volume_is_refused_before_reading(tmp_path):
+    """A small file whose header claims gigabytes is refused from the header alone (issue 10)."""
+    hdr = nib.Nifti1Header()
+    hdr.set_data_shape((2048, 2048, 1024))
+    hdr.set_data_dtype(np.float32)
+    p = tmp_path / "huge.nii"
+    with open(p, "wb") as fh:
+        fh.write(hdr.binaryblock + b"\0" * 4 + b"\0" * 100)
+    with pytest.raises(ModelFormatError, match="huge.nii.*voxels"):
+        read_volume(p)
+    hdr.set_data_shape((64, 64, 64))
+    with open(p, "wb") as fh:
+        fh.write(hdr.binaryblock + b"\0" * 4 + b"\0" * 100)
+    with pytest.raises(ModelFormatError, match="huge.nii.*truncated"):
+        read_volume(p)
