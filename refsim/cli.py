@@ -21,7 +21,7 @@ from . import __version__
 from .errors import RefsimError
 from .semantics import DEFAULT_PROFILE, NEURON_MODELS, get_profile, list_profiles
 
-from .data import DEMO_IMAGE, DEMO_LABEL, DEMO_MODEL, demo_input
+from .data import DEMO_IMAGE, DEMO_LABEL, DEMO_MODEL, demo_input  # noqa: F401 (re-exported: refsim.cli.DEMO_IMAGE ...)
 from .neurons.probe import format_spikes, probe
 
 EXIT_OK, EXIT_FAILED_CHECK, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3

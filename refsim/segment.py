@@ -210,22 +210,13 @@ def _dice_rows(mask, lab, axis, empty):
 
 
 def _write_csv(path, header, rows):
+    from ._files import atomic_path
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(header)
     w.writerows(rows)
-    fd, tmp = tempfile.mkstemp(prefix=".refsim-", dir=os.path.dirname(os.path.abspath(path)))
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            fh.write(buf.getvalue())
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+        fh.write(buf.getvalue())
 
 
 def _client(scheduler, workers, threads):

@@ -13,7 +13,6 @@ sys.path.insert(0, ROOT)
 import torch  # noqa: E402
 
 from refsim.conformance import record_torch  # noqa: E402
-from refsim.io import torch as adapter  # noqa: E402
 from refsim.conformance.fingerprint import PROBES, fingerprint  # noqa: E402
 
 

@@ -13,7 +13,6 @@ import html
 import io
 import json
 import os
-import tempfile
 
 import numpy as np
 
@@ -354,18 +353,9 @@ def to_html(rep, figures, comparison=None) -> str:
 
 
 def _atomic_write(path, data: bytes):
-    fd, tmp = tempfile.mkstemp(prefix=".refsim-", dir=os.path.dirname(os.path.abspath(path)))
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    from .._files import atomic_path
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        fh.write(data)
 
 
 def write_report(rep, traces, out_dir, comparison=None) -> tuple:

@@ -111,12 +111,29 @@ def _spike_train(x, T, seed=0):
     return np.stack(list(PoissonEncoder(seed=seed).stream(x, T)))
 
 
+def _time_peer(res, graph, peer, threads, train, T):
+    """Step ``peer`` (torch, SpikingJelly or snnTorch) through ``train`` (2 warm-up steps, then T timed)
+    and store ``<peer>_<threads>t_ms_per_step`` in ``res``; nothing when the peer is not installed."""
+    from .peers import network_peer
+    made = network_peer(graph, peer, threads=threads)
+    if made is None:
+        return
+    step, reset = made
+    for t in range(2):
+        step(train[t])
+    reset()
+    t0 = time.perf_counter()
+    for t in range(T):
+        step(train[2 + t])
+    res[f"{peer}_{threads}t_ms_per_step"] = (time.perf_counter() - t0) / T * 1e3
+
+
 def network_benchmark(quick, threads=(1,)):
     """The hippocampus-style U-Net at low and high activity: refsim reference and event backends
     (per thread count), and the same network stepped by dense torch, SpikingJelly and snnTorch on
     the CPU with the same thread count, all driven by the same input spike train."""
     from .. import models
-    from .peers import NETWORK_PEERS, network_peer
+    from .peers import NETWORK_PEERS
     from ..encoding import ReplayEncoder
     from ..simulator import Recorder, Simulator
     g = models.hippocampus_unet(in_shape=(1, 56, 48), channels=(32, 64), seed=0)
@@ -137,17 +154,7 @@ def network_benchmark(quick, threads=(1,)):
             res["mean_rate"] = float(np.mean(list(tr.firing_rates().values())))
         for peer in NETWORK_PEERS:
             for n in threads:
-                made = network_peer(g, peer, threads=n)
-                if made is None:
-                    continue
-                step, reset = made
-                for t in range(2):
-                    step(train[t])
-                reset()
-                t0 = time.perf_counter()
-                for t in range(T):
-                    step(train[2 + t])
-                res[f"{peer}_{n}t_ms_per_step"] = (time.perf_counter() - t0) / T * 1e3
+                _time_peer(res, g, peer, n, train, T)
         for n in threads:
             if f"torch_{n}t_ms_per_step" in res:  # without torch: "not measured", not nan
                 res[f"speedup_float32_vs_torch_{n}t"] = res[f"torch_{n}t_ms_per_step"] / res[f"event32_{n}t_ms_per_step"]
@@ -173,7 +180,7 @@ def real_model_benchmark(quick, threads=(1,)):
     from ..io import load_model
     from ..io.nifti import prepare_slices, read_volume
     from ..simulator import Recorder, Simulator
-    from .peers import NETWORK_PEERS, network_peer
+    from .peers import NETWORK_PEERS
     g = load_model(DEMO_MODEL)
     x, _ = prepare_slices(read_volume(DEMO_VOLUMES[0][0]), g.shapes[g.inputs[0]][1:], 0, g.metadata.get("normalize", "unit"))
     T = 20 if quick else 200
@@ -189,17 +196,7 @@ def real_model_benchmark(quick, threads=(1,)):
             res[f"event{'32' if dt == 'float32' else ''}_{n}t_ms_per_step"] = (time.perf_counter() - t0) / T * 1e3
             res["mean_rate"] = float(np.mean(list(tr.firing_rates().values())))
         for peer in NETWORK_PEERS:
-            made = network_peer(g, peer, threads=n)
-            if made is None:
-                continue
-            step, reset = made
-            for t in range(2):
-                step(train[t])
-            reset()
-            t0 = time.perf_counter()
-            for t in range(T):
-                step(train[2 + t])
-            res[f"{peer}_{n}t_ms_per_step"] = (time.perf_counter() - t0) / T * 1e3
+            _time_peer(res, g, peer, n, train, T)
     for k in [k for k in res if k.endswith("_ms_per_step")]:
         res[k.replace("_ms_per_step", "_s_per_volume")] = res[k] * T / 1e3
     return res

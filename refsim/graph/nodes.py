@@ -36,7 +36,7 @@ import numpy as np
 from ..errors import ModelFormatError, RefsimError, ShapeError, UnknownNameError
 from ..neurons import NEURON_MODELS, make_params
 from ..neurons._common import as_threshold
-from ..semantics import NeuronChoices, get_profile
+from ..semantics import get_profile
 from . import ops
 
 

@@ -9,7 +9,6 @@ wrapper would; tests cross-check with the ``safetensors`` package when it is ins
 from __future__ import annotations
 
 import json
-import os
 import struct
 
 import numpy as np

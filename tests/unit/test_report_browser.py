@@ -2,7 +2,6 @@
 and input; the HTML opens in headless Chromium (Debian's chromium package) with every image loaded
 and no console error, and a screenshot of it is taken (left in the test's folder to look at)."""
 import json
-import os
 import shutil
 import subprocess
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import shutil
 import sys
 
@@ -66,7 +65,6 @@ def plots(res, ft_log):
 
 def main():
     res = json.load(open(os.path.join(OUT, "results.json")))
-    ann_log = json.load(open(os.path.join(OUT, "ann_log.json")))
     ft_log = json.load(open(os.path.join(OUT, "finetune_log.json"))) if os.path.exists(os.path.join(OUT, "finetune_log.json")) else []
     plots(res, ft_log)
     lines = []
