@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -135,20 +137,38 @@ class Traces:
             np.savez_compressed(tmp, **arrays)
 
 
+#: what reading a damaged npz member can raise (bad CRC, zlib, truncation, unknown compression, a
+#: pickled object array, a header that is not .npy): turned into ModelFormatError naming the entry
+_NPZ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError, KeyError,
+               UnicodeDecodeError, struct.error, RecursionError)
+
+
+def _entry(z, key, path):
+    try:
+        return z[key]
+    except _NPZ_ERRORS as exc:
+        raise ModelFormatError(f"entry {key!r}", "a readable .npy array (no pickled objects)",
+                               f"{type(exc).__name__}: {str(exc)[:120]}", file=path) from None
+
+
 def load_traces(path) -> Traces:
     """Read a trace file; malformed files raise :class:`refsim.ModelFormatError` naming the entry."""
     path = os.fspath(path)
     try:
         z = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise ModelFormatError("file", "an npz trace file", str(exc), file=path) from None
+    except _NPZ_ERRORS as exc:
+        raise ModelFormatError("file", "an npz trace file (refsim.traces)", f"{type(exc).__name__}: {str(exc)[:120]}",
+                               file=path) from None
+    if not hasattr(z, "files"):
+        raise ModelFormatError("file", "an npz trace file (refsim.traces)", "a single .npy array", file=path)
     with z:
         if "meta" not in z.files:
             raise ModelFormatError("entry 'meta'", "the JSON metadata", "nothing", file=path)
         try:
-            meta = json.loads(str(z["meta"]))
-        except (json.JSONDecodeError, ValueError) as exc:
-            raise ModelFormatError("entry 'meta'", "JSON text", str(exc), file=path) from None
+            meta = json.loads(str(_entry(z, "meta", path)))
+        except (ValueError, RecursionError) as exc:
+            raise ModelFormatError("entry 'meta'", "JSON text", f"{type(exc).__name__}: {str(exc)[:120]}",
+                                   file=path) from None
         if not isinstance(meta, dict):
             raise ModelFormatError("entry 'meta'", "a JSON object", type(meta).__name__, file=path)
         if meta.get("format") != TRACE_FORMAT or meta.get("format_version") != TRACE_VERSION:
@@ -171,7 +191,7 @@ def load_traces(path) -> Traces:
             kind, _, name = key.partition("/")
             if kind not in KINDS or not name:
                 raise ModelFormatError(f"entry {key!r}", "<kind>/<layer> with kind in " + ", ".join(KINDS), key, file=path)
-            getattr(tr, kind)[name] = z[key]
+            getattr(tr, kind)[name] = _entry(z, key, path)
     return tr
 
 

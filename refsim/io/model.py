@@ -41,8 +41,8 @@ def load_model(path) -> Graph:
         raise ModelFormatError("metadata 'graph'", "the JSON graph document", "nothing", file=path)
     try:
         doc = json.loads(meta["graph"])
-    except json.JSONDecodeError as exc:
-        raise ModelFormatError("metadata 'graph'", "valid JSON", str(exc), file=path) from None
+    except (ValueError, RecursionError) as exc:  # JSON errors, integer literals too long, nesting too deep
+        raise ModelFormatError("metadata 'graph'", "valid JSON", f"{type(exc).__name__}: {str(exc)[:120]}", file=path) from None
     try:
         return Graph.from_dict(doc, tensors)
     except ModelFormatError as exc:

@@ -53,50 +53,68 @@ def write(path, tensors: dict, metadata: dict | None = None) -> None:
 
 
 def read(path) -> tuple[dict, dict]:
-    """Return ``(tensors, metadata)``; every inconsistency raises :class:`ModelFormatError`."""
+    """Return ``(tensors, metadata)``; every inconsistency raises :class:`ModelFormatError`.
+
+    Nothing is read or allocated from a size the file claims before it is checked: the 8-byte length
+    and the JSON header are read first (the header at most 100 MiB), every tensor's shape, dtype and
+    byte range are validated against the file's real length (Python integers: no wrap-around), and
+    only then are the tensor bytes read, one tensor at a time."""
+    import os
     try:
-        with open(path, "rb") as fh:
-            raw = fh.read()
+        size = os.path.getsize(path)
+        fh = open(path, "rb")
     except OSError as exc:
         raise _err(path, "file", "a readable file", exc.strerror or str(exc)) from None
-    if len(raw) < 8:
-        raise _err(path, "header length", "8 bytes", f"a file of {len(raw)} bytes (truncated)")
-    (n,) = struct.unpack("<Q", raw[:8])
-    if n > _MAX_HEADER or 8 + n > len(raw):
-        raise _err(path, "header", f"{n} bytes of JSON header", f"{len(raw) - 8} bytes after the length (truncated or not safetensors)")
-    try:
-        header = json.loads(raw[8:8 + n].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise _err(path, "header", "UTF-8 JSON", f"unparseable header ({exc})") from None
-    if not isinstance(header, dict):
-        raise _err(path, "header", "a JSON object", type(header).__name__)
-    meta = header.pop("__metadata__", {}) or {}
-    if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
-        raise _err(path, "header field '__metadata__'", "an object of strings", repr(meta)[:80])
-    data = memoryview(raw)[8 + n:]
-    tensors, spans = {}, []
-    for name, info in header.items():
-        where = f"tensor {name!r}"
-        if not isinstance(info, dict):
-            raise _err(path, where, "an object with dtype, shape, data_offsets", type(info).__name__)
-        dt = info.get("dtype")
-        if dt not in _DTYPES:
-            raise _err(path, where + " field 'dtype'", "one of " + ", ".join(_DTYPES), repr(dt))
-        shape = info.get("shape")
-        if not isinstance(shape, list) or not all(isinstance(s, int) and s >= 0 for s in shape):
-            raise _err(path, where + " field 'shape'", "a list of non-negative integers", repr(shape))
-        offs = info.get("data_offsets")
-        if not (isinstance(offs, list) and len(offs) == 2 and all(isinstance(o, int) for o in offs) and 0 <= offs[0] <= offs[1]):
-            raise _err(path, where + " field 'data_offsets'", "[begin, end] with 0 <= begin <= end", repr(offs))
-        dtype = np.dtype(_DTYPES[dt])
-        need = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-        if offs[1] - offs[0] != need:
-            raise _err(path, where, f"{need} bytes for shape {tuple(shape)} {dt}", f"{offs[1] - offs[0]} bytes")
-        if offs[1] > len(data):
-            raise _err(path, where, f"data up to byte {offs[1]}", f"{len(data)} bytes of data (truncated file)")
-        arr = np.frombuffer(data[offs[0]:offs[1]], dtype=dtype).reshape(shape)
-        tensors[name] = arr.astype(dtype.newbyteorder("="), copy=True)
-        spans.append((offs[0], offs[1], name))
+    with fh:
+        head = fh.read(8)
+        if len(head) < 8:
+            raise _err(path, "header length", "8 bytes", f"a file of {len(head)} bytes (truncated)")
+        (n,) = struct.unpack("<Q", head)
+        if n > _MAX_HEADER or 8 + n > size:
+            raise _err(path, "header", f"{n} bytes of JSON header",
+                       f"{size - 8} bytes after the length (truncated or not safetensors)")
+        try:
+            header = json.loads(fh.read(n).decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # ValueError: JSON errors, huge int literals
+            raise _err(path, "header", "UTF-8 JSON", f"unparseable header ({type(exc).__name__}: {str(exc)[:120]})") from None
+        if not isinstance(header, dict):
+            raise _err(path, "header", "a JSON object", type(header).__name__)
+        meta = header.pop("__metadata__", {}) or {}
+        if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
+            raise _err(path, "header field '__metadata__'", "an object of strings", repr(meta)[:80])
+        data_len = size - 8 - n
+        plan, spans = [], []
+        for name, info in header.items():
+            where = f"tensor {name!r}"
+            if not isinstance(info, dict):
+                raise _err(path, where, "an object with dtype, shape, data_offsets", type(info).__name__)
+            dt = info.get("dtype")
+            if not isinstance(dt, str) or dt not in _DTYPES:
+                raise _err(path, where + " field 'dtype'", "one of " + ", ".join(_DTYPES), repr(dt)[:80])
+            shape = info.get("shape")
+            if not isinstance(shape, list) or len(shape) > 32 or not all(
+                    isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
+                raise _err(path, where + " field 'shape'", "a list of at most 32 non-negative integers", repr(shape)[:80])
+            offs = info.get("data_offsets")
+            if not (isinstance(offs, list) and len(offs) == 2
+                    and all(isinstance(o, int) and not isinstance(o, bool) for o in offs) and 0 <= offs[0] <= offs[1]):
+                raise _err(path, where + " field 'data_offsets'", "[begin, end] with 0 <= begin <= end", repr(offs)[:80])
+            dtype = np.dtype(_DTYPES[dt])
+            count = 1
+            for d in shape:  # Python integers: a shape whose byte count would wrap past 2**64 cannot pass
+                count *= d
+            need = count * dtype.itemsize
+            if offs[1] - offs[0] != need:
+                raise _err(path, where, f"{need} bytes for shape {tuple(shape)} {dt}", f"{offs[1] - offs[0]} bytes")
+            if offs[1] > data_len:
+                raise _err(path, where, f"data up to byte {offs[1]}", f"{data_len} bytes of data (truncated file)")
+            plan.append((name, dtype, tuple(shape), offs))
+            spans.append((offs[0], offs[1], name))
+        tensors = {}
+        for name, dtype, shape, offs in plan:
+            fh.seek(8 + n + offs[0])
+            raw = fh.read(offs[1] - offs[0])
+            tensors[name] = np.frombuffer(raw, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="), copy=True)
     spans.sort()
     for (a0, a1, an), (b0, b1, bn) in zip(spans, spans[1:]):
         if b0 < a1:
