@@ -138,9 +138,10 @@ class Traces:
 
 
 #: what reading a damaged npz member can raise (bad CRC, zlib, truncation, unknown compression, a
-#: pickled object array, a header that is not .npy): turned into ModelFormatError naming the entry
+#: pickled object array, a header that is not .npy, zipfile's RuntimeError for a member flagged as
+#: encrypted): turned into ModelFormatError naming the entry
 _NPZ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError, KeyError,
-               UnicodeDecodeError, struct.error, RecursionError)
+               UnicodeDecodeError, struct.error, RecursionError, RuntimeError)
 
 
 def _entry(z, key, path):
