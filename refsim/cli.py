@@ -63,6 +63,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--record-membranes", nargs="*", default=None, metavar="LAYER",
                    help="keep per-step membranes of these layers (no names: all)")
     r.add_argument("--record-inputs", action="store_true", help="keep the encoded input of every step (for refsim check)")
+    r.add_argument("--record-output", action="store_true",
+                   help="keep the output membrane of every step (the final one is always kept)")
 
     i = sub.add_parser("info", help="describe a model file")
     i.add_argument("model")
@@ -237,7 +239,7 @@ def _recorder(args):
     mem = getattr(args, "record_membranes", None)
     return Recorder(spikes=False if sp is None else (True if not sp else list(sp)),
                     membranes=False if mem is None else (True if not mem else list(mem)),
-                    inputs=bool(getattr(args, "record_inputs", False)))
+                    inputs=bool(getattr(args, "record_inputs", False)), output=bool(getattr(args, "record_output", False)))
 
 
 def _simulate(graph, x, args, encoding, recorder=None, out=None):

@@ -49,7 +49,8 @@ class Recorder:
     counts : bool
         Total spikes per neuron over the run (int64).
     output : bool
-        Output membranes after every step (float64); the final value is always kept.
+        Output membranes after every step (float64); off by default so that memory stays flat in T
+        (the curves of :mod:`refsim.analysis` ask for it); the final value is always kept.
     inputs : bool
         The encoded input of every step (float64), for ``refsim check``.
     synops : bool
@@ -65,7 +66,7 @@ class Recorder:
     spikes: object = False
     membranes: object = False
     counts: bool = True
-    output: bool = True
+    output: bool = False
     inputs: bool = False
     synops: bool = False
     current_max: object = False

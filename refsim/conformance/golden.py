@@ -71,7 +71,8 @@ def run_case(folder, backend="reference"):
     with np.load(os.path.join(folder, "input.npz"), allow_pickle=False) as z:
         inputs = {k: z[k] for k in z.files}
     rec = spec.get("record", {})
-    recorder = Recorder(spikes=rec.get("spikes", True), membranes=rec.get("membranes", True))
+    recorder = Recorder(spikes=rec.get("spikes", True), membranes=rec.get("membranes", True),
+                        output=rec.get("output", True))
     sim = Simulator(g, spec.get("profile", "paper"), backend)
     return sim.run(inputs["x"], int(spec["T"]), _encoder(spec.get("encoder", {}), inputs, where), recorder)
 

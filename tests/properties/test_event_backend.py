@@ -12,7 +12,7 @@ from refsim.simulator import Recorder, Simulator
 
 
 def assert_same_traces(g, x, T, profile, encoder, threads=None, full=True):
-    rec = Recorder(spikes=True, membranes=True) if full else Recorder()
+    rec = Recorder(spikes=True, membranes=True, output=True) if full else Recorder()
     a = Simulator(g, profile, "reference").run(x, T, encoder, rec)
     b = Simulator(g, profile, "event", threads=threads).run(x, T, encoder, rec)
     for kname in a.counts:

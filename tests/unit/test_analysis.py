@@ -167,7 +167,7 @@ def test_metrics_against_scikit_image_on_real_mri():
 
 def test_curves_from_one_run():
     g = tiny()
-    tr = Simulator(g).run(np.full((1, 1, 2, 2), 0.5), 8, StaticEncoder(), Recorder())
+    tr = Simulator(g).run(np.full((1, 1, 2, 2), 0.5), 8, StaticEncoder(), Recorder(output=True))
     lab = np.ones((1, 2, 2), bool)
     ts, d = curves.dice_vs_time(tr.output["o"][:, :, :1], lab)
     assert list(ts) == list(range(1, 9)) and d[0] == 0.0 and d[-1] == 1.0  # no spike yet at step 1

@@ -14,7 +14,7 @@ x = np.random.default_rng(0).random((3, 1, 16, 16))
 out = {}
 g = models.spiking_unet(fnum=8, depth=2, in_hw=(16, 16), seed=1)      # static coding: analog first layer
 for be in ("reference", "event"):
-    tr = Simulator(g, "spiking-unet", be).run(x, 8, StaticEncoder(), Recorder(spikes=True, membranes=["conv1_mt"]))
+    tr = Simulator(g, "spiking-unet", be).run(x, 8, StaticEncoder(), Recorder(spikes=True, membranes=["conv1_mt"], output=True))
     out.update({f"{be}/{k}": v for k, v in tr.spikes.items()})
     out[f"{be}/mem"] = tr.membranes["conv1_mt"]
     out[f"{be}/out"] = tr.output["output"]

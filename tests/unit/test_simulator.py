@@ -11,7 +11,7 @@ from tests.helpers import assert_close, chain
 
 
 def test_chain_output_integrates_spikes():
-    tr = Simulator(chain(2), "paper").run(np.array([[0.5]]), 8, StaticEncoder(), Recorder(spikes=True, membranes=True))
+    tr = Simulator(chain(2), "paper").run(np.array([[0.5]]), 8, StaticEncoder(), Recorder(spikes=True, membranes=True, output=True))
     s0 = tr.spikes["n0"][:, 0, 0]
     assert "".join(map(str, s0)) == "00101010"
     np.testing.assert_array_equal(tr.output["out"][:, 0, 0], np.cumsum(tr.spikes["n1"][:, 0, 0]))
