@@ -13,7 +13,7 @@ and ``refsim check``'s rounding bounds both rest on.
 * **Granularity** (:func:`granularity`): the largest power of two dividing every value; ``check``
   uses it to prove that float32 partial sums are exact on a step (bound 0), and otherwise bounds
   the rounding of a float32 implementation with Higham's ``gamma_n`` (:data:`U32`, :func:`fan_in`,
-  :func:`abs_forward`).
+  :func:`abs_node`).
 """
 from __future__ import annotations
 
@@ -172,8 +172,3 @@ def abs_node(node):
     if t == "Scale":
         return node.replace(factor=np.abs(node.factor) if isinstance(node.factor, np.ndarray) else abs(node.factor))
     return node
-
-
-def abs_forward(node, xs):
-    """:func:`abs_node`'s forward of |inputs|."""
-    return abs_node(node).forward([np.abs(x) for x in xs])

@@ -139,7 +139,7 @@ class Simulator:
         synops = None
         if recorder.synops:
             from .analysis.synops import SynopsCounter
-            synops = SynopsCounter(g, self.params, encoder, static, T, batch)
+            synops = SynopsCounter(g, encoder, static, T, batch)
             tr.events, tr.acs, tr.macs = synops.events, synops.acs, synops.macs
         if progress and self.backend == "event" and not type(self.engine).warm:
             sys.stderr.write("refsim: event backend: loading the Numba kernels (compiled on first use, several "

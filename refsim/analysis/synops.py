@@ -108,7 +108,7 @@ class SynopsCounter:
     """Counts, during a run, the events each synaptic layer received and the ACs or MACs they cost
     (used by :class:`refsim.simulator.Simulator` when the Recorder asks for ``synops``)."""
 
-    def __init__(self, graph, params, encoder, static: set, T: int, batch: int):
+    def __init__(self, graph, encoder, static: set, T: int, batch: int):
         spiking = spike_derived(graph, bool(getattr(encoder, "emits_spikes", False)))
         self.layers = {}
         for name in graph.order:

@@ -86,7 +86,6 @@ def normalize(graph: Graph, x, method="connectionwise", percentile=99.9, percent
         raise ValidationError("normalize(percentile)", "a percentile in (0, 100]", percentile)
     vals = ann_activations(graph, x)
     lam = {n: _lambda(vals[n], percentile, percentile_of) for n in graph.neurons}
-    consumer = {n: graph.consumers[n] for n in graph.order}
     nodes = []
     for name in graph.order:
         node = graph[name]
@@ -96,8 +95,8 @@ def normalize(graph: Graph, x, method="connectionwise", percentile=99.9, percent
                 # the authors' code: the last channel of each part keeps its weights unscaled
                 ends = np.cumsum([graph.shapes[i][0] for i in graph[node.inputs[0]].inputs]) - 1
                 lin = lin.copy()
-                lin[ends] = lam.get(consumer[name][0], 1.0) if consumer[name] else 1.0
-            outs = [c for c in consumer[name] if isinstance(graph[c], Neuron)]
+                lin[ends] = lam.get(graph.consumers[name][0], 1.0) if graph.consumers[name] else 1.0
+            outs = [c for c in graph.consumers[name] if isinstance(graph[c], Neuron)]
             lam_out = lam[outs[0]] if outs else 1.0
             w = node.weight.astype(np.float64)
             axis = 0 if node.TYPE == "ConvTranspose2d" else 1

@@ -9,6 +9,7 @@ wrapper would; tests cross-check with the ``safetensors`` package when it is ins
 from __future__ import annotations
 
 import json
+import os
 import struct
 
 import numpy as np
@@ -59,7 +60,6 @@ def read(path) -> tuple[dict, dict]:
     and the JSON header are read first (the header at most 100 MiB), every tensor's shape, dtype and
     byte range are validated against the file's real length (Python integers: no wrap-around), and
     only then are the tensor bytes read, one tensor at a time."""
-    import os
     try:
         size = os.path.getsize(path)
         fh = open(path, "rb")
