@@ -79,6 +79,9 @@ def value_grids(graph, params, spiking_input: bool) -> dict:
         elif t in ("Concat", "Flatten", "Dropout", "Upsample"):
             s_ = max(v[0] for v in ins)
             grid[name] = (s_, max(b + (s_ - s0) for s0, b in ins))
+        elif t == "Add":  # a sum of n grid values: the finest grid, log2(n) more bits
+            s_ = max(v[0] for v in ins)
+            grid[name] = (s_, max(b + (s_ - s0) for s0, b in ins) + int(np.ceil(np.log2(len(ins)))))
         elif t == "SumPool2d":
             area = node.kernel_size[0] * node.kernel_size[1]
             grid[name] = (ins[0][0], ins[0][1] + int(np.ceil(np.log2(area))))

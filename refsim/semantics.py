@@ -26,6 +26,12 @@ spike_value : ``"one"`` or ``"threshold"``
 membrane_report : ``"post-reset"`` or ``"pre-reset"``
     Which membrane a recorder sees; snnTorch ``reset_delay=True`` reports the pre-reset value.
     It never changes spikes.
+reset_timing : ``"with-spike"`` or ``"next-step"``
+    Leaky models only (``lif``, ``cubalif``): whether a subtractive reset is applied in the step of
+    the spike, so the next step's leak decays the reset membrane (Norse, Sinabs, SpikingJelly,
+    snnTorch ``reset_delay=False``), or at the next step after its leak (snnTorch ``Leaky`` with
+    ``reset_delay=True``: ``v[t] = beta v[t-1] + I[t] - theta s[t-1]``). Without a leak (IF) the two
+    are the same.
 """
 from __future__ import annotations
 
@@ -43,18 +49,22 @@ RESETS = ("subtract", "zero", "none")
 SPIKES_PER_STEP = ("one", "multi")
 SPIKE_VALUES = ("one", "threshold")
 MEMBRANE_REPORTS = ("post-reset", "pre-reset")
-NEURON_MODELS = ("if", "ternary", "multithreshold")
+RESET_TIMINGS = ("with-spike", "next-step")
+NEURON_MODELS = ("if", "ternary", "multithreshold", "lif", "cubalif")
+#: the models with a leak (``beta``), for which ``reset_timing`` matters
+LEAKY_MODELS = ("lif", "cubalif")
 
 #: Every spike-changing choice that takes a name, with its allowed values: the one list that the
 #: neuron steps, the event kernels' flags (refsim.backends.event.kernels.choice_flags), check's
 #: explanations and fingerprint derive from. ``v_min`` is a number or None.
 CHOICE_VALUES = {"comparison": COMPARISONS, "order": ORDERS, "reset": RESETS, "spikes_per_step": SPIKES_PER_STEP,
-                 "spike_value": SPIKE_VALUES, "membrane_report": MEMBRANE_REPORTS}
+                 "spike_value": SPIKE_VALUES, "membrane_report": MEMBRANE_REPORTS, "reset_timing": RESET_TIMINGS}
 #: The values of the membrane floor that explanations and fingerprints try (none; Sinabs from_model's -1).
 V_MIN_VALUES = (None, -1.0)
 #: The choices that change a neuron's own spike train (what ``refsim check`` explains a divergence with
 #: and ``refsim fingerprint`` identifies); spike_value changes what the next layer receives and
-#: membrane_report what a recorder sees, not the layer's own spikes.
+#: membrane_report what a recorder sees, not the layer's own spikes; reset_timing changes only leaky
+#: models' trains (IF neurons, the ones check explains and fingerprint probes, cannot tell it).
 SPIKE_TRAIN_CHOICES = {"comparison": COMPARISONS, "order": ORDERS, "reset": RESETS,
                        "spikes_per_step": SPIKES_PER_STEP, "v_min": V_MIN_VALUES}
 
@@ -75,6 +85,7 @@ class NeuronChoices:
     v_min: float | None = None
     spike_value: str = "one"
     membrane_report: str = "post-reset"
+    reset_timing: str = "with-spike"
 
     def __post_init__(self):
         for name, allowed in CHOICE_VALUES.items():
@@ -166,10 +177,13 @@ DEFAULT_PROFILE = "paper"
 
 # The multi-threshold neuron's comparison as coded by the authors of Li et al.
 # (SNNresearch/Spiking-UNet @1c198cb, snn/spiking_neuron.py; SEMANTICS.md section 3).
-_MT_AUTHORS = {"comparison": ">", "reset": "subtract", "spike_value": "one"}
+_MT_AUTHORS = {"comparison": ">", "reset": "subtract", "spike_value": "one", "spikes_per_step": "one"}
 # The only ternary hidden neuron we know of is SpikingJelly's TernaryIFNode (+1 at h >= theta,
 # -1 at h <= -theta, signed soft reset); no paper defines one, so every profile uses it unless told.
 _TERNARY_SJ = {"comparison": ">=", "reset": "subtract", "spikes_per_step": "one"}
+# Leaky layers (lif, cubalif) follow each library's own LIF class where it differs from its IF one.
+_LIF_SNNTORCH = {"reset_timing": "next-step"}     # snntorch.Leaky(reset_delay=True), pre-reset membrane
+_LIF_NORSE = {"comparison": ">", "reset": "zero"}  # norse LIFBoxCell / LIFCell: heaviside(v - v_th), v_reset = 0
 
 register_profile(Profile(
     "paper", "The papers' equations: integrate, fire on v > theta, subtract theta.",
@@ -200,7 +214,7 @@ register_profile(Profile(
     "snntorch", "snnTorch Leaky(beta=1, reset_mechanism='subtract'): fires on v > theta, reports the pre-reset membrane.",
     "snntorch.Leaky (reset_delay=True)",
     NeuronChoices(">", "integrate-then-fire", "subtract", "one", None, "one", "pre-reset"),
-    {"multithreshold": _MT_AUTHORS, "ternary": _TERNARY_SJ}))
+    {"multithreshold": _MT_AUTHORS, "ternary": _TERNARY_SJ, "lif": _LIF_SNNTORCH, "cubalif": _LIF_SNNTORCH}))
 register_profile(Profile(
     "sinabs", "Sinabs IAF with MultiSpike: floor(v / theta) spikes a step (v >= theta), subtract, no floor.",
     "sinabs.layers.IAF (spike_fn=MultiSpike, reset_fn=MembraneSubtract, min_v_mem=None)",
@@ -215,4 +229,4 @@ register_profile(Profile(
     "norse", "Norse IAFCell: integrate, fire on v > theta, reset to v_reset = 0.",
     "norse.torch.functional.iaf.iaf_feed_forward_step",
     NeuronChoices(">", "integrate-then-fire", "zero", "one", None, "one", "post-reset"),
-    {"multithreshold": _MT_AUTHORS, "ternary": _TERNARY_SJ}))
+    {"multithreshold": _MT_AUTHORS, "ternary": _TERNARY_SJ, "lif": _LIF_NORSE, "cubalif": _LIF_NORSE}))

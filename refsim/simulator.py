@@ -11,6 +11,7 @@ backend's (:mod:`refsim.backends`): ``"reference"`` (dense NumPy, float64; the o
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -135,7 +136,77 @@ class Simulator:
             elif not isinstance(node, (Neuron, Output)) and all(i in static for i in node.inputs):
                 static.add(name)
 
-        tr = self._traces(T, batch, encoder, recorder)
+        self._check_sizes(T, batch, recorder, xs)
+        stream = None
+        if recorder.stream_to is not None:
+            from .traces import TraceStream, check_trace_folder
+            check_trace_folder(recorder.stream_to, "Recorder(stream_to)")
+            stream = TraceStream(recorder.stream_to, recorder.chunk_steps)
+        try:
+            tr = self._traces(T, batch, encoder, recorder, stream)
+            tr = self._run(tr, T, batch, encoder, recorder, streams, static, progress)
+        except BaseException:
+            if stream is not None:
+                stream.abort()
+            raise
+        return stream.finish(tr) if stream is not None else tr
+
+    def record_bytes(self, T, batch, recorder) -> tuple[int, int]:
+        """Bytes the recorder's arrays take for ``T`` steps and ``batch`` samples: ``(in memory, on
+        disk)``; per-step arrays go to disk when the recorder streams."""
+        g = self.graph
+        mem = per_step = 0
+        for name in g.neurons + g.outputs:
+            n = batch * int(np.prod(g.shapes[name]))
+            if name in self.params:
+                mem += 8 * T * batch + (8 * n if recorder.counts else 0)
+                if recorder.wants("spikes", name):
+                    multi = self.params[name].choices.spikes_per_step == "multi"
+                    per_step += (2 if multi and g[name].model != "multithreshold" else 1) * T * n
+            if recorder.wants("membranes", name):
+                per_step += 8 * T * n
+            if name in g.outputs and recorder.output:
+                per_step += 8 * T * n
+        if recorder.inputs:
+            per_step += sum(8 * T * batch * int(np.prod(g.shapes[n])) for n in g.inputs)
+        if recorder.synops:
+            mem += 3 * 8 * T * batch * sum(1 for n in g.order if g[n].TYPE in ("Conv2d", "ConvTranspose2d", "AvgPool2d",
+                                                                               "SumPool2d", "Linear"))
+        if recorder.stream_to is not None:
+            return mem, per_step
+        return mem + per_step, 0
+
+    def _check_sizes(self, T, batch, recorder, xs):
+        """Refuse, before anything is allocated, a run whose records cannot fit in memory (half the
+        physical memory) or, when streamed, on the disk."""
+        import shutil
+        from .traces import memory_budget
+        mem, disk = self.record_bytes(T, batch, recorder)
+        budget = memory_budget()
+        gib = lambda b: f"{b / 2**30:.3g} GiB"
+        # working memory: each node's value, and each layer's membrane and pre-reset membrane (float64)
+        work = 3 * 8 * batch * sum(int(np.prod(self.graph.shapes[n])) for n in self.graph.order)
+        if work > budget:
+            raise ValidationError("batch", f"a batch whose working memory fits: {batch} samples need about {gib(work)} "
+                                  f"for this network's layers, the budget is {gib(budget)} (half the physical "
+                                  "memory); simulate fewer samples at a time (refsim segment runs a volume in batches of slices)", batch)
+        if mem > budget:
+            from dataclasses import replace
+            base = self.record_bytes(T, batch, replace(recorder, spikes=False, membranes=False, output=False,
+                                                       inputs=False, stream_to=None))[0]
+            hint = ("record fewer layers, or stream them to a trace folder (Recorder(stream_to=FOLDER), refsim run "
+                    "--out FOLDER)" if base <= budget else "use fewer steps or a smaller batch")
+            raise ValidationError("T (steps)", f"a number of steps whose records fit in memory: T={T} x batch {batch} "
+                                  f"needs {gib(mem)}, the budget is {gib(budget)} (half the physical memory); {hint}", T)
+        if disk:
+            parent = os.path.dirname(os.path.abspath(os.fspath(recorder.stream_to)))
+            free = shutil.disk_usage(parent).free
+            if disk > free:
+                raise ValidationError("T (steps)", f"a streamed recording that fits on the disk: T={T} x batch {batch} "
+                                      f"needs {gib(disk)} in {parent}, {gib(free)} are free", T)
+
+    def _run(self, tr, T, batch, encoder, recorder, streams, static, progress):
+        g = self.graph
         synops = None
         if recorder.synops:
             from .analysis.synops import SynopsCounter
@@ -154,9 +225,16 @@ class Simulator:
             run.close()
         return tr
 
-    def _traces(self, T, batch, encoder, recorder) -> Traces:
-        """Empty traces with every array the recorder asked for."""
+    def _traces(self, T, batch, encoder, recorder, stream=None) -> Traces:
+        """Empty traces with every array the recorder asked for (per-step arrays on disk when the
+        run streams)."""
         g = self.graph
+
+        def per_step(kind, name, shape, dt=np.float64):
+            if stream is not None:
+                return stream.array(kind, name, T, shape, dt)
+            return np.zeros((T,) + shape, dtype=dt)
+
         tr = Traces(T=int(T), batch=batch, profile=self.profile.name, backend=self.backend, encoder=encoder.describe(),
                     dtype=self.dtype)
         for name in g.neurons + g.outputs:
@@ -170,13 +248,16 @@ class Simulator:
                 if recorder.wants("spikes", name):
                     multi = self.params[name].choices.spikes_per_step == "multi"
                     dt = np.uint8 if model == "multithreshold" else (np.int16 if multi else np.int8)
-                    tr.spikes[name] = np.zeros((T,) + shape, dtype=dt)
+                    tr.spikes[name] = per_step("spikes", name, shape, dt)
             if recorder.wants("membranes", name):
-                tr.membranes[name] = np.zeros((T,) + shape)
+                tr.membranes[name] = per_step("membranes", name, shape)
             if name in self.params and recorder.wants("current_max", name):
                 tr.current_max[name] = np.array(-np.inf)
             if name in g.outputs and recorder.output:
-                tr.output[name] = np.zeros((T,) + shape)
+                tr.output[name] = per_step("output", name, shape)
+        if recorder.inputs:
+            for name in g.inputs:
+                tr.inputs[name] = per_step("inputs", name, (batch,) + g.shapes[name])
         return tr
 
     def _loop(self, T, tr, recorder, streams, static, run, progress, synops=None):
@@ -203,10 +284,8 @@ class Simulator:
                     vals[name] = run.node(node, vals)
                 if name in static:
                     cache[name] = vals[name]
-                if recorder.inputs and isinstance(node, Input):  # every step, static (direct) inputs too
-                    if name not in tr.inputs:
-                        tr.inputs[name] = np.zeros((T,) + vals[name].shape)
-                    tr.inputs[name][t] = vals[name]
+                if name in tr.inputs:  # every step, static (direct) inputs too
+                    tr.inputs[name][t] = dense(vals[name])
             if synops is not None:
                 synops.step(t, vals, dense)
             bar.update(t + 1)

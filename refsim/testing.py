@@ -69,3 +69,60 @@ def spike_trains(max_steps=40, max_neurons=8, ternary=False):
     elems = st.sampled_from([-1.0, 0.0, 1.0] if ternary else [0.0, 1.0])
     shape = st.tuples(st.integers(1, max_steps), st.integers(1, max_neurons))
     return shape.flatmap(lambda s: arrays(np.float64, s, elements=elems))
+
+
+def damage_traces(tr, kind: str, which: int, value: int):
+    """A copy of :class:`~refsim.traces.Traces` ``tr`` with one structural defect, for fuzzing what
+    consumes traces (``refsim check``, your own wrappers): ``kind`` one of :data:`TRACE_DAMAGES`,
+    ``which`` picks the spikes or inputs entry, ``value`` parameterises the edit (an axis, a dtype,
+    a position). The arrays of ``tr`` are not modified."""
+    import copy
+    import warnings
+    tr = copy.copy(tr)
+    tr.spikes, tr.inputs = dict(tr.spikes), dict(tr.inputs)
+    entries = [("spikes", k) for k in tr.spikes] + [("inputs", k) for k in tr.inputs]
+    if not entries:
+        return tr
+    ek, name = entries[which % len(entries)]
+    d = getattr(tr, ek)
+    a = d[name]
+    if kind in ("swap_axes", "shorten", "nonfinite", "values") and (a.ndim < 2 or a.size == 0):
+        return tr  # nothing of that kind to damage in a scalar or empty entry
+    if kind == "T":
+        tr.T = value % 12 - 3
+    elif kind == "batch":
+        tr.batch = value % 6 - 1
+    elif kind == "drop":
+        del d[name]
+    elif kind == "rename":
+        d[name + "_x"] = d.pop(name)
+    elif kind == "swap_axes":
+        d[name] = np.swapaxes(a, 0, 1 + value % (a.ndim - 1))
+    elif kind == "shorten":
+        ax = value % a.ndim
+        d[name] = np.take(a, range(max(0, a.shape[ax] - 1 - value % 3)), axis=ax)
+    elif kind == "dtype":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            d[name] = a.astype([np.float32, np.float64, np.bool_, np.int64, np.uint8, np.int8, np.complex64][value % 7])
+    elif kind == "nonfinite":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            b = a.astype(np.float64)
+        b.flat[value % b.size] = [np.nan, np.inf, -np.inf][value % 3]
+        d[name] = b
+    elif kind == "values":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            b = np.nan_to_num(a.real if a.dtype.kind == "c" else a).astype(np.int64)
+        b.flat[value % b.size] = [7, -3, 300, -129, 2 ** 40][value % 5]
+        d[name] = b
+    elif kind == "extra_axis":
+        d[name] = a[..., None]
+    elif kind == "scalar":
+        d[name] = np.array(1.0)
+    return tr
+
+
+#: the kinds of :func:`damage_traces`
+TRACE_DAMAGES = ("T", "batch", "drop", "rename", "swap_axes", "shorten", "dtype", "nonfinite", "values", "extra_axis", "scalar")

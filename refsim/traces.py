@@ -15,12 +15,23 @@ File format ``refsim-traces`` version 1 (``docs/traces.md``): an npz archive (ne
   events a weighted or pooling layer received each step and the accumulates or multiply-accumulates
   they cost (:mod:`refsim.analysis.synops`);
 * ``current_max/<layer>`` 0-d float64: the largest input current of a spiking layer over the run.
+
+A **trace folder** holds the same entries for runs too long to keep in memory: ``meta.json`` and one
+``.npy`` file per entry, ``<kind>/<quoted name>.npy`` (names percent-encoded). A run with
+``Recorder(stream_to=FOLDER)`` writes its per-step arrays there in chunks of ``chunk_steps`` steps
+while it runs, so peak memory does not grow with T; :func:`load_traces` reads a folder lazily
+(memory-mapped, read-only). Plain ``.npy`` files were chosen over Zarr: NumPy alone reads and
+memory-maps them, nothing new to install or trust, and the per-step layout needs no compression
+codec to be streamed (a chunk is appended as raw bytes after a header that states the final shape).
 """
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import struct
+import tempfile
+import urllib.parse
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -35,6 +46,8 @@ TRACE_VERSION = 1
 #: the array entries of a trace, in file order: ``<kind>/<layer or node>``
 KINDS = ("step_counts", "counts", "spikes", "membranes", "output", "final_output", "inputs", "events", "acs", "macs",
          "current_max")
+#: the per-step entries (T, B, ...) that a streamed run writes to disk as it goes
+STEP_KINDS = ("spikes", "membranes", "output", "inputs")
 
 
 @dataclass
@@ -59,6 +72,14 @@ class Recorder:
     current_max : bool or list of layer names
         The largest input current a spiking layer received over all steps and elements (float64,
         0-d), as threshold balancing needs (:mod:`refsim.convert`).
+    stream_to : path, optional
+        Write the per-step arrays (spikes, membranes, output, inputs) to this trace folder while the
+        run goes, ``chunk_steps`` steps at a time, so memory stays flat in T whatever is recorded.
+        The folder appears complete when the run ends (written beside it, then renamed; removed on
+        errors); the returned traces read it lazily (memory-mapped). An existing trace folder there
+        is replaced; any other existing path is refused.
+    chunk_steps : int
+        Steps buffered in memory per streamed array before they are written (default 32).
 
     Spike totals per layer per step (T, B) are always kept (they are small).
     """
@@ -70,6 +91,16 @@ class Recorder:
     inputs: bool = False
     synops: bool = False
     current_max: object = False
+    stream_to: object = None
+    chunk_steps: int = 32
+
+    def __post_init__(self):
+        from .errors import ValidationError
+        c = self.chunk_steps
+        if isinstance(c, bool) or not isinstance(c, (int, np.integer)) or c < 1:
+            raise ValidationError("Recorder(chunk_steps)", "a positive integer", c)
+        if self.stream_to is not None:
+            check_trace_folder(self.stream_to, "Recorder(stream_to)")
 
     def wants(self, what, layer) -> bool:
         sel = getattr(self, what)
@@ -128,7 +159,13 @@ class Traces:
                 "layers": {k: {**v, "shape": list(v["shape"])} for k, v in self.layers.items()}}
 
     def save(self, path) -> None:
-        """Write the trace file (atomically: a failed write leaves no partial file)."""
+        """Write the traces atomically (a failed write leaves nothing behind): an npz file when
+        ``path`` ends in ``.npz``, else a trace folder (``meta.json`` + one ``.npy`` per entry)."""
+        if not os.fspath(path).endswith(".npz"):
+            check_trace_folder(path, "Traces.save(path)")
+            with _folder_writer(path) as tmp:
+                _write_folder_entries(tmp, self, KINDS)
+            return
         arrays = {"meta": np.array(json.dumps(self.meta()))}
         for kind in KINDS:
             for k, v in getattr(self, kind).items():
@@ -138,6 +175,185 @@ class Traces:
             np.savez_compressed(tmp, **arrays)
 
 
+# -- trace folders (streamed recording) ------------------------------------------------------
+
+def _entry_file(folder, kind, name):
+    return os.path.join(folder, kind, urllib.parse.quote(name, safe="") + ".npy")
+
+
+def is_trace_folder(path) -> bool:
+    """Whether ``path`` is a folder with a refsim trace ``meta.json``."""
+    meta = os.path.join(os.fspath(path), "meta.json")
+    if not os.path.isfile(meta):
+        return False
+    try:
+        with open(meta, encoding="utf-8") as fh:
+            m = json.load(fh)
+    except (OSError, ValueError, RecursionError):
+        return False
+    return isinstance(m, dict) and m.get("format") == TRACE_FORMAT
+
+
+def check_trace_folder(path, option: str) -> str:
+    """Check, before any work, that a trace folder can be written at ``path``: its parent exists and
+    is writable, and ``path`` is new, an empty folder, or a trace folder (which is replaced)."""
+    from .errors import ValidationError
+    path = os.fspath(path)
+    full = os.path.abspath(path)
+    parent = os.path.dirname(full)
+    if not os.path.isdir(parent):
+        raise ValidationError(option, "a path in an existing folder", f"{path} (no folder {parent})")
+    if not os.access(parent, os.W_OK):
+        raise ValidationError(option, "a path in a writable folder", f"{path} (cannot write to {parent})")
+    if os.path.exists(full):
+        if not os.path.isdir(full):
+            raise ValidationError(option, "a new folder, an empty folder or a trace folder (or a .npz file name)",
+                                  f"{path} is an existing file")
+        if os.listdir(full) and not is_trace_folder(full):
+            raise ValidationError(option, "a new folder, an empty folder or a trace folder to replace",
+                                  f"{path} is a folder with other files in it")
+    return path
+
+
+class _folder_writer:
+    """Context manager: a temporary folder beside ``path``; on success it is fsynced and renamed onto
+    ``path`` (replacing an earlier trace folder); on errors or SIGTERM it is removed."""
+
+    def __init__(self, path):
+        from . import _files
+        _files._install()
+        self.path = os.path.abspath(os.fspath(path))
+        self.tmp = tempfile.mkdtemp(prefix=".refsim-traces-", dir=os.path.dirname(self.path))
+        os.chmod(self.tmp, 0o755)
+        _files._PENDING.add(self.tmp)
+
+    def __enter__(self):
+        return self.tmp
+
+    def __exit__(self, exc_type, exc, tb):
+        from . import _files
+        try:
+            if exc_type is None:
+                self.commit()
+        finally:
+            _files._PENDING.discard(self.tmp)
+            if os.path.exists(self.tmp):
+                shutil.rmtree(self.tmp, ignore_errors=True)
+        return False
+
+    def commit(self):
+        for root, _, files in os.walk(self.tmp):
+            for f in files:
+                with open(os.path.join(root, f), "rb+") as fh:
+                    os.fsync(fh.fileno())
+        old = None
+        if os.path.exists(self.path):
+            old = self.path + f".old-{os.getpid()}"
+            os.replace(self.path, old)
+        os.replace(self.tmp, self.path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_folder_entries(folder, tr, kinds):
+    for kind in kinds:
+        for name, v in getattr(tr, kind).items():
+            os.makedirs(os.path.join(folder, kind), exist_ok=True)
+            dest = _entry_file(folder, kind, name)
+            if isinstance(v, StepFile):
+                continue
+            a = np.asarray(v)
+            with open(dest, "wb") as fh:
+                np.lib.format.write_array(fh, a, allow_pickle=False)
+            os.chmod(dest, 0o644)
+    with open(os.path.join(folder, "meta.json"), "w", encoding="utf-8") as fh:
+        json.dump(tr.meta(), fh, indent=1)
+    os.chmod(os.path.join(folder, "meta.json"), 0o644)
+
+
+class StepFile:
+    """A (T, *shape) array filled step by step and written to an ``.npy`` file in chunks: the header
+    (with the final shape) first, then each chunk of ``chunk`` steps as raw bytes. ``f[t]`` is step
+    ``t``'s slot (zeros until written; a view the backends write into), ``f[t] = x`` sets it. Steps
+    must come in order: a step before the buffered chunk is an error."""
+
+    def __init__(self, path, T, shape, dtype, chunk):
+        self.path, self.T, self.chunk = path, int(T), int(min(chunk, T))
+        self.dtype = np.dtype(dtype)
+        self.shape = (self.T,) + tuple(shape)
+        self._fh = open(path, "wb")
+        np.lib.format.write_array_header_2_0(self._fh, {"descr": np.lib.format.dtype_to_descr(self.dtype),
+                                                        "fortran_order": False, "shape": self.shape})
+        self._buf = np.zeros((self.chunk,) + tuple(shape), self.dtype)
+        self._t0 = 0
+
+    def _slot(self, t):
+        t = int(t)
+        if not self._t0 <= t < self.T:
+            from .errors import RefsimError
+            raise RefsimError(f"streamed trace {self.path}: step {t} asked after steps up to {self._t0} were written")
+        while t >= self._t0 + self.chunk:
+            self._fh.write(self._buf.tobytes())
+            self._buf[...] = 0
+            self._t0 += self.chunk
+        return t - self._t0
+
+    def __getitem__(self, t):
+        return self._buf[self._slot(t)]
+
+    def __setitem__(self, t, value):
+        self._buf[self._slot(t)] = value
+
+    def close(self):
+        """Write what is buffered (the last ``T - t0`` steps) and close the file."""
+        if self._fh.closed:
+            return
+        while self._t0 < self.T:  # steps never visited stay zero, as in an in-memory record
+            n = min(self.chunk, self.T - self._t0)
+            self._fh.write(self._buf[:n].tobytes())
+            self._buf[...] = 0
+            self._t0 += n
+        self._fh.close()
+        os.chmod(self.path, 0o644)
+
+    def abort(self):
+        if not self._fh.closed:
+            self._fh.close()
+
+
+class TraceStream:
+    """The on-disk side of a streamed run (:class:`Recorder` ``stream_to``): makes the per-step
+    :class:`StepFile` arrays in a temporary folder, and at the end writes the small entries and
+    ``meta.json``, renames the folder into place and reopens the traces lazily."""
+
+    def __init__(self, path, chunk_steps):
+        self.path, self.chunk = os.fspath(path), int(chunk_steps)
+        self._writer = _folder_writer(self.path)
+        self.files = []
+
+    def array(self, kind, name, T, shape, dtype):
+        os.makedirs(os.path.join(self._writer.tmp, kind), exist_ok=True)
+        f = StepFile(_entry_file(self._writer.tmp, kind, name), T, shape, dtype, self.chunk)
+        self.files.append(f)
+        return f
+
+    def finish(self, tr) -> "Traces":
+        try:
+            for f in self.files:
+                f.close()
+            _write_folder_entries(self._writer.tmp, tr, KINDS)
+        except BaseException:
+            self.abort()
+            raise
+        self._writer.__exit__(None, None, None)
+        return load_traces(self.path)
+
+    def abort(self):
+        for f in self.files:
+            f.abort()
+        self._writer.__exit__(RuntimeError, None, None)
+
+
 #: what reading a damaged npz member can raise (bad CRC, zlib, truncation, unknown compression, a
 #: pickled object array, a header that is not .npy, zipfile's RuntimeError for a member flagged as
 #: encrypted): turned into ModelFormatError naming the entry
@@ -145,17 +361,125 @@ _NPZ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, No
                UnicodeDecodeError, struct.error, RecursionError, RuntimeError)
 
 
-def _entry(z, key, path):
+def memory_budget() -> int:
+    """Default budget for what a loader may allocate from sizes a file claims: half the machine's
+    physical memory (at least 1 GiB)."""
     try:
-        return z[key]
+        phys = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        phys = 8 << 30
+    return max(1 << 30, phys // 2)
+
+
+def _entry(z, key, path, budget):
+    """Read npz member ``key`` with every claimed size checked first: the .npy header's shape and
+    dtype must account for exactly the member's uncompressed size in the zip directory (which also
+    bounds how much zipfile will inflate), and that size must fit the remaining ``budget[0]`` bytes.
+    Nothing is allocated from a size the file claims before these checks."""
+    zf = z.zip
+    names = set(zf.namelist())
+    member = key + ".npy" if key + ".npy" in names else key
+    try:
+        info = zf.getinfo(member)
+        with zf.open(info) as fh:
+            version = np.lib.format.read_magic(fh)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+            elif version == (2, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+            else:
+                raise ValueError(f".npy format version {version} (1.0 or 2.0 expected)")
+            if dtype.hasobject:
+                raise ValueError("an object array (refused: nothing is unpickled)")
+            n = 1
+            for d in shape:
+                n *= int(d)
+            nbytes = n * dtype.itemsize
+            stored = info.file_size - fh.tell()
+            if nbytes != stored:
+                raise ValueError(f"the header's shape {shape} x {dtype} is {nbytes} bytes but the member holds {stored}")
+            if nbytes > budget[0]:
+                raise ValueError(f"{nbytes} bytes uncompressed exceed the memory budget ({budget[0]} bytes left); "
+                                 "pass load_traces(max_bytes=...) or record to a trace folder")
+            budget[0] -= nbytes
+            arr = np.empty(n, dtype)
+            view = memoryview(arr.view(np.uint8)) if nbytes else None
+            got = fh.readinto(view) if nbytes else 0
+            if got != nbytes or fh.read(1):
+                raise ValueError(f"member holds {got} data bytes, {nbytes} expected")
     except _NPZ_ERRORS as exc:
         raise ModelFormatError(f"entry {key!r}", "a readable .npy array (no pickled objects)",
-                               f"{type(exc).__name__}: {str(exc)[:120]}", file=path) from None
+                               f"{type(exc).__name__}: {str(exc)[:160]}", file=path) from None
+    if fortran:
+        return arr.reshape(shape[::-1]).transpose()
+    return arr.reshape(shape)
 
 
-def load_traces(path) -> Traces:
-    """Read a trace file; malformed files raise :class:`refsim.ModelFormatError` naming the entry."""
+def _traces_from_meta(meta, path) -> Traces:
+    """Empty :class:`Traces` from a validated ``meta`` object (npz entry or folder ``meta.json``)."""
+    if not isinstance(meta, dict):
+        raise ModelFormatError("entry 'meta'", "a JSON object", type(meta).__name__, file=path)
+    if meta.get("format") != TRACE_FORMAT or meta.get("format_version") != TRACE_VERSION:
+        raise ModelFormatError("meta 'format'/'format_version'", f"{TRACE_FORMAT!r} version {TRACE_VERSION}",
+                               f"{meta.get('format')!r} version {meta.get('format_version')!r}", file=path)
+    for key in ("T", "batch"):
+        if isinstance(meta.get(key), bool) or not isinstance(meta.get(key), int) or meta[key] < 1:
+            raise ModelFormatError(f"meta {key!r}", "a positive integer", repr(meta.get(key)), file=path)
+    layers = meta.get("layers", {})
+    if not isinstance(layers, dict) or not all(isinstance(v, dict) and isinstance(v.get("shape"), list)
+                                               for v in layers.values()):
+        raise ModelFormatError("meta 'layers'", "an object of {model, shape, neurons} per layer", repr(layers)[:80],
+                               file=path)
+    return Traces(T=meta["T"], batch=meta["batch"], profile=meta.get("profile"), backend=meta.get("backend"),
+                  encoder=meta.get("encoder"), dtype=meta.get("dtype", "float64"),
+                  layers={k: {**v, "shape": tuple(v["shape"])} for k, v in layers.items()})
+
+
+def _load_folder(path) -> Traces:
+    """A trace folder, memory-mapped read-only (nothing is read until used)."""
+    mpath = os.path.join(path, "meta.json")
+    if not os.path.isfile(mpath):
+        raise ModelFormatError("meta.json", "a trace folder's JSON metadata", "no meta.json", file=path)
+    try:
+        if os.path.getsize(mpath) > 64 << 20:
+            raise ValueError("meta.json larger than 64 MiB")
+        with open(mpath, encoding="utf-8") as fh:
+            meta = json.load(fh)
+    except (OSError, ValueError, RecursionError) as exc:
+        raise ModelFormatError("meta.json", "JSON text", f"{type(exc).__name__}: {str(exc)[:120]}", file=path) from None
+    tr = _traces_from_meta(meta, path)
+    for kind in sorted(os.listdir(path)):
+        full = os.path.join(path, kind)
+        if kind == "meta.json":
+            continue
+        if kind not in KINDS or not os.path.isdir(full):
+            raise ModelFormatError(f"entry {kind!r}", "meta.json and folders named " + ", ".join(KINDS), kind, file=path)
+        for fname in sorted(os.listdir(full)):
+            key = f"{kind}/{fname}"
+            if not fname.endswith(".npy") or len(fname) == 4:
+                raise ModelFormatError(f"entry {key!r}", "<name>.npy files", fname, file=path)
+            fpath = os.path.join(full, fname)
+            try:  # small entries (counts, 0-d maxima) are read; large ones memory-mapped
+                small = os.path.getsize(fpath) < (1 << 20)
+                arr = np.load(fpath, mmap_mode=None if small else "r", allow_pickle=False)
+                if small:
+                    arr.setflags(write=False)
+            except _NPZ_ERRORS as exc:
+                raise ModelFormatError(f"entry {key!r}", "a readable .npy array (no pickled objects)",
+                                       f"{type(exc).__name__}: {str(exc)[:120]}", file=path) from None
+            getattr(tr, kind)[urllib.parse.unquote(fname[:-4])] = arr
+    return tr
+
+
+def load_traces(path, max_bytes: int | None = None) -> Traces:
+    """Read a trace file (npz) or trace folder; malformed input raises :class:`refsim.ModelFormatError`
+    naming the entry. A folder's arrays are memory-mapped read-only. An npz file's entries are
+    inflated only after their claimed sizes are checked against the zip directory and against
+    ``max_bytes`` in total (default :func:`memory_budget`, half the physical memory)."""
     path = os.fspath(path)
+    budget = [memory_budget() if max_bytes is None else int(max_bytes)]
+    if os.path.isdir(path):
+        return _load_folder(path)
     try:
         z = np.load(path, allow_pickle=False)
     except _NPZ_ERRORS as exc:
@@ -167,33 +491,18 @@ def load_traces(path) -> Traces:
         if "meta" not in z.files:
             raise ModelFormatError("entry 'meta'", "the JSON metadata", "nothing", file=path)
         try:
-            meta = json.loads(str(_entry(z, "meta", path)))
+            meta = json.loads(str(_entry(z, "meta", path, budget)))
         except (ValueError, RecursionError) as exc:
             raise ModelFormatError("entry 'meta'", "JSON text", f"{type(exc).__name__}: {str(exc)[:120]}",
                                    file=path) from None
-        if not isinstance(meta, dict):
-            raise ModelFormatError("entry 'meta'", "a JSON object", type(meta).__name__, file=path)
-        if meta.get("format") != TRACE_FORMAT or meta.get("format_version") != TRACE_VERSION:
-            raise ModelFormatError("meta 'format'/'format_version'", f"{TRACE_FORMAT!r} version {TRACE_VERSION}",
-                                   f"{meta.get('format')!r} version {meta.get('format_version')!r}", file=path)
-        for key in ("T", "batch"):
-            if isinstance(meta.get(key), bool) or not isinstance(meta.get(key), int) or meta[key] < 1:
-                raise ModelFormatError(f"meta {key!r}", "a positive integer", repr(meta.get(key)), file=path)
-        layers = meta.get("layers", {})
-        if not isinstance(layers, dict) or not all(isinstance(v, dict) and isinstance(v.get("shape"), list)
-                                                   for v in layers.values()):
-            raise ModelFormatError("meta 'layers'", "an object of {model, shape, neurons} per layer", repr(layers)[:80],
-                                   file=path)
-        tr = Traces(T=meta["T"], batch=meta["batch"], profile=meta.get("profile"), backend=meta.get("backend"),
-                    encoder=meta.get("encoder"), dtype=meta.get("dtype", "float64"),
-                    layers={k: {**v, "shape": tuple(v["shape"])} for k, v in layers.items()})
+        tr = _traces_from_meta(meta, path)
         for key in z.files:
             if key == "meta":
                 continue
             kind, _, name = key.partition("/")
             if kind not in KINDS or not name:
                 raise ModelFormatError(f"entry {key!r}", "<kind>/<layer> with kind in " + ", ".join(KINDS), key, file=path)
-            getattr(tr, kind)[name] = _entry(z, key, path)
+            getattr(tr, kind)[name] = _entry(z, key, path, budget)
     return tr
 
 

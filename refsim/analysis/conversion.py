@@ -72,3 +72,54 @@ def conversion_quality(graph, params, x, traces, min_correlation=0.9, slope_rang
             first = name
     return {"layers": layers, "first_below_bound": first, "min_correlation": min_correlation,
             "slope_range": list(slope_range)}
+
+
+def match_layers(ann_graph, snn_graph) -> dict:
+    """``{snn layer: ann layer}``: the same names when the SNN was converted from this ANN (refsim
+    keeps the importer's names), else the neuron layers in graph order when both have as many."""
+    a, s = list(ann_graph.neurons), list(snn_graph.neurons)
+    if set(s) <= set(a):
+        return {n: n for n in s}
+    if len(a) == len(s):
+        return dict(zip(s, a))
+    from ..errors import ValidationError
+    raise ValidationError("ANN reference", f"an ANN with the SNN's {len(s)} neuron layers (by name or in order)",
+                          f"{len(a)} ReLU layers ({', '.join(a[:5])}{'...' if len(a) > 5 else ''})")
+
+
+def compare_with_ann(ann_graph, snn_graph, x, counts, T, percentile=99.9, min_correlation=0.9,
+                     slope_range=(0.8, 1.25), max_points=4000) -> dict:
+    """Per neuron layer: Pearson correlation and least-squares slope of the SNN's measured rate
+    (``counts / T``, spikes per neuron per step) against the ANN's activation of the same layer
+    (:func:`refsim.convert.ann_activations` of ``ann_graph``: a trained ANN, e.g. imported from
+    ONNX) divided by ``lambda``, that activation's ``percentile`` over the data (Li et al. eq. 7's
+    scale). Slope 1 and correlation 1 are a perfect conversion (Li Fig. 3); the first layer, in graph
+    order, whose correlation is below ``min_correlation`` or slope outside ``slope_range`` is where
+    the conversion loses accuracy. For a network converted by threshold balancing, slopes below 1
+    mean the layer fires less than its ANN activation range would allow."""
+    from ..convert.normalize import ann_activations
+    acts = ann_activations(ann_graph, x)
+    pairs = match_layers(ann_graph, snn_graph)
+    rng = np.random.default_rng(0)
+    layers, first = {}, None
+    for name in snn_graph.neurons:
+        if name not in counts:
+            continue
+        a = acts[pairs[name]].reshape(-1)
+        lam = float(np.percentile(a, percentile)) if a.size else 0.0
+        lam = lam if lam > 0 else 1.0
+        a = a / lam
+        r = (np.asarray(counts[name]) / T).reshape(-1)
+        if snn_graph[name].model == "ternary":
+            a, r = np.abs(a), np.abs(r)
+        corr = float(np.corrcoef(a, r)[0, 1]) if a.std() > 0 and r.std() > 0 else float("nan")
+        slope = float(np.dot(a, r) / np.dot(a, a)) if np.dot(a, a) > 0 else float("nan")
+        idx = rng.choice(a.size, size=min(max_points, a.size), replace=False)
+        bad = not (corr >= min_correlation) or not (slope_range[0] <= slope <= slope_range[1])
+        layers[name] = {"ann_layer": pairs[name], "ann_lambda": lam, "correlation": corr, "slope": slope,
+                        "below_bound": bad, "points": [a[idx].tolist(), r[idx].tolist()]}
+        if bad and first is None:
+            first = name
+    return {"layers": layers, "first_below_bound": first, "min_correlation": min_correlation,
+            "slope_range": list(slope_range), "reference": "ANN activations / their "
+            f"{percentile:g}th percentile"}

@@ -106,8 +106,12 @@ def summarize(graph, sim, traces, x, label=None, readout="sigmoid-mean", cutoff=
                            "label_voxels": int(lab.sum()), "predicted_voxels": int(pred.sum()),
                            "dice_vs_T": {"T": ts.tolist(), "dice": dt.tolist()},
                            "dice_vs_cutoff": {"cutoff": cs.tolist(), "dice": dc.tolist()}}
-    if ann:
+    if ann is not None and not isinstance(ann, bool):  # a trained ANN's graph (refsim analyze --ann)
+        rep["conversion"] = conversion.compare_with_ann(ann, graph, x, traces.counts, T)
+        rep["conversion"]["ann"] = ann.name
+    elif ann:
         rep["conversion"] = conversion.conversion_quality(graph, sim.params, x, traces)
+        rep["conversion"]["reference"] = "rate model of the same graph (ReLU / threshold)"
     return rep
 
 
@@ -224,15 +228,16 @@ def _figures(rep, traces, comparison=None) -> list:
             ax.plot([0, m], [0, m], "k--", lw=0.8, label="rate = prediction")
             ax.set_title(f"{n}\nr={v['correlation']:.3f} slope={v['slope']:.2f}", fontsize=8,
                          color="red" if v["below_bound"] else "black")
-            ax.set_xlabel("predicted rate (ANN)", fontsize=7)
+            ax.set_xlabel("ANN activation / lambda" if "ann" in conv else "predicted rate (ANN)", fontsize=7)
             ax.set_ylabel("SNN rate", fontsize=7)
         for ax in list(axes.flat)[k:]:
             ax.axis("off")
         axes.flat[0].legend(fontsize=6)
         fig.suptitle("ANN activation vs SNN rate")
         fig.tight_layout()
-        add(fig, "ANN activation vs SNN rate", "Per neuron: the rate the ANN with the same graph predicts (ReLU / "
-            "threshold) against the measured rate. Red titles: below the bound "
+        what = (f"the activation of the trained ANN {conv['ann']!r} divided by its 99.9th percentile (lambda)"
+                if "ann" in conv else "the rate the ANN with the same graph predicts (ReLU / threshold)")
+        add(fig, "ANN activation vs SNN rate", f"Per neuron: {what} against the measured rate. Red titles: below the bound "
             f"(correlation < {conv['min_correlation']} or slope outside {conv['slope_range']}).")
 
     acc = rep.get("accuracy")

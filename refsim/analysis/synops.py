@@ -89,7 +89,7 @@ def spike_derived(graph, spiking_input: bool) -> set:
         t = node.TYPE
         if (t == "Input" and spiking_input) or t == "Neuron":
             out.add(name)
-        elif t in ("Concat", "Flatten", "Dropout", "Upsample") + POOLS and all(i in out for i in node.inputs):
+        elif t in ("Concat", "Add", "Flatten", "Dropout", "Upsample") + POOLS and all(i in out for i in node.inputs):
             out.add(name)
     return out
 

@@ -82,7 +82,8 @@ class Run:
     def __init__(self, backend: Backend, batch: int, traces, plan: dict):
         self.backend, self.g, self.params, self.B = backend, backend.graph, backend.params, batch
         self.tr, self.plan = traces, plan
-        self.states = {n: zero_state((batch,) + self.g.shapes[n]) for n in self.g.neurons + self.g.outputs}
+        self.states = {n: get_model(self.g[n].model).init_state((batch,) + self.g.shapes[n]) for n in self.g.neurons}
+        self.states.update({n: zero_state((batch,) + self.g.shapes[n]) for n in self.g.outputs})
 
     def neuron(self, name: str, value, t: int):
         """Advance neuron layer ``name`` one step on input ``value``; returns what its spikes carry."""

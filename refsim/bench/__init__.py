@@ -37,16 +37,6 @@ def _best(fn, min_time):
     return best
 
 
-def l1_add_rate(min_time, dtype=np.float64):
-    """Multiply-adds per second of a Numba loop adding a 256-element vector into another (in L1)."""
-    from ..kernels.calibration import _l1_adds as adds
-    a, b = np.zeros(256, dtype), np.ones(256, dtype)
-    s = np.dtype(dtype).type(0.5)  # a scalar of the arrays' dtype, so float32 stays float32
-    reps = 20000
-    t = _best(lambda: adds(a, b, s, reps), min_time)
-    return 256 * reps / t
-
-
 def _dense_numpy32(x, w):
     from numpy.lib.stride_tricks import sliding_window_view
     xp = np.pad(x, ((0, 0), (1, 1), (1, 1)))
@@ -273,17 +263,38 @@ def jit_cost():
     return {"cold_s": cold, "warm_s": warm}
 
 
-_MEM_SNIPPET = ("import resource, numpy as np; from refsim import models; from refsim.simulator import Simulator, Recorder; "
-                "from refsim.encoding import PoissonEncoder; g=models.hippocampus_unet(in_shape=(1,56,48), channels=(32,64)); "
-                "Simulator(g,'paper','event').run(np.full((1,1,56,48),0.05), {T}, PoissonEncoder(seed=0), Recorder()); "
-                "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+_MEM_SNIPPET = ("import resource, sys, tempfile, os, numpy as np; from refsim import models; "
+                "from refsim.simulator import Simulator, Recorder; from refsim.encoding import PoissonEncoder; "
+                "g=models.hippocampus_unet(in_shape=(1,56,48), channels=({c})); d=tempfile.mkdtemp(); "
+                "rec={rec}; Simulator(g,'paper','event').run(np.full((1,1,56,48),0.2), {T}, PoissonEncoder(seed=0), rec); "
+                "import shutil; shutil.rmtree(d); st=open('/proc/self/status').read() if os.path.exists('/proc/self/status') else ''; "
+                "hwm=[l.split()[1] for l in st.splitlines() if l.startswith('VmHWM:')]; "
+                "print(hwm[0] if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+
+#: (label, U-Net channels, Recorder expression) of the peak-memory rows
+MEMORY_CASES = (
+    ("U-Net 32/64, counts only", "32,64", "Recorder()"),
+    ("U-Net 8/16, spikes + membranes of every layer streamed to a trace folder", "8,16",
+     "Recorder(spikes=True, membranes=True, output=True, stream_to=os.path.join(d, 'tr'))"),
+    ("U-Net 8/16, spikes + membranes of every layer in memory", "8,16",
+     "Recorder(spikes=True, membranes=True, output=True)"),
+)
 
 
 def peak_memory(quick):
+    """Peak resident memory (MiB) of a fresh process per case and T (``VmHWM`` on Linux, which
+    starts afresh at exec, unlike ``ru_maxrss``, inherited from the parent). In-memory
+    recording is measured at the shorter T only (it grows linearly: about 8.5 bytes per neuron and
+    step)."""
+    Ts = (50, 500) if quick else (200, 5000)
     out = {}
-    for T in ((50, 200) if quick else (200, 1000)):
-        r = subprocess.run([sys.executable, "-c", _MEM_SNIPPET.format(T=T)], capture_output=True, text=True, check=True)
-        out[f"T={T}"] = int(r.stdout.strip()) / 1024.0
+    for label, ch, rec in MEMORY_CASES:
+        for T in Ts:
+            if "in memory" in label and T != Ts[0]:
+                continue
+            r = subprocess.run([sys.executable, "-c", _MEM_SNIPPET.format(T=T, c=ch, rec=rec)], capture_output=True,
+                               text=True, check=True)
+            out[f"{label}; T={T}"] = int(r.stdout.strip()) / 1024.0
     return out
 
 
@@ -295,13 +306,7 @@ def run(quick=False, out_dir=None, echo=print):
            "quick": quick, "threads": 1}
     from .peers import torch_version
     res["machine"]["torch"] = torch_version()
-    res["l1_add_rate_gadds"] = l1_add_rate(min_time) / 1e9
-    res["l1_add_rate32_gadds"] = l1_add_rate(min_time, np.float32) / 1e9
-    echo(f"L1 add rate: {res['l1_add_rate_gadds']:.2f} G adds/s float64, {res['l1_add_rate32_gadds']:.2f} float32 (one core)")
     res["layers"] = layer_benchmarks(quick, min_time)
-    for r in res["layers"]:
-        r["kernel_fraction_of_l1"] = r["kernel_gsynops"] / res["l1_add_rate_gadds"]
-        r["kernel32_fraction_of_l1"] = r["kernel32_gsynops"] / res["l1_add_rate32_gadds"]
     res["neuron_pass"] = neuron_pass(min_time)
     echo("fused IF pass, ns/neuron: " + ", ".join(f"{k} {v:.2f}" for k, v in res["neuron_pass"].items()))
     res["network"] = network_benchmark(quick, threads=(1,) if quick else (1, 2))
@@ -324,32 +329,33 @@ def run(quick=False, out_dir=None, echo=print):
 
 
 def to_markdown(res):
-    L = ["Per layer, one thread. kernel: the scatter alone, float64 (the exact mode) and float32 (the float32 mode), "
-         "each also as a fraction of the L1 add rate in its dtype; event step: float64 scatter + the fused IF pass over "
-         "the layer; event vs torch: torch conv time / float64 scatter time (the same convolution).", "",
-         "| layer | density | kernel G synops/s | % of L1 add rate | float32 kernel G synops/s | % of float32 L1 rate "
+    L = ["Per layer, one thread. kernel: the scatter alone, float64 (the exact mode) and float32 (the float32 mode); "
+         "event step: float64 scatter + the fused IF pass over the layer; event vs torch: torch conv time / float64 "
+         "scatter time (the same convolution).", "",
+         "| layer | density | kernel G synops/s | float32 kernel G synops/s "
          "| scatter ms | event step ms | numpy dense ms | torch dense ms | event vs torch | float32 vs torch |",
-         "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+         "|---|---|---|---|---|---|---|---|---|---|"]
     for r in res["layers"]:
         td = r["torch_dense_ms"]
         ratio = f"{td / r['kernel_ms']:.2f}x" if td else "n/a"
         ratio32 = f"{td / r['kernel32_ms']:.2f}x" if td else "n/a"
-        L.append(f"| {r['shape']} | {100 * r['density']:.0f} % | {r['kernel_gsynops']:.2f} | {100 * r['kernel_fraction_of_l1']:.0f} % "
-                 f"| {r['kernel32_gsynops']:.2f} | {100 * r['kernel32_fraction_of_l1']:.0f} % "
+        L.append(f"| {r['shape']} | {100 * r['density']:.0f} % | {r['kernel_gsynops']:.2f} "
+                 f"| {r['kernel32_gsynops']:.2f} "
                  f"| {r['kernel_ms']:.3f} | {r['event_step_ms']:.3f} | {r['numpy_dense_ms']:.3f} | {'n/a' if td is None else f'{td:.3f}'} | {ratio} | {ratio32} |")
     thr = sorted({int(k.split("_")[1][:-1]) for n in res["network"] for k in n if k.startswith("event_") and k.endswith("_ms_per_step")})
     L += ["", "| U-Net 32/64 56x48 | threads | input density | mean rate/step | reference | event | event float32 | torch dense "
           "| SpikingJelly | snnTorch | event vs torch | event vs faster library | float32 vs torch |",
           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     f = lambda d, k: f"{d[k]:.2f}" if k in d else "not measured"
+    fx = lambda d, k: f"{d[k]:.2f}x" if k in d else "not measured"
     for n in res["network"]:
         for t in thr:
             L.append(f"| {n['activity']} (T={n['T']}) | {t} | {100 * n['input_density']:.1f} % | {n['mean_rate']:.4f} | "
                      f"{f(n, 'reference_ms_per_step') if t == 1 else '-'} | {f(n, f'event_{t}t_ms_per_step')} | "
                      f"{f(n, f'event32_{t}t_ms_per_step')} | "
                      f"{f(n, f'torch_{t}t_ms_per_step')} | {f(n, f'spikingjelly_{t}t_ms_per_step')} | "
-                     f"{f(n, f'snntorch_{t}t_ms_per_step')} | {f(n, f'speedup_vs_torch_{t}t')}x | "
-                     f"{f(n, f'speedup_vs_faster_library_{t}t')}x | {f(n, f'speedup_float32_vs_torch_{t}t')}x |")
+                     f"{f(n, f'snntorch_{t}t_ms_per_step')} | {fx(n, f'speedup_vs_torch_{t}t')} | "
+                     f"{fx(n, f'speedup_vs_faster_library_{t}t')} | {fx(n, f'speedup_float32_vs_torch_{t}t')} |")
     L.append("")
     L.append("(ms per step; reference backend on one thread; peers are float32 torch on the CPU, same input spikes.)")
     rm = res.get("real_model")
@@ -377,7 +383,9 @@ def to_markdown(res):
         L += ["", f"Where an event step goes (U-Net, low activity, 1 thread, cProfile, {ep['ms_per_step']:.2f} ms/step):", "",
               "| function | ms/step |", "|---|---|"]
         L += [f"| {k} | {v:.3f} |" for k, v in ep["by_function_ms_per_step"].items()]
-    L += ["", f"L1 add rate {res['l1_add_rate_gadds']:.2f} G adds/s (float64), {res.get('l1_add_rate32_gadds', float('nan')):.2f} (float32); JIT cold {res['jit']['cold_s']:.2f} s, warm "
-          f"{res['jit']['warm_s']:.2f} s; peak RSS " + ", ".join(f"{k} {v:.0f} MiB" for k, v in res["peak_rss_mib"].items())
-          + f"; torch {res['machine']['torch']}; per-layer rows on 1 thread; total {res['elapsed_s']:.0f} s."]
+    L += ["", f"JIT cold {res['jit']['cold_s']:.2f} s, warm {res['jit']['warm_s']:.2f} s; torch {res['machine']['torch']}; "
+          f"per-layer rows on 1 thread; total {res['elapsed_s']:.0f} s.", "",
+          "Peak resident memory of a fresh process (event backend, one 56x48 input, Poisson density 0.2):", "",
+          "| run | peak RSS MiB |", "|---|---|"]
+    L += [f"| {k} | {v:.0f} |" for k, v in res["peak_rss_mib"].items()]
     return "\n".join(L)

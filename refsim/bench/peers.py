@@ -83,6 +83,12 @@ def network_peer(graph, peer="torch", threads=1, channels_last=True):
         elif t == "Concat":
             def f(xs):
                 return torch.cat(xs, dim=1)
+        elif t == "Add":
+            def f(xs):
+                out = xs[0]
+                for x in xs[1:]:
+                    out = out + x
+                return out
         elif t == "Upsample":
             def f(xs, n=node):
                 return F.interpolate(xs[0], scale_factor=n.scale_factor, mode="nearest")

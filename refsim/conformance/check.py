@@ -103,8 +103,22 @@ def _params(graph, prof, overrides=None):
     return params
 
 
+def _supported(graph):
+    """check's rounding bounds cover sums of exact terms: non-leaky layers in a feed-forward graph."""
+    from ..errors import ValidationError
+    for n in graph.order:
+        node = graph[n]
+        if isinstance(node, Neuron) and node.model in ("lif", "cubalif"):
+            raise ValidationError(f"refsim check: layer {n!r}", "if, ternary or multithreshold layers (check's "
+                                  "rounding bounds do not cover a leak yet; compare leaky layers with "
+                                  "refsim.traces.compare_traces, both sides in float64)", f"a {node.model!r} layer")
+        if node.TYPE == "Delay":
+            raise ValidationError(f"refsim check: node {n!r}", "a feed-forward graph", "a recurrent (Delay) edge")
+
+
 def _require(graph, traces):
     """Every entry check reads is there, with the model's names, layouts, T and batch, before any work."""
+    _supported(graph)
     T, B = traces.T, traces.batch
     for key, v in (("T", T), ("batch", B)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:

@@ -28,8 +28,15 @@ from ..graph.nodes import Input, Neuron, Output
 METHODS = ("connectionwise", "layerwise")
 
 
-def ann_activations(graph, x) -> dict:
-    """Every node's value when the graph runs as an ANN (Neuron -> ReLU, Output -> identity), float64."""
+def ann_activations(graph, x, head=None) -> dict:
+    """The ANN reference (issue 11): every node's value when the graph runs as an ANN, densely in
+    NumPy with float64 accumulation: a Neuron node is a ReLU, an Output node the identity, or a
+    sigmoid when ``head="sigmoid"`` (default: the graph's ``metadata["ann_head"]``, which the ONNX
+    importer sets from the exported model)."""
+    from ..errors import UnknownNameError as _Unknown
+    head = graph.metadata.get("ann_head", "none") if head is None else head
+    if head not in ("none", "sigmoid"):
+        raise _Unknown("ANN head", head, ("none", "sigmoid"))
     vals = {}
     for name in graph.order:
         node = graph[name]
@@ -38,10 +45,31 @@ def ann_activations(graph, x) -> dict:
         elif isinstance(node, Neuron):
             vals[name] = np.maximum(vals[node.inputs[0]], 0.0)
         elif isinstance(node, Output):
-            vals[name] = vals[node.inputs[0]]
+            v = vals[node.inputs[0]]
+            vals[name] = 1.0 / (1.0 + np.exp(-v)) if head == "sigmoid" else v
         else:
             vals[name] = node.forward([vals[i] for i in node.inputs])
     return vals
+
+
+def _lambda_after(graph, name, lam):
+    """lambda of the neuron layer the value of ``name`` (a weighted layer's current) flows into,
+    through Add nodes; 1 for an Output node."""
+    found = set()
+    for c in graph.consumers[name]:
+        node = graph[c]
+        if isinstance(node, Neuron):
+            found.add(lam[c])
+        elif node.TYPE == "Add":
+            found.add(_lambda_after(graph, c, lam))
+        elif isinstance(node, Output):
+            found.add(1.0)
+        else:
+            raise ValidationError(f"normalisation: node {name!r}", "a weighted layer feeding neurons, an Add or the "
+                                  "output", f"a {node.TYPE} ({c!r})")
+    if len(found) > 1:
+        raise ValidationError(f"normalisation: node {name!r}", "consumers with one lambda", sorted(found))
+    return found.pop() if found else 1.0
 
 
 def _lambda(a, percentile, percentile_of):
@@ -96,8 +124,7 @@ def normalize(graph: Graph, x, method="connectionwise", percentile=99.9, percent
                 ends = np.cumsum([graph.shapes[i][0] for i in graph[node.inputs[0]].inputs]) - 1
                 lin = lin.copy()
                 lin[ends] = lam.get(graph.consumers[name][0], 1.0) if graph.consumers[name] else 1.0
-            outs = [c for c in graph.consumers[name] if isinstance(graph[c], Neuron)]
-            lam_out = lam[outs[0]] if outs else 1.0
+            lam_out = _lambda_after(graph, name, lam)
             w = node.weight.astype(np.float64)
             axis = 0 if node.TYPE == "ConvTranspose2d" else 1
             shape = [1] * w.ndim
@@ -111,6 +138,23 @@ def normalize(graph: Graph, x, method="connectionwise", percentile=99.9, percent
             node = node.replace(**kw)
         elif isinstance(node, Neuron):
             node = node.replace(threshold=1.0)
+        elif node.TYPE == "Add":  # a residual sum: a summand that is not a weighted layer's current
+            lam_out = _lambda_after(graph, name, lam)  # is rescaled from its own lambda to the sum's
+            ins = []
+            for k, i in enumerate(node.inputs):
+                if graph[i].TYPE in ("Conv2d", "ConvTranspose2d", "Linear"):
+                    ins.append(i)
+                    continue
+                lin = _channel_lambdas(graph, i, lam, vals, method, percentile, percentile_of)
+                if np.all(lin == lam_out):
+                    ins.append(i)
+                    continue
+                f = (lin / lam_out).astype(np.float32)
+                from ..graph import Scale
+                sc = Scale(f"{name}_rescale{k}", [i], factor=f)
+                nodes.append(sc)
+                ins.append(sc.name)
+            node = node.replace(inputs=ins)
         nodes.append(node)
     meta = dict(graph.metadata)
     meta["conversion"] = {"method": f"{method} normalisation ({'Li eq. 8' if method == 'connectionwise' else 'Li eq. 7'})",

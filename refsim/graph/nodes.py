@@ -34,7 +34,7 @@ from typing import ClassVar
 import numpy as np
 
 from ..errors import ModelFormatError, RefsimError, ShapeError, UnknownNameError
-from ..neurons import NEURON_MODELS, make_params
+from ..neurons import NEURON_MODELS, get_model, make_params
 from ..neurons._common import as_threshold
 from ..semantics import get_profile
 from . import ops
@@ -402,6 +402,31 @@ class Concat(Node):
         return np.concatenate(xs, axis=1)
 
 
+class Add(Node):
+    """Element-wise sum of two or more inputs of one shape (residual connections), summed left to
+    right in float64."""
+
+    TYPE = "Add"
+    ARITY = None
+
+    def __init__(self, name, inputs):
+        super().__init__(name, inputs)
+        if len(self.inputs) < 2:
+            raise _err(name, "inputs", "at least two inputs for an Add", self.inputs)
+
+    def infer_shape(self, shapes):
+        if len({tuple(s) for s in shapes}) != 1:
+            raise ShapeError(f"node {self.name!r} inputs", "inputs of one shape",
+                             ", ".join(f"{n}: {s}" for n, s in zip(self.inputs, shapes)))
+        return tuple(shapes[0])
+
+    def forward(self, xs):
+        out = np.array(xs[0], dtype=np.float64)
+        for x in xs[1:]:
+            out = out + x
+        return out
+
+
 class Upsample(Node):
     TYPE = "Upsample"
 
@@ -516,19 +541,38 @@ class Scale(Node):
         return xs[0] * f
 
 
+_LEAKY_FIELDS = ("beta", "bias", "alpha", "gain")
+
+
 class Neuron(Node):
-    """A spiking layer. ``model``: 'if' | 'ternary' | 'multithreshold'. ``threshold``: number or
-    per-channel tensor. ``levels``: multithreshold levels. ``choices``: overrides of the run's
-    profile for this node only (e.g. ``{"comparison": ">="}``)."""
+    """A spiking layer. ``model``: 'if' | 'ternary' | 'multithreshold' | 'lif' | 'cubalif'.
+    ``threshold``: number or per-channel tensor. ``levels``: multithreshold levels. ``choices``:
+    overrides of the run's profile for this node only (e.g. ``{"comparison": ">="}``). ``beta``,
+    ``bias`` (lif, cubalif) and ``alpha``, ``gain`` (cubalif): numbers or per-channel tensors
+    (:mod:`refsim.neurons.lif`); None for the model's default."""
 
     TYPE = "Neuron"
-    OPTIONAL_TENSORS = ("threshold",)
+    OPTIONAL_TENSORS = ("threshold",) + _LEAKY_FIELDS
 
-    def __init__(self, name, inputs, model="if", threshold=1.0, levels=None, choices=None):
+    def __init__(self, name, inputs, model="if", threshold=1.0, levels=None, choices=None, beta=None, bias=None,
+                 alpha=None, gain=None):
         super().__init__(name, inputs)
         if model not in NEURON_MODELS:
             raise _err(name, "model", "one of " + ", ".join(NEURON_MODELS), model)
         self.model = model
+        allowed = {k for k, _ in get_model(model).extra}
+        for f, v in (("beta", beta), ("bias", bias), ("alpha", alpha), ("gain", gain)):
+            if v is not None and f not in allowed:
+                raise _err(name, f, f"no {f} for a {model!r} neuron (only for " +
+                           ", ".join(m for m in NEURON_MODELS if f in {k for k, _ in get_model(m).extra}) + ")", v)
+            if v is not None:
+                if isinstance(v, np.ndarray):
+                    if v.ndim != 1:
+                        raise _err(name, f, "a number or a 1-D per-channel tensor", f"shape {v.shape}")
+                    check_tensor(name, f, v, None)
+                else:
+                    v = _scalar_or_tensor(name, f, v)
+            setattr(self, f, v)
         if isinstance(threshold, np.ndarray):
             if threshold.ndim != 1:
                 raise _err(name, "threshold", "a number or a 1-D per-channel tensor", f"shape {threshold.shape}")
@@ -549,10 +593,14 @@ class Neuron(Node):
             raise _err(name, "choices", "an object of neuron choices, e.g. {\"comparison\": \">=\"}", choices)
         self.choices = dict(choices or {})
         try:  # every parameter as the model will see it, under the default profile
-            make_params(model, 1.0, get_profile("paper").choices(model).replace(**self.choices), self.levels)
+            make_params(model, 1.0, get_profile("paper").choices(model).replace(**self.choices), self.levels,
+                        **self._extra())
         except RefsimError as exc:
-            field = "levels" if "levels" in str(exc) else "choices"
+            field = next((f for f in ("levels",) + _LEAKY_FIELDS if f in str(exc)), "choices")
             raise _err(name, field, f"values valid for a {model!r} neuron", f"{exc}") from None
+
+    def _extra(self):
+        return {f: getattr(self, f) for f in _LEAKY_FIELDS if getattr(self, f, None) is not None}
 
     def params(self):
         d = {"model": self.model}
@@ -562,10 +610,15 @@ class Neuron(Node):
             d["levels"] = list(self.levels)
         if self.choices:
             d["choices"] = dict(self.choices)
+        for f, v in self._extra().items():
+            if not isinstance(v, np.ndarray):
+                d[f] = v
         return d
 
     def check_tensors(self, in_shapes):
         _check_per_channel(self.name, "threshold", self.threshold, in_shapes[0])
+        for f, v in self._extra().items():
+            _check_per_channel(self.name, f, v, in_shapes[0])
 
     def infer_shape(self, shapes):
         return shapes[0]
@@ -574,7 +627,7 @@ class Neuron(Node):
         """Build the neuron model's parameter object under ``profile`` plus this node's overrides."""
         try:
             choices = get_profile(profile).choices(self.model).replace(**self.choices)
-            return make_params(self.model, self.threshold, choices, self.levels)
+            return make_params(self.model, self.threshold, choices, self.levels, **self._extra())
         except (RefsimError) as exc:
             raise _err(self.name, "threshold/levels/choices", "parameters valid for this model under the profile",
                        str(exc)) from None
@@ -591,7 +644,7 @@ class Output(Node):
 
 Node.__init__ = _freezing(Node.__init__)
 
-NODE_TYPES = {cls.TYPE: cls for cls in (Input, Conv2d, ConvTranspose2d, AvgPool2d, SumPool2d, Concat, Upsample,
+NODE_TYPES = {cls.TYPE: cls for cls in (Input, Conv2d, ConvTranspose2d, AvgPool2d, SumPool2d, Concat, Add, Upsample,
                                         Flatten, Linear, Dropout, Scale, Neuron, Output)}
 
 

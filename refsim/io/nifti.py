@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import struct
 import zlib
 from dataclasses import dataclass
 
@@ -50,6 +51,9 @@ def read_volume(path, max_bytes: int = MAX_VOLUME_BYTES) -> Volume:
         dtype = img.get_data_dtype()
         if dtype.kind == "c":
             raise ModelFormatError("image data type", "real-valued voxels", f"complex ({dtype})", file=path)
+        if dtype.kind not in "biuf":
+            raise ModelFormatError("image data type", "real-valued voxels (integer or float)",
+                                   f"{dtype} (RGB or structured voxels)", file=path)
         shape = tuple(int(s) for s in img.shape)
         n = int(np.prod(shape, dtype=object)) if shape else 0
         if n * 8 > max_bytes:
@@ -65,7 +69,8 @@ def read_volume(path, max_bytes: int = MAX_VOLUME_BYTES) -> Volume:
         data = np.asarray(img.dataobj, dtype=np.float64)
     except FileNotFoundError:
         raise ModelFormatError("file", "an existing NIfTI file", "no such file", file=path) from None
-    except (nib.filebasedimages.ImageFileError, OSError, EOFError, ValueError, zlib.error, gzip.BadGzipFile) as exc:
+    except (nib.filebasedimages.ImageFileError, nib.spatialimages.HeaderDataError, nib.spatialimages.ImageDataError,
+            OSError, EOFError, ValueError, TypeError, OverflowError, struct.error, zlib.error, gzip.BadGzipFile) as exc:
         raise ModelFormatError("file", "a NIfTI-1/2 image", f"{type(exc).__name__}: {exc}", file=path) from None
     if data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]
@@ -139,6 +144,12 @@ def slice_volume(volume, hw, axis=0, fill=0.0):
     if data.ndim != 3:
         raise EncodingError(f"slice_volume: expected a 3-D volume, found shape {data.shape}")
     geo = _geometry(data.shape, hw, axis)
+    need = data.shape[axis] * geo.hw[0] * geo.hw[1] * 8
+    if need > MAX_VOLUME_BYTES:
+        where = f"{volume.path}: " if isinstance(volume, Volume) and volume.path else ""
+        raise EncodingError(f"{where}slicing along axis {axis}: {data.shape[axis]} slices of {geo.hw[0]}x{geo.hw[1]} "
+                            f"would take {need / 2**30:.3g} GiB (at most {MAX_VOLUME_BYTES / 2**30:.3g} GiB); is the "
+                            f"slicing axis right for a volume of shape {data.shape}?")
     vol = np.moveaxis(data, axis, 0)
     y0, x0, sh, sw = geo.src
     Y0, X0 = geo.dst

@@ -6,6 +6,8 @@ name               module                                      spikes
 ``if``             :mod:`refsim.neurons.if_`                   int32 count (0/1, or n multi)
 ``ternary``        :mod:`refsim.neurons.if_`                   int32 in {-1, 0, 1}
 ``multithreshold`` :mod:`refsim.neurons.multithreshold`        uint8 bit mask of levels
+``lif``            :mod:`refsim.neurons.lif`                   int32 count (0/1, or n multi)
+``cubalif``        :mod:`refsim.neurons.lif`                   int32 count (0/1, or n multi)
 =================  ==========================================  ==============================
 
 The Output node's non-firing integrator (Yue eq. 3) is :mod:`refsim.neurons.integrator`.
@@ -24,8 +26,8 @@ from typing import Callable
 import numpy as np
 
 from ..errors import UnknownNameError
-from . import if_, integrator, multithreshold
-from ._common import MembraneState
+from . import if_, integrator, lif, multithreshold
+from ._common import MembraneState, zero_state
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,9 @@ class NeuronModel:
     emitted: Callable
     spike_count: Callable[[np.ndarray], np.ndarray]
     boundary_distance: Callable
+    init_state: Callable = zero_state
+    #: parameters besides threshold, levels and choices, with their defaults (Neuron node fields)
+    extra: tuple = ()
 
 
 def _abs_count(s):
@@ -48,6 +53,10 @@ NEURON_MODELS = {
                            if_.ternary_boundary_distance),
     "multithreshold": NeuronModel("multithreshold", multithreshold.MultiThresholdParams, multithreshold.step,
                                   multithreshold.emitted, multithreshold.popcount, multithreshold.boundary_distance),
+    "lif": NeuronModel("lif", lif.LIFParams, lif.step, lif.emitted, _abs_count, lif.boundary_distance, lif.init_state,
+                       (("beta", 1.0), ("bias", 0.0))),
+    "cubalif": NeuronModel("cubalif", lif.CubaLIFParams, lif.cuba_step, lif.emitted, _abs_count, lif.boundary_distance,
+                           lif.cuba_init_state, (("beta", 1.0), ("bias", 0.0), ("alpha", 0.0), ("gain", 1.0))),
 }
 
 
@@ -58,14 +67,21 @@ def get_model(name: str) -> NeuronModel:
         raise UnknownNameError("neuron model", name, NEURON_MODELS) from None
 
 
-def make_params(model: str, threshold=1.0, choices=None, levels=None):
-    """Parameters of neuron model ``model`` (validated by the model's own dataclass)."""
+def make_params(model: str, threshold=1.0, choices=None, levels=None, **extra):
+    """Parameters of neuron model ``model`` (validated by the model's own dataclass); ``extra``: the
+    model's other parameters (``beta``, ``bias``, ``alpha``, ``gain`` of the leaky models)."""
     m = get_model(model)
     kw = {} if choices is None else {"choices": choices}
     if levels is not None:
         kw["levels"] = tuple(levels)
+    allowed = {k for k, _ in m.extra}
+    for k, v in extra.items():
+        if k not in allowed:
+            raise UnknownNameError(f"parameter of a {model!r} neuron", k, allowed or {"(none)"})
+        if v is not None:
+            kw[k] = v
     return m.params_cls(threshold=threshold, **kw)
 
 
-__all__ = ["if_", "integrator", "multithreshold", "MembraneState", "NeuronModel", "NEURON_MODELS", "get_model",
+__all__ = ["if_", "integrator", "lif", "multithreshold", "MembraneState", "NeuronModel", "NEURON_MODELS", "get_model",
            "make_params"]

@@ -67,3 +67,22 @@ def probe(profile="paper", inputs=(0.5,), T=8, threshold=1.0, model="if", levels
 def format_spikes(spikes) -> str:
     """One character per step: 0-9, then a-z for 10-35, '-' for a negative (ternary) spike, '*' beyond."""
     return "".join("-" if s < 0 else (_DIGITS[s] if s < len(_DIGITS) else "*") for s in spikes)
+
+
+def probe_levels(profile="paper", inputs=(0.5,), T=8, threshold=1.0, levels=None):
+    """One multithreshold neuron (Li et al. eqs. 4-6) as ``refsim probe --model multithreshold``
+    shows it: per step the levels that fired as a bit string (highest level first, '' when none),
+    the value sent on (the sum of the fired levels times ``threshold``) and the membrane; with the
+    levels used."""
+    from ..semantics import get_profile
+    from . import make_params
+    from .multithreshold import emitted
+    if isinstance(T, bool) or not isinstance(T, (int, np.integer)) or T < 1:
+        raise ValidationError("probe T", "a positive number of steps", T)
+    params = make_params("multithreshold", threshold, get_profile(profile).choices("multithreshold"), levels)
+    x = np.array([inputs[t % len(inputs)] for t in range(T)], dtype=np.float64)
+    r = run_neuron(params, x, "multithreshold")
+    n = len(params.levels)
+    masks = ["".join("1" if (int(m) >> i) & 1 else "0" for i in range(n)) if int(m) else "" for m in r.spikes[:, 0]]
+    sent = [float(emitted(r.spikes[t], params)[0]) for t in range(T)]
+    return masks, sent, [float(v) for v in r.v[:, 0]], params.levels

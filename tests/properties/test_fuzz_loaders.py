@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from refsim import cli, models, save_model
 from refsim.errors import RefsimError
 from refsim.io import load_model
+from refsim.testing import TRACE_DAMAGES, damage_traces
 from refsim.traces import load_traces
 
 _MODEL = {}
@@ -107,3 +108,66 @@ def test_mutated_trace_files_give_only_refsim_errors(tmp_path, muts):
         pass
     finally:
         os.unlink(p)
+
+
+# -- NIfTI (issue 10): mutated headers and data, plain and gzipped ------------------------------
+
+_NII = {}
+
+
+def _nii_bytes(tmp):
+    if "b" not in _NII:
+        import nibabel as nib
+        nib.save(nib.Nifti1Image(np.random.default_rng(0).random((6, 5, 4)).astype(np.float32), np.eye(4)), tmp)
+        _NII["b"] = open(tmp, "rb").read()
+    return _NII["b"]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(mutation, min_size=1, max_size=3), st.booleans())
+def test_mutated_nifti_files_give_only_refsim_errors(tmp_path, muts, gz):
+    import gzip
+    import logging
+    from refsim.io.nifti import read_volume
+    raw = _nii_bytes(str(tmp_path / "base.nii"))
+    muts = [(k, p % 348 if k == "flip" and p % 4 else p, v) for k, p, v in muts]  # mostly in the 348-byte header
+    data = _mutate(raw, muts)
+    p = tmp_path / ("m.nii.gz" if gz else "m.nii")
+    p.write_bytes(gzip.compress(data) if gz else data)
+    logging.getLogger("nibabel").setLevel(logging.ERROR)
+    try:
+        vol = read_volume(p)
+    except RefsimError as exc:
+        assert str(p) in str(exc)  # every error names the file
+        return
+    assert vol.data.ndim == 3 and np.all(np.isfinite(vol.data))
+
+
+# -- check (issue 10): traces damaged in structure, checked against the model -------------------
+
+_CHECK = {}
+
+
+def _check_base():
+    if not _CHECK:
+        from refsim.simulator import Recorder, Simulator
+        g = models.hippocampus_unet(in_shape=(1, 8, 8), channels=(2, 3), seed=0)
+        tr = Simulator(g).run(np.random.default_rng(0).random((2, 1, 8, 8)), 4,
+                              recorder=Recorder(spikes=True, inputs=True))
+        _CHECK.update(g=g, tr=tr)
+    return _CHECK["g"], _CHECK["tr"]
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(TRACE_DAMAGES), st.integers(0, 100), st.integers(0, 10 ** 6)), min_size=1,
+                max_size=3), st.sampled_from(["teacher-forced", "free-running"]))
+def test_damaged_traces_give_a_report_or_a_refsim_error(edits, mode):
+    from refsim.conformance.check import check
+    g, tr = _check_base()
+    for kind, which, value in edits:
+        tr = damage_traces(tr, kind, which, value)
+    try:
+        rep = check(g, tr, "paper", explain_divergences=False, mode=mode)
+    except RefsimError:
+        return
+    assert isinstance(rep["conforms"], bool)

@@ -20,11 +20,11 @@ from refsim.semantics import CHOICE_VALUES, SPIKE_TRAIN_CHOICES, V_MIN_VALUES, N
 from refsim.simulator import Recorder, Simulator
 
 ALL = [(f, v) for f, vals in dict(CHOICE_VALUES, v_min=V_MIN_VALUES).items() for v in vals]
-MODELS = ("if", "ternary", "multithreshold")
+MODELS = ("if", "ternary", "multithreshold", "lif", "cubalif")
 
 
 def _valid(model, choices):
-    return not (model != "if" and choices.spikes_per_step == "multi")
+    return not (model in ("ternary", "multithreshold") and choices.spikes_per_step == "multi")
 
 
 def test_flag_tables_list_exactly_the_allowed_values():
@@ -46,6 +46,8 @@ def test_numpy_step_and_fused_kernel_agree(field, value, model):
     choices = NeuronChoices(**{field: value})
     if not _valid(model, choices):
         pytest.skip("not a valid choice for this model")
+    if model in ("lif", "cubalif"):
+        pytest.skip("leaky layers have no fused kernel (the event plan runs them dense)")
     flags = K.choice_flags(model, choices)
     rng = np.random.default_rng(3)
     B, C, H, W = 1, 2, 3, 4
@@ -77,6 +79,8 @@ def test_check_conforms_to_its_own_traces(field, value, model):
     """check's teacher forcing (the model's step with forced spikes) reproduces every choice."""
     if not _valid(model, NeuronChoices(**{field: value})):
         pytest.skip("not a valid choice for this model")
+    if model in ("lif", "cubalif"):
+        pytest.skip("check refuses leaky layers (tested in test_lif.py)")
     w = np.full((2, 1, 1, 1), 0.75, np.float32)
     lv = {"levels": (1.0, 0.5)} if model == "multithreshold" else {}
     g = Graph([Input("x", (1, 3, 3)), Conv2d("c", ["x"], w), Neuron("n", ["c"], model, 1.0, choices={field: value}, **lv),
@@ -99,8 +103,8 @@ def test_fingerprint_recovers_every_value(field, values):
 
 def test_a_value_unknown_to_the_kernels_raises():
     class Fake:
-        comparison, order, reset, spikes_per_step, v_min, spike_value, membrane_report = (
-            "<", "integrate-then-fire", "subtract", "one", None, "one", "post-reset")
+        comparison, order, reset, spikes_per_step, v_min, spike_value, membrane_report, reset_timing = (
+            "<", "integrate-then-fire", "subtract", "one", None, "one", "post-reset", "with-spike")
     from refsim.errors import UnknownNameError
     with pytest.raises(UnknownNameError, match="comparison"):
         K.choice_flags("if", Fake())

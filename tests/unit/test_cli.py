@@ -82,7 +82,8 @@ def test_profiles(capsys):
 @pytest.mark.parametrize("argv,expected", [
     (["probe", "--profile", "sinabs", "--input", "2.5", "--T", "4"], "2323"),   # 2.5: 2 spikes, 0.5 left, 3.0: 3 ...
     (["probe", "--model", "ternary", "--input", "-1", "--T", "3"], "---"),
-    (["probe", "--model", "multithreshold", "--input", "1.3", "--T", "1"], "2")])  # levels 1 and 0.25
+    (["probe", "--model", "multithreshold", "--input", "1.3", "--T", "1"],  # levels 1 and 0.25 of 2, 1, 0.5, 0.25
+     "levels 2, 1, 0.5, 0.25 (x threshold); per step, one bit per level, highest first:\n0101\nsent on per step: 1.25")])
 def test_probe_models(argv, expected, capsys):
     assert cli.main(argv) == 0
     assert capsys.readouterr().out.strip() == expected
@@ -128,8 +129,8 @@ def test_bench_quick_writes_results(tmp_path, capsys):
     assert cli.main(["bench", "--quick", "--out-dir", str(tmp_path)]) == 0
     import json
     res = json.loads((tmp_path / "quick.json").read_text())
-    assert {"layers", "network", "jit", "peak_rss_mib", "l1_add_rate_gadds", "l1_add_rate32_gadds", "neuron_pass",
-            "event_profile"} <= set(res)
+    assert {"layers", "network", "jit", "peak_rss_mib", "neuron_pass", "event_profile"} <= set(res)
+    assert len(res["peak_rss_mib"]) == 5 and all(v > 0 for v in res["peak_rss_mib"].values())
     assert all(r["synops"] == r["events"] * 9 * int(r["shape"].split("->")[0]) for r in res["layers"])
     assert all({"event_1t_ms_per_step", "event32_1t_ms_per_step", "reference_ms_per_step"} <= set(n) for n in res["network"])
     md = (tmp_path / "quick.md").read_text()
@@ -145,11 +146,13 @@ def test_output_paths_checked_before_the_simulation(tmp_path, capsys):
     from refsim.data import DEMO_IMAGE, UNTRAINED_MODEL
     run = ["run", UNTRAINED_MODEL, DEMO_IMAGE, "--T", "100000000", "--no-progress"]  # would take hours if it ran
     assert cli.main(run + ["--out", str(tmp_path / "missing" / "t.npz")]) == 2
+    (tmp_path / "notes.txt").write_text("a folder with other files: not a trace folder to replace")
     assert cli.main(run + ["--out", str(tmp_path)]) == 2
-    assert cli.main(run + ["--out", UNTRAINED_MODEL]) == 2
+    assert cli.main(run + ["--out", UNTRAINED_MODEL]) == 2  # the model file itself
+    assert cli.main(run + ["--out", os.path.join(tmp_path, "notes.txt")]) == 2  # a trace folder onto a file
     assert cli.main(["fingerprint", "--write-probes", str(tmp_path / "nope" / "p.npy")]) == 2
     err = capsys.readouterr().err
-    assert err.count("--out") == 3 and "--write-probes" in err
+    assert err.count("--out") == 4 and "--write-probes" in err
     assert cli.main(["fingerprint", "--write-probes", str(tmp_path / "p.npy")]) == 0
     assert oct(os.stat(tmp_path / "p.npy").st_mode & 0o777) == "0o644"
     assert np.load(tmp_path / "p.npy").ndim == 2
@@ -161,3 +164,76 @@ def test_saved_files_have_normal_permissions(tmp_path):
     g = models.hippocampus_unet(in_shape=(1, 8, 8), channels=(2, 4))
     save_model(g, tmp_path / "m.safetensors")
     assert oct(os.stat(tmp_path / "m.safetensors").st_mode & 0o777) == "0o644"
+
+
+def test_every_command_and_option_has_a_help_line():
+    import argparse
+    parser = cli._parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    helps = {a.dest: a.help for a in sub._choices_actions}
+    missing = [f"{name}" for name in sub.choices if not helps.get(name)]
+    for name, sp in sub.choices.items():
+        for a in sp._actions:
+            if a.dest != "help" and not a.help:
+                missing.append(f"{name} {'/'.join(a.option_strings) or a.dest}")
+    assert missing == []
+
+
+@pytest.mark.parametrize("argv, option", [
+    (["run", "M", "X", "--T", "0"], "--T"), (["run", "M", "X", "--T", "1e3"], "--T"),
+    (["run", "M", "X", "--threads", "0"], "--threads"), (["run", "M", "X", "--seed", "-1"], "--seed"),
+    (["segment", "M", "X", "-o", "o", "--batch-slices", "0"], "--batch-slices"),
+    (["probe", "--T", "-2"], "--T"),
+])
+def test_bad_numbers_name_their_option(argv, option, capsys):
+    assert cli.main(argv) == 2
+    assert f"argument {option}" in capsys.readouterr().err
+
+
+def test_run_with_impossible_T_is_a_clean_error(model_file, tmp_path, capsys):
+    np.save(tmp_path / "x.npy", np.zeros((1, 1, 8, 8)))
+    assert cli.main(["run", str(model_file), str(tmp_path / "x.npy"), "--T", str(10 ** 12)]) == 2
+    assert "T (steps)" in capsys.readouterr().err
+
+
+def test_fingerprint_errors_and_exit_codes(tmp_path, capsys):
+    from refsim.conformance import fingerprint as fpm
+    assert cli.main(["fingerprint"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("refsim fingerprint") == 1 and "--profile" in err
+    assert cli.main(["fingerprint", "--write-probes", str(tmp_path / "p.npy")]) == 0
+    assert cli.main(["fingerprint", str(tmp_path / "p.npy")]) == 2
+    assert "probe inputs themselves" in capsys.readouterr().err
+    odd = np.zeros(fpm.probe_inputs().shape, np.int8)
+    odd[3, 0] = 1  # fires at step 3 only under constant input 1.0: no IF does that
+    np.save(tmp_path / "odd.npy", odd)
+    assert cli.main(["fingerprint", str(tmp_path / "odd.npy")]) == 1
+    assert "no combination" in capsys.readouterr().out
+    from refsim.conformance.fingerprint import simulate_choices
+    from refsim.semantics import get_profile
+    np.save(tmp_path / "sj.npy", simulate_choices(get_profile("spikingjelly").choices("if")))
+    assert cli.main(["fingerprint", str(tmp_path / "sj.npy")]) == 0
+    assert "spikingjelly" in capsys.readouterr().out
+
+
+def test_probe_multithreshold_prints_levels_and_values(capsys):
+    # levels 1, 0.5 (threshold 1), input 0.5 each step, '>' (paper): step 1 holds 0.5 (not > 0.5),
+    # step 2 holds 1.0: level 0.5 fires (1.0 is not > 1), 0.5 is sent on and subtracted, and so on
+    assert cli.main(["probe", "--model", "multithreshold", "--levels", "1,0.5", "--T", "4", "--membrane"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1] == ". 01 01 01"
+    assert out[2] == "sent on per step: 0 0.5 0.5 0.5"
+    assert out[3] == "0.5 0.5 0.5 0.5"
+    # threshold 0.5 scales the levels to 0.5, 0.25: 0.5 passes 0.25 only; then 0.75 passes 0.5, not 0.25
+    assert cli.main(["probe", "--model", "multithreshold", "--levels", "1,0.5", "--T", "4", "--threshold", "0.5"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1:] == ["01 10 10 10", "sent on per step: 0.25 0.5 0.5 0.5"]
+    # every profile runs the multithreshold neuron (Sinabs' several-spikes choice is the IF model's only)
+    for prof in ("sinabs", "sinabs-from-model"):
+        assert cli.main(["probe", "--model", "multithreshold", "--profile", prof, "--T", "2"]) == 0
+
+
+def test_profiles_per_model(capsys):
+    assert cli.main(["profiles", "--model", "multithreshold"]) == 0
+    out = capsys.readouterr().out
+    assert "'multithreshold' model" in out and "--model if|ternary" in out

@@ -115,7 +115,7 @@ def test_profile_per_model_overrides():
     assert p.choices("multithreshold").comparison == ">" and p.choices("multithreshold").reset == "subtract"
     assert get_profile("paper").choices("ternary").comparison == ">="
     with pytest.raises(UnknownNameError):
-        Profile("x", "", "", per_model={"lif": {}})
+        Profile("x", "", "", per_model={"adex": {}})
 
 
 def test_register_profile_refuses_duplicates():

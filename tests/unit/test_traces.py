@@ -83,3 +83,15 @@ def test_trace_writer_refuses_bad_entries():
                 w.add_spikes(n, t, np.zeros((1,) + g.shapes[n]))
     with pytest.raises(ValidationError, match="dec1b_if.*step 1"):
         w.finish()
+
+
+def test_the_streaming_example_in_docs_traces_runs(tmp_path, monkeypatch):
+    """docs/traces.md's trace-folder example (its last code block) streams and reads back lazily."""
+    from refsim.traces import is_trace_folder
+    monkeypatch.chdir(tmp_path)
+    ns = {}
+    exec(compile(_doc_blocks()[-1], "docs/traces.md", "exec"), ns)
+    assert is_trace_folder(tmp_path / "streamed_traces")
+    back = load_traces(tmp_path / "streamed_traces")
+    assert back.T == 500 and back.membranes["enc1a_if"].shape == (500, 1, 2, 16, 16)
+    assert np.array_equal(ns["last"], back.membranes["enc1a_if"][499])

@@ -27,8 +27,11 @@ _RESET = {"subtract": _F.RESET_SUBTRACT, "zero": _F.RESET_ZERO, "none": _F.RESET
 _SPIKES = {"one": False, "multi": True}                                  # multi
 _VALUE = {"one": False, "threshold": True}                               # val_th
 _REPORT = {"post-reset": False, "pre-reset": True}                       # keep_pre (when membranes are recorded)
+# reset_timing: the fused kernels run IF, ternary and multithreshold layers, which have no leak, so
+# both timings give the same membranes (leaky layers run dense: refsim.backends.event.plan)
+_RESET_TIMING = {"with-spike": None, "next-step": None}
 FLAG_TABLES = {"comparison": _COMPARISON, "order": _ORDER, "reset": _RESET, "spikes_per_step": _SPIKES,
-               "spike_value": _VALUE, "membrane_report": _REPORT}
+               "spike_value": _VALUE, "membrane_report": _REPORT, "reset_timing": _RESET_TIMING}
 
 
 class NeuronFlags(NamedTuple):
@@ -56,6 +59,7 @@ def choice_flags(model: str, choices) -> NeuronFlags:
     """The kernels' flags for neuron ``model`` under ``choices``. Every value of
     :data:`refsim.semantics.CHOICE_VALUES` has a row in :data:`FLAG_TABLES`; a value added there
     but not here raises (and the guard test ``tests/unit/test_choice_guard.py`` fails)."""
+    _flag("reset_timing", choices.reset_timing)  # validated; no flag (no leak in the fused models)
     return NeuronFlags(_flag("comparison", choices.comparison), _flag("order", choices.order),
                        _flag("reset", choices.reset), _flag("spikes_per_step", choices.spikes_per_step),
                        model == "ternary", choices.v_min is not None,

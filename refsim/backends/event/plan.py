@@ -2,8 +2,10 @@
 decides whether a layer runs fused, scattered or dense.
 
 * A **neuron layer** of (C, H, W) maps runs one fused Numba pass (update, reset, emit events,
-  count, record), unless it is 1-D (after a Linear) or a multi-spike layer whose per-step spikes
-  are recorded (their int16 range is checked in NumPy).
+  count, record), unless it is 1-D (after a Linear), a multi-spike layer whose per-step spikes
+  are recorded (their int16 range is checked in NumPy), or leaky (``lif``, ``cubalif``: a decayed
+  membrane is not a sum of exact terms, so it runs dense in the reference's order, and the
+  backends agree because they compute it the same way, not because any order would do).
 * A **weighted or pooling layer** scatters its input's events when its float64 sums are provably
   exact (:func:`refsim.exactness.layer_exactness`), so the scatter order gives the reference's
   bits; otherwise it runs dense. Stride-1, undilated, ungrouped convolutions scatter into halo
@@ -14,6 +16,7 @@ decides whether a layer runs fused, scattered or dense.
 from __future__ import annotations
 
 from ...exactness import POOLS, WEIGHTED, layer_exactness, value_grids
+from ...semantics import LEAKY_MODELS
 from ..base import LayerPlan
 
 
@@ -37,7 +40,10 @@ def plan(graph, params, encoder, recorder=None) -> dict:
             continue
         if t == "Neuron":
             c = params[name].choices
-            if len(graph.shapes[name]) != 3:
+            if node.model in LEAKY_MODELS:
+                out[name] = LayerPlan("dense", f"a leaky layer ({node.model}): its float64 membrane is not a sum of "
+                                      "exact terms, so it runs in the reference's order (no fused kernel)")
+            elif len(graph.shapes[name]) != 3:
                 out[name] = LayerPlan("dense", "a 1-D layer: the fused pass runs (C, H, W) maps")
             elif c.spikes_per_step == "multi" and recorder is not None and recorder.wants("spikes", name):
                 out[name] = LayerPlan("dense", "multi-spike layer with recorded spikes (their range is checked in NumPy)")

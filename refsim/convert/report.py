@@ -1,0 +1,94 @@
+"""Where does a conversion lose accuracy? The per-layer report of ``refsim convert`` (issue 11): the
+converted network runs on the calibration data, and per neuron layer its threshold (and lambda, for
+the normalisations), the correlation and slope of its rate against the ANN's activation
+(:func:`refsim.analysis.conversion.compare_with_ann`) and whether they fall outside the bounds;
+the first such layer is named. The output is compared too: the SNN's output membrane / T against
+the ANN's pre-head output (correlation, slope, largest absolute difference).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..analysis.conversion import compare_with_ann
+from ..encoding import make_encoder
+from ..simulator import Simulator
+from ..traces import Recorder
+from .normalize import ann_activations
+
+
+def conversion_report(ann, snn, x, T=200, profile=None, backend="event", seed=0, encoding=None, batch=16,
+                      percentile=99.9, min_correlation=0.9, slope_range=(0.8, 1.25), progress=False) -> dict:
+    """The report dict (JSON-serialisable); ``ann`` the ANN graph, ``snn`` the converted graph."""
+    x = np.asarray(x, dtype=np.float64)
+    enc = make_encoder(encoding or snn.metadata.get("encoding", "poisson"), seed=seed)
+    prof = profile or snn.metadata.get("profile", "paper")
+    sim = Simulator(snn, prof, backend)
+    counts = {n: [] for n in snn.neurons}
+    final = {n: [] for n in snn.outputs}
+    for start in range(0, len(x), batch):
+        tr = sim.run(x[start:start + batch], T, encoder=enc, sample_offset=start, progress=progress,
+                     recorder=Recorder(output=False))
+        for n in snn.neurons:
+            counts[n].append(tr.counts[n])
+        for n in snn.outputs:
+            final[n].append(tr.final_output[n])
+    counts = {n: np.concatenate(v) for n, v in counts.items()}
+    q = compare_with_ann(ann, snn, x, counts, T, percentile, min_correlation, slope_range)
+    conv = snn.metadata.get("conversion", {})
+    lambdas = conv.get("lambdas", {})
+    for n, v in q["layers"].items():
+        th = np.asarray(snn[n].threshold, dtype=np.float64)
+        v["threshold"] = float(th) if th.ndim == 0 else [float(t) for t in th]
+        v["lambda"] = lambdas.get(n)
+        v["rate"] = float(counts[n].mean() / T)
+        v.pop("points", None)
+    acts = ann_activations(ann, x, head="none")
+    outs = {}
+    for n in snn.outputs:
+        src = n if n in ann.outputs else (ann.outputs[0] if len(ann.outputs) == 1 else None)
+        if src is None:
+            continue
+        a = acts[src].reshape(-1)
+        s = (np.concatenate(final[n]) / T).reshape(-1)
+        corr = float(np.corrcoef(a, s)[0, 1]) if a.std() > 0 and s.std() > 0 else float("nan")
+        slope = float(np.dot(a, s) / np.dot(a, a)) if np.dot(a, a) > 0 else float("nan")
+        outs[n] = {"correlation": corr, "slope": slope, "max_abs_difference": float(np.abs(a - s).max()),
+                   "mean_abs_difference": float(np.abs(a - s).mean())}
+    return {"model": snn.name, "method": conv.get("method"), "conversion": {k: v for k, v in conv.items()
+                                                                           if k not in ("lambdas", "thresholds")},
+            "evaluation": {"T": int(T), "profile": prof if isinstance(prof, str) else prof.name, "backend": backend,
+                           "encoder": enc.describe(), "samples": int(len(x))},
+            "layers": q["layers"], "first_below_bound": q["first_below_bound"],
+            "bounds": {"min_correlation": min_correlation, "slope_range": list(slope_range),
+                       "reference": q["reference"]},
+            "output": outs,
+            "definitions": {
+                "rate": "spikes per neuron per step of the converted network on the calibration data",
+                "correlation": "Pearson correlation of the layer's per-neuron rate with the ANN activation",
+                "slope": "least-squares slope (through 0) of rate against ANN activation / lambda; 1 is ideal",
+                "lambda": "the normalisation scale of the layer (its activation percentile; normalisations only)",
+                "output": "the SNN's output membrane / T against the ANN's output before its head (Yue eq. 3)"}}
+
+
+def format_report(rep) -> str:
+    """The report as a fixed-width table with the first layer below the bounds named."""
+    rows = [("layer", "threshold", "lambda", "rate/step", "correlation", "slope", "")]
+    for n, v in rep["layers"].items():
+        th = v["threshold"]
+        th = f"{th:.4g}" if isinstance(th, float) else f"{min(th):.3g}..{max(th):.3g}"
+        lam = "" if v["lambda"] is None else f"{v['lambda']:.4g}"
+        rows.append((n, th, lam, f"{v['rate']:.4f}", f"{v['correlation']:.3f}", f"{v['slope']:.3f}",
+                     "<- below bound" if v["below_bound"] else ""))
+    w = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w[i]) if i == 0 else c.rjust(w[i]) for i, c in enumerate(r)).rstrip() for r in rows]
+    lines.insert(1, "-" * len(lines[0]))
+    b = rep["bounds"]
+    first = rep["first_below_bound"]
+    lines.append(f"bounds: correlation >= {b['min_correlation']}, slope in {b['slope_range']} ({b['reference']}); "
+                 + (f"first layer below them: {first}" if first else "every layer within them"))
+    for n, o in rep["output"].items():
+        lines.append(f"output {n}: membrane / T vs ANN output: correlation {o['correlation']:.3f}, slope "
+                     f"{o['slope']:.3f}, mean |difference| {o['mean_abs_difference']:.4g}")
+    e = rep["evaluation"]
+    lines.append(f"(on {e['samples']} calibration samples, T={e['T']}, profile {e['profile']}, {e['backend']} backend)")
+    return "\n".join(lines)
