@@ -24,6 +24,7 @@ INSTALL = {
     "onnx": 'pip install "refsim[onnx]"',
     "onnxruntime": 'pip install "refsim[onnx]"',
     "nir": 'pip install "refsim[nir]"',
+    "h5py": 'pip install "refsim[nir]"',
     "dask": 'pip install "refsim[dask]"',
     "distributed": 'pip install "refsim[dask]"',
     "matplotlib": "pip install matplotlib",

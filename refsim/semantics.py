@@ -230,3 +230,13 @@ register_profile(Profile(
     "norse.torch.functional.iaf.iaf_feed_forward_step",
     NeuronChoices(">", "integrate-then-fire", "zero", "one", None, "one", "post-reset"),
     {"multithreshold": _MT_AUTHORS, "ternary": _TERNARY_SJ, "lif": _LIF_NORSE, "cubalif": _LIF_NORSE}))
+register_profile(Profile(
+    "nir", "NIR before 1.0.6: fire on v > v_threshold, subtract the threshold (IF, LIF, CubaLIF).",
+    "nir.ir.neuron (nir<=1.0.5) equations; refsim.io.nir maps files without v_reset to it",
+    NeuronChoices(">", "integrate-then-fire", "subtract", "one", None, "one", "post-reset"),
+    {"multithreshold": _MT_AUTHORS, "ternary": _TERNARY_SJ}))
+register_profile(Profile(
+    "nir-reset", "NIR 1.0.6 and later: fire on v > v_threshold, reset to v_reset (0 here).",
+    "nir.ir.neuron (nir>=1.0.6) equations; refsim.io.nir maps files with v_reset to it",
+    NeuronChoices(">", "integrate-then-fire", "zero", "one", None, "one", "post-reset"),
+    {"multithreshold": _MT_AUTHORS, "ternary": _TERNARY_SJ}))

@@ -264,12 +264,16 @@ class Simulator:
         g = self.graph
         bar = _Progress(T, progress, f"refsim {g.name}")
         cache = {}
+        B = tr.batch
+        delays = {n: np.zeros((B,) + g.shapes[n]) for n in g.order if g[n].TYPE == "Delay"}
         for t in range(T):
             vals = {}
             for name in g.order:
                 node = g[name]
                 if name in cache:
                     vals[name] = cache[name]
+                elif name in delays:  # a recurrent edge: its input's value of the previous step
+                    vals[name] = delays[name]
                 elif isinstance(node, Input):
                     vals[name] = next(streams[name])
                 elif isinstance(node, Neuron):
@@ -286,6 +290,8 @@ class Simulator:
                     cache[name] = vals[name]
                 if name in tr.inputs:  # every step, static (direct) inputs too
                     tr.inputs[name][t] = dense(vals[name])
+            for name in delays:
+                delays[name] = np.array(dense(vals[g[name].inputs[0]]), dtype=np.float64)
             if synops is not None:
                 synops.step(t, vals, dense)
             bar.update(t + 1)

@@ -78,13 +78,14 @@ def match_layers(ann_graph, snn_graph) -> dict:
     """``{snn layer: ann layer}``: the same names when the SNN was converted from this ANN (refsim
     keeps the importer's names), else the neuron layers in graph order when both have as many."""
     a, s = list(ann_graph.neurons), list(snn_graph.neurons)
-    if set(s) <= set(a):
+    same = lambda pairs: all(ann_graph.shapes[y] == snn_graph.shapes[x] for x, y in pairs.items())
+    if set(s) <= set(a) and same({n: n for n in s}):
         return {n: n for n in s}
-    if len(a) == len(s):
+    if len(a) == len(s) and same(dict(zip(s, a))):
         return dict(zip(s, a))
     from ..errors import ValidationError
-    raise ValidationError("ANN reference", f"an ANN with the SNN's {len(s)} neuron layers (by name or in order)",
-                          f"{len(a)} ReLU layers ({', '.join(a[:5])}{'...' if len(a) > 5 else ''})")
+    raise ValidationError("ANN reference", f"an ANN with the SNN's {len(s)} neuron layers and their shapes (by name "
+                          "or in order)", f"{len(a)} ReLU layers ({', '.join(a[:5])}{'...' if len(a) > 5 else ''})")
 
 
 def compare_with_ann(ann_graph, snn_graph, x, counts, T, percentile=99.9, min_correlation=0.9,

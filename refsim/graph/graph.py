@@ -54,16 +54,27 @@ class Graph:
         self.shapes: dict[str, tuple] = {}
         for name in self.order:
             node = by_name[name]
+            if node.TYPE == "Delay":  # its input comes later in the order (a recurrent edge)
+                self.shapes[name] = tuple(node.infer_shape([]))
+                continue
             in_shapes = [self.shapes[i] for i in node.inputs]
             node.check_tensors(in_shapes)
             self.shapes[name] = tuple(node.infer_shape(in_shapes))
+        for name, node in by_name.items():
+            if node.TYPE == "Delay" and self.shapes[node.inputs[0]] != self.shapes[name]:
+                from ..errors import ShapeError
+                raise ShapeError(f"node {name!r} field 'shape'", f"the shape of its input {node.inputs[0]!r}, "
+                                 f"{self.shapes[node.inputs[0]]}", self.shapes[name])
         self.consumers = {n: [m.name for m in by_name.values() if n in m.inputs] for n in by_name}
 
     def _toposort(self):
-        indeg = {n: len(node.inputs) for n, node in self.nodes.items()}
+        """Kahn's order over the feed-forward edges; a Delay node's input edge carries the previous
+        step's value, so it is not a dependency (a cycle through a Delay is a recurrent connection)."""
+        deps = {n: ([] if node.TYPE == "Delay" else list(node.inputs)) for n, node in self.nodes.items()}
+        indeg = {n: len(d) for n, d in deps.items()}
         children = {n: [] for n in self.nodes}
-        for n, node in self.nodes.items():
-            for i in node.inputs:
+        for n, d in deps.items():
+            for i in d:
                 children[i].append(n)
         ready = [n for n in self.nodes if indeg[n] == 0]
         order = []
@@ -76,7 +87,8 @@ class Graph:
                     ready.append(c)
         if len(order) != len(self.nodes):
             cyc = [n for n in self.nodes if n not in order]
-            raise ModelFormatError("graph edges", "a directed acyclic graph", f"a cycle through {', '.join(cyc)}")
+            raise ModelFormatError("graph edges", "a directed acyclic graph (a recurrent edge needs a Delay node)",
+                                   f"a cycle through {', '.join(cyc)}")
         return order
 
     # -- views ------------------------------------------------------------------------------

@@ -427,6 +427,30 @@ class Add(Node):
         return out
 
 
+class Delay(Node):
+    """The value its input had one step earlier (zeros at step 0): a recurrent connection, such as
+    NIR's cycles (a recurrent weight matrix reads the layer's spikes of the previous step). The
+    simulator steps it; ``shape`` is declared because its input comes later in the graph's order."""
+
+    TYPE = "Delay"
+
+    def __init__(self, name, inputs, shape):
+        super().__init__(name, inputs)
+        if (not isinstance(shape, (list, tuple)) or len(shape) not in (1, 3)
+                or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 0 for v in shape)):
+            raise _err(name, "shape", "the input's shape: [F] or [C, H, W] of positive integers", shape)
+        self.shape = tuple(int(v) for v in shape)
+
+    def params(self):
+        return {"shape": list(self.shape)}
+
+    def infer_shape(self, shapes):
+        return self.shape
+
+    def forward(self, xs):
+        raise RefsimError(f"Delay node {self.name!r} is stepped by the simulator (it holds the previous step's value)")
+
+
 class Upsample(Node):
     TYPE = "Upsample"
 
@@ -644,7 +668,7 @@ class Output(Node):
 
 Node.__init__ = _freezing(Node.__init__)
 
-NODE_TYPES = {cls.TYPE: cls for cls in (Input, Conv2d, ConvTranspose2d, AvgPool2d, SumPool2d, Concat, Add, Upsample,
+NODE_TYPES = {cls.TYPE: cls for cls in (Input, Conv2d, ConvTranspose2d, AvgPool2d, SumPool2d, Concat, Add, Delay, Upsample,
                                         Flatten, Linear, Dropout, Scale, Neuron, Output)}
 
 

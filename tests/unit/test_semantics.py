@@ -27,6 +27,9 @@ EXPECTED = {
     "norse": {1.0: "01010101", 0.5: "00100100", 0.25: "00001000"},
     # fire-then-integrate: every spike one step later than under integrate-then-fire with '>'
     "rathi2020": {1.0: "00111111", 0.5: "00010101", 0.25: "00000100", 2.0: "01111111"},
+    # NIR's rules: subtraction before nir 1.0.6 (the paper's trains), a reset to v_reset = 0 after
+    "nir": TIES[">"],
+    "nir-reset": {1.0: "01010101", 0.5: "00100100", 0.25: "00001000"},
 }
 ONE_PER_STEP = [p for p in EXPECTED if not p.startswith("sinabs")]
 
