@@ -11,8 +11,10 @@ setup(
     package_data={"refsim.data": ["*.nii.gz", "*.safetensors", "README.md"]},
     install_requires=["numpy>=1.26", "numba>=0.59", "scipy>=1.11", "nibabel>=5.0", "matplotlib>=3.7"],
     # torch is not an extra: an unpinned torch pulls CUDA builds; install torch==2.13.0 (CPU) by hand.
-    # scikit-image is a test oracle (SSIM, PSNR, contingency tables), not used by refsim itself.
-    extras_require={"test": ["pytest>=7", "hypothesis>=6.80", "safetensors>=0.4", "scikit-image>=0.22"],
+    # scikit-image and onnxruntime are test oracles (SSIM, PSNR, contingency tables; ONNX inference),
+    # not used by refsim itself; onnx is the ONNX importer's parser (refsim[onnx]).
+    extras_require={"test": ["pytest>=7", "hypothesis>=6.80", "safetensors>=0.4", "scikit-image>=0.22",
+                             "onnx>=1.15", "onnxruntime>=1.17"],
                     "onnx": ["onnx>=1.15"],
                     "nir": ["nir>=1.0.4"],
                     "dask": ["dask[distributed]>=2024.1"]},

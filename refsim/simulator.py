@@ -307,13 +307,20 @@ class Simulator:
         for name in names:
             if name not in x:
                 raise EncodingError(f"input {name!r}: expected an array, found nothing (given: {list(x)})")
-            arr = np.asarray(x[name], dtype=np.float64)
+            raw = np.asarray(x[name])
+            if raw.dtype.kind not in "biuf":
+                raise EncodingError(f"input {name!r}: expected numbers (an integer or float array), found dtype "
+                                    f"{raw.dtype}")
+            arr = raw.astype(np.float64, copy=False)
             want = g.shapes[name]
             if arr.shape == want:
                 arr = arr[None]
             if arr.shape[1:] != want:
                 raise EncodingError(f"input {name!r}: expected shape (B, {', '.join(map(str, want))}) or {want}, "
                                     f"found {arr.shape}")
+            if arr.shape[0] < 1:
+                raise EncodingError(f"input {name!r}: expected at least one sample, found a batch of 0 (shape "
+                                    f"{arr.shape})")
             out[name] = arr
         batches = {a.shape[0] for a in out.values()}
         if len(batches) != 1:

@@ -13,7 +13,9 @@ leaves the last channel of each part unscaled, an off-by-one offered only as
 ``compat_offbyone=True``). **Layer-wise** uses one lambda for a concatenated input, the percentile of
 the concatenation as a whole. The network input has lambda 1 (intensities in [0, 1]). A weighted
 layer that feeds the Output node is divided by nothing, so the output membrane / T approximates the
-ANN's output.
+ANN's output. A neuron layer with no weights of its own (after average pooling: "pooling followed
+by a neuron") keeps its input's lambda (a sum pool's times its window), so the rate of every layer
+stays its activation / lambda.
 """
 from __future__ import annotations
 
@@ -114,6 +116,14 @@ def normalize(graph: Graph, x, method="connectionwise", percentile=99.9, percent
         raise ValidationError("normalize(percentile)", "a percentile in (0, 100]", percentile)
     vals = ann_activations(graph, x)
     lam = {n: _lambda(vals[n], percentile, percentile_of) for n in graph.neurons}
+    for n in graph.neurons:  # a neuron with no weights of its own (after a pool): it keeps its input's scale
+        src = graph[graph[n].inputs[0]]
+        if src.TYPE in ("AvgPool2d", "SumPool2d", "Upsample", "Dropout", "Flatten", "Concat") or isinstance(src, Input):
+            lin = _channel_lambdas(graph, src.name, lam, vals, method, percentile, percentile_of)
+            if not np.all(lin == lin[0]):
+                raise ValidationError(f"normalisation: neuron layer {n!r}", "one scale across the channels of an "
+                                      "unweighted input (a pool of one layer)", "channels at different scales")
+            lam[n] = float(lin[0]) * (float(np.prod(src.kernel_size)) if src.TYPE == "SumPool2d" else 1.0)
     nodes = []
     for name in graph.order:
         node = graph[name]

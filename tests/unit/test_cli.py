@@ -237,3 +237,20 @@ def test_profiles_per_model(capsys):
     assert cli.main(["profiles", "--model", "multithreshold"]) == 0
     out = capsys.readouterr().out
     assert "'multithreshold' model" in out and "--model if|ternary" in out
+
+
+def test_bad_inputs_are_clean_errors_not_bugs(model_file, tmp_path, capsys):
+    """Issue 10: a string array, a batch of 0 and a model whose Upsample would need terabytes are
+    input errors (exit 2) found before anything large is allocated."""
+    from refsim import save_model
+    from refsim.graph import Graph, Input, Neuron, Output, Upsample
+    np.save(tmp_path / "s.npy", np.array(["a", "b"]))
+    np.save(tmp_path / "b0.npy", np.zeros((0, 1, 8, 8)))
+    np.save(tmp_path / "x.npy", np.zeros((1, 1, 8, 8)))
+    save_model(Graph([Input("x", (1, 8, 8)), Upsample("u", ["x"], scale_factor=100000), Neuron("n", ["u"]),
+                      Output("o", ["n"])]), tmp_path / "up.safetensors")
+    for argv, words in (([str(model_file), str(tmp_path / "s.npy")], "dtype"),
+                        ([str(model_file), str(tmp_path / "b0.npy")], "batch of 0"),
+                        ([str(tmp_path / "up.safetensors"), str(tmp_path / "x.npy")], "working memory")):
+        assert cli.main(["run"] + argv + ["--T", "2", "--no-progress"]) == 2
+        assert words in capsys.readouterr().err

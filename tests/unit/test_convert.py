@@ -112,3 +112,26 @@ def test_normalisation_records_how_and_refuses_bad_options():
         normalize(g, x, "channelwise")
     with pytest.raises(ValidationError):
         normalize(g, x, percentile=0)
+
+
+def test_pooling_followed_by_a_neuron_keeps_its_input_scale():
+    """Average pooling either way (issue 11): pooled spikes passed on as analog current, or fed to a
+    neuron layer of their own; both normalise so that every rate approaches activation / lambda."""
+    from refsim.convert import ann_activations, normalize
+    from refsim.encoding import StaticEncoder
+    from refsim.graph import AvgPool2d
+    rng = np.random.default_rng(6)
+    w = lambda *s: (np.abs(rng.standard_normal(s)) * 0.7).astype(np.float32)
+    g = Graph([Input("x", (1, 8, 8)), Conv2d("c1", ["x"], w(3, 1, 3, 3), padding=1), Neuron("n1", ["c1"]),
+               AvgPool2d("p", ["n1"], 2), Neuron("np", ["p"]),                 # a pool followed by a neuron
+               Conv2d("c2", ["np"], w(2, 3, 3, 3), padding=1), Neuron("n2", ["c2"]),
+               AvgPool2d("p2", ["n2"], 2), Conv2d("c3", ["p2"], w(2, 2, 1, 1)),  # a pool passed on as current
+               Neuron("n3", ["c3"]), Output("o", ["n3"])])
+    x = np.random.default_rng(7).random((3, 1, 8, 8))
+    nm = normalize(g, x, "layerwise", percentile=100)
+    lam = nm.metadata["conversion"]["lambdas"]
+    assert lam["np"] == lam["n1"]
+    act = ann_activations(g, x)
+    tr = Simulator(nm).run(x, 400, StaticEncoder(), Recorder())
+    for n in nm.neurons:
+        assert np.abs(tr.counts[n] / 400 - np.minimum(act[n] / lam[n], 1)).max() < 0.02, n

@@ -74,6 +74,20 @@ def test_readable_by_the_safetensors_package(unet, tmp_path):
         np.testing.assert_array_equal(loaded[k], v)
 
 
+def test_reads_files_written_by_the_safetensors_package(unet, tmp_path):
+    """The other direction: the package writes the container, refsim's reader loads the model."""
+    st = pytest.importorskip("safetensors.numpy")
+    save_model(unet, tmp_path / "m.safetensors")
+    tensors, meta = safetensors.read(tmp_path / "m.safetensors")
+    st.save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(tmp_path / "p.safetensors"),
+                 metadata=meta)
+    back = load_model(tmp_path / "p.safetensors")
+    assert back.order == unet.order
+    for n in unet.order:
+        for f, v in unet[n].tensors().items():
+            np.testing.assert_array_equal(back[n].tensors()[f], v)
+
+
 def mutate(unet, tmp_path, fn):
     p = tmp_path / "m.safetensors"
     save_model(unet, p)

@@ -199,3 +199,24 @@ def test_bad_structures_are_clear_errors(tmp_path):
         load_onnx(tmp_path / "junk.onnx")
     g = load_onnx(tmp_path / "sym.onnx", input_shape=(1, 4, 4))
     assert g.shapes[g.inputs[0]] == (1, 4, 4)
+
+
+def test_converted_onnx_unet_output_approaches_the_ann_as_T_grows(tmp_path):
+    """Issue 11's 'done when': the ONNX U-Net (BatchNorm, residual add, transposed convolution,
+    concatenations) converted by connection-wise normalisation; with direct (static) input the
+    output membrane / T approaches the ANN's logits at least like c/T (T=25 to T=400)."""
+    from refsim.convert import normalize
+    from refsim.encoding import StaticEncoder
+    from refsim.simulator import Recorder, Simulator
+    torch.manual_seed(1)
+    m = _randomise_bn(UNet())
+    g = load_onnx(_export(m, torch.rand(2, 1, 8, 8), tmp_path / "u.onnx", "torchscript-dynamic-batch"))
+    x = np.random.default_rng(2).random((4, 1, 8, 8))
+    snn = normalize(g, x, "connectionwise", percentile=100)
+    assert any(snn[n].TYPE == "Scale" for n in snn.order)  # the residual's skip summand is rescaled
+    logits = ann_activations(g, x, head="none")["output"]
+    err = []
+    for T in (25, 400):
+        tr = Simulator(snn, backend="event").run(x, T, StaticEncoder(), Recorder())
+        err.append(float(np.abs(tr.final_output["output"] / T - logits).mean()))
+    assert err[1] < err[0] / 4, err

@@ -30,19 +30,20 @@ def split():
     return train, val, test
 
 
-def volume_slices(case):
-    """(x, y): the case's slices along axis 0 as refsim segment prepares them (unit-normalised over the
-    volume, centred, zero-padded to IN_SHAPE) and the binary label (label > 0) the same way."""
+def volume_slices(case, normalize="unit"):
+    """(x, y): the case's slices along axis 0 as refsim segment prepares them (normalised over the
+    volume: "unit" to [0, 1] for binary spikes, "zero-mean" to [-1, 1] for ternary spikes; centred,
+    padded to IN_SHAPE) and the binary label (label > 0) the same way."""
     from refsim.io.nifti import prepare_slices, read_volume, slice_volume
     img = read_volume(os.path.join(DATA, "imagesTr", case + ".nii.gz"))
     lab = read_volume(os.path.join(DATA, "labelsTr", case + ".nii.gz"))
-    x, _ = prepare_slices(img, IN_SHAPE[1:], 0, "unit")
+    x, _ = prepare_slices(img, IN_SHAPE[1:], 0, normalize)
     y, _ = slice_volume(lab.data > 0, IN_SHAPE[1:], 0)
     return x.astype(np.float32), y.astype(np.float32)
 
 
-def load(names):
-    xs, ys = zip(*(volume_slices(c) for c in names))
+def load(names, normalize="unit"):
+    xs, ys = zip(*(volume_slices(c, normalize) for c in names))
     return np.concatenate(xs), np.concatenate(ys)
 
 

@@ -20,7 +20,7 @@ import torch  # noqa: E402
 from refsim import load_model  # noqa: E402
 from refsim.analysis import curves, metrics  # noqa: E402
 from refsim.analysis.synops import dense_macs  # noqa: E402
-from refsim.encoding import PoissonEncoder  # noqa: E402
+from refsim.encoding import make_encoder  # noqa: E402
 from refsim.simulator import Simulator  # noqa: E402
 from refsim.traces import Recorder  # noqa: E402
 from validation.hippocampus.common import OUT, split, torch_unet, volume_slices  # noqa: E402
@@ -36,7 +36,7 @@ def ann_probs(net, x):
 def snn_run(g, x, T, batch=16, seed=0):
     """Final and intermediate output membranes, per-layer spike counts and synaptic operations."""
     sim = Simulator(g, g.metadata.get("profile", "paper"), "event")
-    enc = PoissonEncoder(seed=seed)
+    enc = make_encoder(g.metadata.get("encoding", "poisson"), seed=seed)  # binary, or ternary (Table 5)
     outs = {t: [] for t in T_POINTS if t <= T}
     spikes = {n: 0 for n in g.neurons}
     acs = 0

@@ -40,14 +40,17 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--normalize", default="unit", choices=["unit", "zero-mean"],
+                    help="input normalisation: unit (binary spikes) or zero-mean (ternary spikes, Yue Table 5)")
+    ap.add_argument("--name", default="ann", help="writes out/<name>.pt and out/<name>_log.json")
     args = ap.parse_args(argv)
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
     os.makedirs(OUT, exist_ok=True)
     train, val, test = split()
     t0 = time.time()
-    xtr, ytr = load(train)
-    xva, yva = load(val)
+    xtr, ytr = load(train, args.normalize)
+    xva, yva = load(val, args.normalize)
     print(f"train {len(train)} subjects, {len(xtr)} slices; val {len(val)} subjects, {len(xva)} slices "
           f"(loaded in {time.time() - t0:.1f} s)", flush=True)
     net = torch_unet()
@@ -78,8 +81,8 @@ def main(argv=None):
         print(f"epoch {ep + 1}: loss {np.mean(losses):.4f}, val Dice {d:.4f} ({time.time() - t1:.1f} s)", flush=True)
         if d > best:
             best = d
-            torch.save(net.state_dict(), os.path.join(OUT, "ann.pt"))
-    with open(os.path.join(OUT, "ann_log.json"), "w") as fh:
+            torch.save(net.state_dict(), os.path.join(OUT, f"{args.name}.pt"))
+    with open(os.path.join(OUT, f"{args.name}_log.json"), "w") as fh:
         json.dump({"epochs": log, "best_val_dice": best, "train": train, "val": val, "test": test}, fh, indent=1)
 
 
