@@ -56,7 +56,9 @@ def _run(graph, x, T, profile, backend, encoder, raster_layer, progress, threads
 
 def summarize(graph, sim, traces, x, label=None, readout="sigmoid-mean", cutoff=0.5, empty="one",
               energy="fp32", convention="synops", ann=True) -> dict:
-    """The report dict of one run (see the module docstring)."""
+    """The report dict of one run (see the module docstring). ``ann``: True compares the rates with
+    the rate model of the same graph, a Graph (a trained ANN, e.g. ``refsim.io.onnx.load_onnx``)
+    with that ANN's activations, False skips the comparison."""
     em = energy_mod.get_energy_model(energy)
     if convention not in energy_mod.CONVENTIONS:
         from ..errors import UnknownNameError

@@ -11,7 +11,6 @@ import numpy as np
 
 from ..errors import ValidationError
 from . import get_model
-from ._common import zero_state
 
 
 class NeuronRun(NamedTuple):
@@ -34,7 +33,7 @@ def run_neuron(params, inputs, model: str = "if") -> NeuronRun:
         raise ValidationError("run_neuron(inputs)", "a (T,) or (T, N) array of currents with T >= 1", x.shape)
     m = get_model(model)
     T, N = x.shape
-    st = zero_state((N,))
+    st = m.init_state((N,))
     spikes, v, v_pre = [], np.empty((T, N)), np.empty((T, N))
     for t in range(T):
         s, st = m.step(st, x[t], params)

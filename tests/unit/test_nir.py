@@ -227,3 +227,29 @@ def test_snntorch_imports_a_nir_if_as_a_leaky_neuron():
                                        for k, v in g.nodes.items()}, "edges": np.array(g.edges)}
     rg = ours.from_nir_dict(d)
     assert rg[rg.neurons[0]].model == "if"
+
+
+def test_i_threshold_scale_and_avgpool_nodes_map_as_documented():
+    """NIR's I (into the Output), Threshold (no memory), Scale and AvgPool2d, from a graph dict."""
+    from refsim.io.nir import from_nir_dict
+    d = {"type": "NIRGraph", "edges": np.array([["input", "pool"], ["pool", "flat"], ["flat", "scale"],
+                                                ["scale", "thr"], ["thr", "i"], ["i", "output"]]),
+         "nodes": {"input": {"type": "Input", "shape": np.array([1, 4, 4])},
+                   "pool": {"type": "AvgPool2d", "kernel_size": np.array([2, 2]), "stride": np.array([2, 2]),
+                            "padding": np.array([0, 0])},
+                   "flat": {"type": "Flatten", "start_dim": 0, "end_dim": -1},
+                   "scale": {"type": "Scale", "scale": np.full(4, 2.0)},
+                   "thr": {"type": "Threshold", "threshold": np.full(4, 0.5)},
+                   "i": {"type": "I", "r": np.full(4, 3.0)},
+                   "output": {"type": "Output", "shape": np.array([4])}}}
+    g = from_nir_dict(d)
+    assert [g[n].TYPE for n in g.order] == ["Input", "AvgPool2d", "Flatten", "Scale", "Neuron", "Scale", "Output"]
+    thr = g[g.neurons[0]]
+    assert thr.model == "lif" and thr.beta == 0.0 and thr.threshold == 0.5
+    # a Threshold has no memory: input 0.3 each step never fires, 0.6 fires every step
+    x = np.array([[[[0.15, 0.15, 0.3, 0.3], [0.15, 0.15, 0.3, 0.3], [0.3] * 4, [0.3] * 4]]])
+    tr = Simulator(g, g.metadata["profile"]).run(x, 5, ReplayEncoder(np.repeat(x[None], 5, 0)), Recorder(spikes=True))
+    s = tr.spikes[g.neurons[0]][:, 0]
+    assert s[:, 0].sum() == 0 and s[:, 1].sum() == 5          # 2 x 0.15 < 0.5; 2 x 0.3 > 0.5
+    # the I integrator: the Output integrates r x the spikes
+    assert tr.final_output["output"][0, 1] == 15.0

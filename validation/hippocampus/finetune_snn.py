@@ -64,10 +64,12 @@ class TorchSNN(torch.nn.Module):
         self.net = net
         self.names = neuron_names()
         self.th = {n: torch.tensor(float(thresholds[n])) for n in self.names}
+        self.ternary = False
 
     def forward(self, x, T, gen=None, record=None):
-        """x: (B, 1, H, W) intensities in [0, 1]; Poisson spikes drawn each step. Returns the output
-        membrane after T steps; ``record(t, name, spikes)`` is called for the input and every layer."""
+        """x: (B, 1, H, W) intensities in [0, 1] (binary Poisson spikes drawn each step) or, with
+        ``self.ternary``, in [-1, 1] (sign(x) with probability |x|). Returns the output membrane
+        after T steps; ``record(t, name, spikes)`` is called for the input and every layer."""
         v = {}
         out = 0.0
         net = self.net
@@ -81,7 +83,10 @@ class TorchSNN(torch.nn.Module):
             return s
 
         for t in range(T):
-            inp = (torch.rand(x.shape, generator=gen) < x).to(x.dtype)
+            if self.ternary:
+                inp = (torch.rand(x.shape, generator=gen) < x.abs()).to(x.dtype) * torch.sign(x)
+            else:
+                inp = (torch.rand(x.shape, generator=gen) < x).to(x.dtype)
             if record is not None:
                 record(t, "input", inp)
             h = inp
@@ -113,17 +118,21 @@ def main(argv=None):
     ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--start", default="converted", help="the converted model to start from: out/snn_<start>.safetensors")
+    ap.add_argument("--ternary", action="store_true", help="ternary input (zero-mean slices; Yue Table 5)")
+    ap.add_argument("--name", default="finetuned", help="writes out/snn_<name>.safetensors")
     args = ap.parse_args(argv)
+    norm = "zero-mean" if args.ternary else "unit"
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
     conv = load_model(os.path.join(OUT, f"snn_{args.start}.safetensors"))
     net = torch_unet(dropout=0.0)
     thresholds = load_refsim_weights(net, conv)
     snn = TorchSNN(net, thresholds)
+    snn.ternary = args.ternary
     train, val, test = split()
-    xtr, ytr = load(train)
+    xtr, ytr = load(train, norm)
     has = np.flatnonzero(ytr.reshape(len(ytr), -1).any(axis=1))
-    xva, yva = load(val[:5])
+    xva, yva = load(val[:5], norm)
     opt = torch.optim.Adam(net.parameters(), lr=args.lr)
     rng = np.random.default_rng(1)
     gen = torch.Generator().manual_seed(0)
@@ -155,12 +164,17 @@ def main(argv=None):
         log.append({"epoch": ep + 1, "loss": float(np.mean(losses)), "val_dice": float(d), "seconds": time.time() - t0})
         print(f"epoch {ep + 1}: loss {np.mean(losses):.4f}, val Dice {d:.4f} ({time.time() - t0:.0f} s)", flush=True)
     net.eval()
-    g = to_refsim(net, thresholds, name="hippocampus-snn-finetuned",
-                  metadata={"conversion": conv.metadata.get("conversion"),
+    extra = {"encoding": "poisson-ternary", "normalize": "zero-mean"} if args.ternary else {}
+    g = to_refsim(net, thresholds, name=f"hippocampus-snn-{args.name}",
+                  metadata={**extra, "conversion": conv.metadata.get("conversion"),
                             "finetuning": {"surrogate": "Yue et al. 2023 eq. (5), alpha 0.3", "T": args.T, "start": args.start,
                                            "epochs": args.epochs, "batches_per_epoch": args.batches_per_epoch,
                                            "batch": args.batch, "lr": args.lr, "loss": "0.3 BCE + 0.7 Dice"}})
-    save_model(g, os.path.join(OUT, "snn_finetuned.safetensors"))
+    save_model(g, os.path.join(OUT, f"snn_{args.name}.safetensors"))
+    if args.name != "finetuned":  # the cross-check traces and the log belong to the shipped model's run
+        with open(os.path.join(OUT, f"{args.name}_log.json"), "w") as fh:
+            json.dump(log, fh, indent=1)
+        return
     # cross-check material: the fine-tuned torch SNN's spikes on 4 held-out slices, T=64
     x, _ = load(test[:1])
     x = torch.from_numpy(x[10:14])

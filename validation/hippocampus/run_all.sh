@@ -7,4 +7,6 @@ python validation/hippocampus/train_ann.py --epochs 12          # stage 1: the A
 python validation/hippocampus/convert_snn.py --T 200             # stage 2: threshold balancing
 python validation/hippocampus/finetune_snn.py                    # stage 3: surrogate-gradient fine-tuning
 python validation/hippocampus/evaluate.py --models converted finetuned --T 200
+python validation/hippocampus/train_ann.py --epochs 8 --normalize zero-mean --name ann_ternary   # Table 5
+python validation/hippocampus/ternary.py --subjects 6            # ternary input: conversion and evaluation
 python validation/hippocampus/make_results.py                    # RESULTS.md, plots, the shipped model

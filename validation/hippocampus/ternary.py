@@ -43,27 +43,38 @@ def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--subjects", type=int, default=6)
     ap.add_argument("--T", type=int, default=200)
+    ap.add_argument("--evaluate", nargs="*", default=None, metavar="NAME",
+                    help="only evaluate these ternary models (out/snn_<NAME>.safetensors, e.g. ternary_finetuned) "
+                         "and add them to out/ternary.json")
     args = ap.parse_args(argv)
     net = torch_unet()
     net.load_state_dict(torch.load(os.path.join(OUT, "ann_ternary.pt"), weights_only=True))
     net.eval()
-    g = to_refsim(net, name="hippocampus-snn-ternary", metadata=TERNARY_META)
-    x = calibration()
-    t0 = time.time()
     models = {}
-    nm = normalize(g, x, method="connectionwise")
-    models["ternary_connectionwise"] = Graph([nm[n] for n in nm.order], name="hippocampus-snn-ternary-connectionwise",
-                                             metadata=nm.metadata)
-    models["ternary_balanced"] = threshold_balance(g, x, T=args.T, scale=0.7,
-                                                   encoder=make_encoder("poisson-ternary", seed=0))
-    for k, m in models.items():
-        save_model(m, os.path.join(OUT, f"snn_{k}.safetensors"))
-    print(f"converted in {time.time() - t0:.0f} s", flush=True)
+    if args.evaluate is None:
+        g = to_refsim(net, name="hippocampus-snn-ternary", metadata=TERNARY_META)
+        x = calibration()
+        t0 = time.time()
+        nm = normalize(g, x, method="connectionwise")
+        models["ternary_connectionwise"] = Graph([nm[n] for n in nm.order],
+                                                 name="hippocampus-snn-ternary-connectionwise", metadata=nm.metadata)
+        models["ternary_balanced"] = threshold_balance(g, x, T=args.T, scale=0.7,
+                                                       encoder=make_encoder("poisson-ternary", seed=0))
+        for k, m in models.items():
+            save_model(m, os.path.join(OUT, f"snn_{k}.safetensors"))
+        print(f"converted in {time.time() - t0:.0f} s", flush=True)
+    else:
+        from refsim import load_model
+        models = {k: load_model(os.path.join(OUT, f"snn_{k}.safetensors")) for k in args.evaluate}
     _, _, test = split()
     subjects = test[:args.subjects]
     data = {c: volume_slices(c, "zero-mean") for c in subjects}
     labels = {c: y[:, 0] > 0.5 for c, (_, y) in data.items()}
     res = {"subjects": subjects, "T": args.T}
+    path = os.path.join(OUT, "ternary.json")
+    if args.evaluate is not None and os.path.exists(path):
+        with open(path) as fh:
+            res = json.load(fh)
     res["ann_ternary"] = dice_rows({c: ann_probs(net, xv) for c, (xv, _) in data.items()}, labels, 0.5)
     for k, m in models.items():
         t1 = time.time()
@@ -88,7 +99,7 @@ def main(argv=None):
         if b.get("subjects") == subjects:
             res["binary"] = {k: {"dice_3d_mean": b[k]["dice_3d_mean"], "dice_2d_mean": b[k]["dice_2d_mean"]}
                              for k in ("ann", "converted", "connectionwise", "finetuned") if k in b}
-    with open(os.path.join(OUT, "ternary.json"), "w") as fh:
+    with open(path, "w") as fh:
         json.dump(res, fh, indent=1)
 
 

@@ -19,6 +19,7 @@ import torch  # noqa: E402
 from validation.hippocampus.common import OUT, load, split, torch_unet  # noqa: E402
 
 EPS = 1e-5
+W_BCE = {"bce": 1.0, "dice": 0.0, "bce-dice": 0.3}  # the BCE weight of each loss; Dice gets the rest
 
 
 def bce_dice(logits, y, w_bce=0.3):
@@ -43,6 +44,8 @@ def main(argv=None):
     ap.add_argument("--normalize", default="unit", choices=["unit", "zero-mean"],
                     help="input normalisation: unit (binary spikes) or zero-mean (ternary spikes, Yue Table 5)")
     ap.add_argument("--name", default="ann", help="writes out/<name>.pt and out/<name>_log.json")
+    ap.add_argument("--loss", default="bce-dice", choices=["bce", "dice", "bce-dice"],
+                    help="BCE, Dice, or 0.3 BCE + 0.7 Dice (Yue et al.'s, the default)")
     args = ap.parse_args(argv)
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
@@ -68,7 +71,7 @@ def main(argv=None):
             xb, yb = torch.from_numpy(xtr[idx]), torch.from_numpy(ytr[idx])
             if rng.random() < 0.5:  # left-right flip augmentation
                 xb, yb = xb.flip(-1), yb.flip(-1)
-            loss = bce_dice(net(xb), yb)
+            loss = bce_dice(net(xb), yb, W_BCE[args.loss])
             opt.zero_grad()
             loss.backward()
             opt.step()
