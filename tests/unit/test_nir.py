@@ -18,12 +18,14 @@ from refsim.traces import compare_traces
 
 pytest.importorskip("h5py")
 HERE = os.path.dirname(os.path.abspath(__file__))
-REFERENCE = os.path.join(HERE, "..", "..", "..", "shared", "data", "nir-reference")
+# the project's data folder when it is there, else the copies shipped with the tests (BSD-3, README beside them)
+_SHARED = os.path.join(HERE, "..", "..", "..", "shared", "data", "nir-reference")
+REFERENCE = _SHARED if os.path.isdir(_SHARED) else os.path.join(HERE, "..", "data", "nir", "reference")
 REF_FILES = sorted(glob.glob(os.path.join(REFERENCE, "*.nir")))
 NIR108 = os.path.join(HERE, "..", "data", "nir", "lif_v_reset_nir108.nir")
 
 
-@pytest.mark.skipif(not REF_FILES, reason="../shared/data/nir-reference is not here")
+@pytest.mark.skipif(not REF_FILES, reason="no NIR reference graphs (../shared/data or tests/data)")
 @pytest.mark.parametrize("path", REF_FILES, ids=[os.path.basename(p) for p in REF_FILES])
 def test_every_reference_graph_imports_and_runs(path):
     g = load_nir(path)
@@ -36,7 +38,7 @@ def test_every_reference_graph_imports_and_runs(path):
     assert sum(int(v.sum()) for v in runs[0].step_counts.values()) > 0
 
 
-@pytest.mark.skipif(not REF_FILES, reason="../shared/data/nir-reference is not here")
+@pytest.mark.skipif(not REF_FILES, reason="no NIR reference graphs (../shared/data or tests/data)")
 def test_reference_graph_structures():
     g = load_nir(os.path.join(REFERENCE, "braille_noDelay_bias_zero.nir"))
     types = {g[n].TYPE for n in g.order}
@@ -147,7 +149,7 @@ def test_bad_nir_files_are_clear_errors(tmp_path):
 def _lif_file():
     p = os.path.join(REFERENCE, "lif_norse.nir")
     if not os.path.exists(p):
-        pytest.skip("../shared/data/nir-reference is not here")
+        pytest.skip("no NIR reference graphs")
     return p
 
 
