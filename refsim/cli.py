@@ -27,26 +27,21 @@ from .neurons.probe import format_spikes, probe
 EXIT_OK, EXIT_FAILED_CHECK, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 
 
-def _positive_int(text):
-    """argparse type: an integer >= 1 (the message names the option)."""
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, found {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, found {text!r}")
-    return v
+def _int_at_least(lo, what):
+    """An argparse type: an integer >= ``lo`` (argparse's message names the option)."""
+    def parse(text):
+        try:
+            v = int(text)
+        except ValueError:
+            v = None
+        if v is None or v < lo:
+            raise argparse.ArgumentTypeError(f"expected {what}, found {text!r}")
+        return v
+    return parse
 
 
-def _natural_int(text):
-    """argparse type: an integer >= 0."""
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, found {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, found {text!r}")
-    return v
+_positive_int = _int_at_least(1, "a positive integer")
+_natural_int = _int_at_least(0, "a non-negative integer")
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -45,11 +45,11 @@ from __future__ import annotations
 
 import math
 import os
-import re
 
 import numpy as np
 
 from .._optional import optional_import
+from ._names import unique_name
 from ..errors import ModelFormatError, ValidationError
 from ..graph import (Add, AvgPool2d, Conv2d, Delay, Flatten, Graph, Input, Linear, Neuron, Output, Scale,
                      SumPool2d)
@@ -113,16 +113,6 @@ def read_nir_dict(path) -> tuple:
     return version, d
 
 
-def _clean(name, used):
-    base = re.sub(r"[^0-9A-Za-z_]+", "_", str(name)).strip("_") or "node"
-    if base[0].isdigit():
-        base = "n" + base
-    out, k = base, 1
-    while out in used:
-        k += 1
-        out = f"{base}_{k}"
-    used.add(out)
-    return out
 
 
 class _NIRImporter:
@@ -147,7 +137,7 @@ class _NIRImporter:
                 if n not in self.nodes:
                     raise self.err(f"edge ({a!r}, {b!r})", "names of nodes in the graph", n)
         self.used, self.out, self.notes = set(), {}, []
-        self.final = {n: _clean(n, self.used) for n in self.nodes}
+        self.final = {n: unique_name(n, self.used, "node", "n") for n in self.nodes}
         self.refsim = []
         self.reset_rules = set()
         self.resets = {}  # refsim neuron -> the reset rule it follows
@@ -243,7 +233,7 @@ class _NIRImporter:
             srcs = []
             for p in preds[name]:
                 if (p, name) in back:
-                    dname = _clean(f"{p}_previous", self.used)
+                    dname = unique_name(f"{p}_previous", self.used, "node", "n")
                     self.add(Delay(dname, [self.final[p]], list(self.declared_shape(p))))
                     srcs.append(dname)
                 else:
@@ -251,7 +241,7 @@ class _NIRImporter:
             if t != "Input" and not srcs:
                 raise self.err(f"node {name!r} ({t})", "at least one incoming edge", "none")
             if len(srcs) > 1:
-                sname = _clean(f"{name}_sum", self.used)
+                sname = unique_name(f"{name}_sum", self.used, "node", "n")
                 self.add(Add(sname, srcs))
                 src = sname
             else:
@@ -290,7 +280,7 @@ class _NIRImporter:
         g32 = np.asarray(g, dtype=np.float32)
         if np.all(g32 == 1.0):
             return src
-        sname = _clean(f"{name}_{tag}", self.used)
+        sname = unique_name(f"{name}_{tag}", self.used, "node", "n")
         self.add(Scale(sname, [src], factor=float(g32) if g32.ndim == 0 else g32))
         return sname
 

@@ -32,11 +32,11 @@ be fixed (or given with ``input_shape``).
 from __future__ import annotations
 
 import os
-import re
 
 import numpy as np
 
 from .._optional import optional_import
+from ._names import unique_name
 from ..errors import ModelFormatError
 from ..graph import (Add, AvgPool2d, Concat, Conv2d, ConvTranspose2d, Flatten, Graph, Input, Linear, Neuron, Output,
                      Upsample)
@@ -60,14 +60,6 @@ MIN_OPSET, MAX_OPSET = 9, 23
 MAX_ONNX_BYTES = 2 * 1024 ** 3
 
 
-def _clean(name, used, fallback):
-    base = re.sub(r"[^0-9A-Za-z_]+", "_", name or "").strip("_") or fallback
-    out, k = base, 1
-    while out in used:
-        k += 1
-        out = f"{base}_{k}"
-    used.add(out)
-    return out
 
 
 class _Importer:
@@ -153,7 +145,7 @@ class _Importer:
         return g.shapes[name]
 
     def name_for(self, node, fallback):
-        return _clean(node.name.lstrip("/") if node.name else node.output[0], self.used, fallback)
+        return unique_name(node.name.lstrip("/") if node.name else node.output[0], self.used, fallback)
 
     def folding_target(self, node, types):
         """The refsim node this node's input 0 comes from, if it is of ``types`` and read only here."""
@@ -184,7 +176,7 @@ class _Importer:
                 if len(shape) not in (2, 4) or any(s is None or s < 1 for s in want):
                     raise self.err(f"graph input {vi.name!r}", "a (batch, C, H, W) or (batch, F) input with fixed "
                                    "sizes after the batch (or pass input_shape=)", shape)
-            node = Input(_clean(vi.name, self.used, "input"), list(want))
+            node = Input(unique_name(vi.name, self.used, "input"), list(want))
             self.producer[node.name] = len(self.nodes)
             self.nodes.append(node)
             self.alias[vi.name] = node.name
@@ -202,7 +194,7 @@ class _Importer:
         for k, o in enumerate(outs):
             if o not in self.alias:
                 raise self.err(f"graph output {o!r}", "a tensor computed from the network input", "a constant")
-            name = "output" if len(outs) == 1 else _clean("output_" + o, self.used, f"output{k}")
+            name = "output" if len(outs) == 1 else unique_name("output_" + o, self.used, f"output{k}")
             self.nodes.append(Output(name, [self.alias[o]]))
         return self.nodes
 

@@ -72,6 +72,16 @@ def count_multi(v: np.ndarray, theta, comparison: str) -> np.ndarray:
     return np.maximum(n, 0).astype(np.int64)
 
 
+def reset_rule(c: NeuronChoices, theta):
+    """The reset of ``c.reset`` as ``reset(v, n)`` for ``n`` spikes of charge ``theta`` (signed for
+    ternary): subtract the charge, set to 0 where a spike was emitted, or leave ``v``."""
+    if c.reset == "subtract":
+        return lambda v, n: v - n * theta
+    if c.reset == "zero":
+        return lambda v, n: np.where(n != 0, 0.0, v)
+    return lambda v, n: v
+
+
 def ordered_step(v_prev: np.ndarray, inputs: np.ndarray, choices: NeuronChoices,
                  decide: Callable[[np.ndarray], np.ndarray], reset: Callable[[np.ndarray, np.ndarray], np.ndarray],
                  forced: np.ndarray | None = None) -> tuple:

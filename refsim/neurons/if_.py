@@ -26,7 +26,7 @@ import numpy as np
 from ..errors import ValidationError
 from ..semantics import NeuronChoices, get_profile
 from ._common import (MembraneState, as_threshold, broadcast_channels, check_choices, count_multi,
-                      exceeds, ordered_step, zero_state)
+                      exceeds, ordered_step, reset_rule, zero_state)
 
 __all__ = ["IFParams", "TernaryIFParams", "step", "ternary_step", "emitted", "ternary_emitted", "init_state",
            "boundary_distance", "ternary_boundary_distance"]
@@ -76,13 +76,6 @@ def init_state(shape) -> MembraneState:
     return zero_state(shape)
 
 
-def _reset(c, theta):
-    """The reset rule of ``c.reset`` for ``n`` spikes of charge ``theta`` (signed for ternary)."""
-    if c.reset == "subtract":
-        return lambda v, n: v - n * theta
-    if c.reset == "zero":
-        return lambda v, n: np.where(n != 0, 0.0, v)
-    return lambda v, n: v
 
 
 def step(state: MembraneState, inputs: np.ndarray, params: IFParams, forced=None):
@@ -96,7 +89,7 @@ def step(state: MembraneState, inputs: np.ndarray, params: IFParams, forced=None
     else:
         def decide(v):
             return count_multi(v, theta, c.comparison)
-    return ordered_step(state.v, np.asarray(inputs, dtype=np.float64), c, decide, _reset(c, theta), forced)
+    return ordered_step(state.v, np.asarray(inputs, dtype=np.float64), c, decide, reset_rule(c, theta), forced)
 
 
 def emitted(spikes: np.ndarray, params) -> np.ndarray:
@@ -125,7 +118,7 @@ def ternary_step(state: MembraneState, inputs: np.ndarray, params: TernaryIFPara
     def decide(v):
         return exceeds(v, theta, c.comparison).astype(np.int32) - exceeds(-v, theta, c.comparison).astype(np.int32)
 
-    return ordered_step(state.v, np.asarray(inputs, dtype=np.float64), c, decide, _reset(c, theta), forced)
+    return ordered_step(state.v, np.asarray(inputs, dtype=np.float64), c, decide, reset_rule(c, theta), forced)
 
 
 ternary_emitted = emitted

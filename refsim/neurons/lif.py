@@ -44,7 +44,7 @@ import numpy as np
 from ..errors import ValidationError
 from ..semantics import NeuronChoices, get_profile
 from ._common import (MembraneState, as_threshold, broadcast_channels, check_choices, count_multi, exceeds,
-                      ordered_step, zero_state)
+                      ordered_step, reset_rule, zero_state)
 
 __all__ = ["LIFParams", "CubaLIFParams", "CubaState", "step", "cuba_step", "emitted", "init_state", "cuba_init_state",
            "boundary_distance"]
@@ -130,12 +130,6 @@ def cuba_init_state(shape) -> CubaState:
     return CubaState(z.v, z.v_pre, np.zeros(shape))
 
 
-def _reset(c, theta):
-    if c.reset == "subtract":
-        return lambda v, n: v - n * theta
-    if c.reset == "zero":
-        return lambda v, n: np.where(n != 0, 0.0, v)
-    return lambda v, n: v
 
 
 def _carried(state, params, ndim):
@@ -158,7 +152,7 @@ def _advance(state, current, params, forced):
         def decide(v):
             return count_multi(v, theta, c.comparison)
     inputs = current + broadcast_channels(params.bias, nd)
-    return ordered_step(_carried(state, params, nd), inputs, c, decide, _reset(c, theta), forced)
+    return ordered_step(_carried(state, params, nd), inputs, c, decide, reset_rule(c, theta), forced)
 
 
 def step(state: MembraneState, inputs: np.ndarray, params: LIFParams, forced=None):

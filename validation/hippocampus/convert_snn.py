@@ -22,10 +22,11 @@ from refsim.convert import normalize, threshold_balance  # noqa: E402
 from validation.hippocampus.common import OUT, load, split, to_refsim, torch_unet  # noqa: E402
 
 
-def calibration(n=32, seed=0):
-    """n training slices that contain hippocampus (the balancing batch)."""
+def calibration(n=32, seed=0, normalize="unit"):
+    """n training slices that contain hippocampus (the balancing batch), normalised for binary
+    ("unit") or ternary ("zero-mean") input."""
     train, _, _ = split()
-    x, y = load(train[:40])
+    x, y = load(train[:40], normalize)
     keep = np.flatnonzero(y.reshape(len(y), -1).any(axis=1))
     pick = np.random.default_rng(seed).choice(keep, size=min(n, keep.size), replace=False)
     return x[np.sort(pick)].astype(np.float64)

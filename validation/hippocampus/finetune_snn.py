@@ -5,7 +5,8 @@ refsim's TraceWriter and write out/snn_finetuned.safetensors and out/finetune_tr
 
 The torch SNN is the paper's IF network (integrate, fire on u > V, subtract V; one spike a step;
 Poisson input drawn by torch), with the converted model's weights and thresholds as its start.
-Run from the repository root: ``python validation/hippocampus/finetune_snn.py [--epochs 3] [--T 50]``.
+Run from the repository root: ``python validation/hippocampus/finetune_snn.py [--epochs 2] [--T 50]``
+(the defaults are the shipped model's run: from the connection-wise conversion, lr 3e-4).
 """
 from __future__ import annotations
 
@@ -111,13 +112,15 @@ class TorchSNN(torch.nn.Module):
 
 def main(argv=None):
     ap = argparse.ArgumentParser()
-    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--T", type=int, default=50, help="time steps of each training forward (reduced from 200 for CPU)")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--batches-per-epoch", type=int, default=60)
-    ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--lr", type=float, default=3e-4)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--start", default="converted", help="the converted model to start from: out/snn_<start>.safetensors")
+    ap.add_argument("--start", default="connectionwise",
+                    help="the converted model to start from: out/snn_<start>.safetensors (default: the connection-wise "
+                         "conversion, as the shipped model)")
     ap.add_argument("--ternary", action="store_true", help="ternary input (zero-mean slices; Yue Table 5)")
     ap.add_argument("--name", default="finetuned", help="writes out/snn_<name>.safetensors")
     args = ap.parse_args(argv)

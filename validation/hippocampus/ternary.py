@@ -25,18 +25,13 @@ from refsim.analysis import curves  # noqa: E402
 from refsim.convert import normalize, threshold_balance  # noqa: E402
 from refsim.encoding import make_encoder  # noqa: E402
 from refsim.graph import Graph  # noqa: E402
-from validation.hippocampus.common import OUT, load, split, to_refsim, torch_unet, volume_slices  # noqa: E402
+from validation.hippocampus.common import OUT, split, to_refsim, torch_unet, volume_slices  # noqa: E402
+from validation.hippocampus.convert_snn import calibration  # noqa: E402
 from validation.hippocampus.evaluate import ann_probs, dice_rows, snn_run  # noqa: E402
 
 TERNARY_META = {"encoding": "poisson-ternary", "normalize": "zero-mean"}
 
 
-def calibration(n=32, seed=0):
-    train, _, _ = split()
-    x, y = load(train[:40], "zero-mean")
-    keep = np.flatnonzero(y.reshape(len(y), -1).any(axis=1))
-    pick = np.random.default_rng(seed).choice(keep, size=min(n, keep.size), replace=False)
-    return x[np.sort(pick)].astype(np.float64)
 
 
 def main(argv=None):
@@ -53,7 +48,7 @@ def main(argv=None):
     models = {}
     if args.evaluate is None:
         g = to_refsim(net, name="hippocampus-snn-ternary", metadata=TERNARY_META)
-        x = calibration()
+        x = calibration(normalize="zero-mean")
         t0 = time.time()
         nm = normalize(g, x, method="connectionwise")
         models["ternary_connectionwise"] = Graph([nm[n] for n in nm.order],
