@@ -100,3 +100,19 @@ def test_analyze_with_the_trained_ann(onnx_unet, tmp_path, capsys):
     assert cli.main(["analyze", str(snn), str(onnx_unet / "calib.npy"), "--ann", str(tmp_path / "other.onnx"),
                      "--report", str(tmp_path / "rep2")]) == 2
     assert "ANN reference" in capsys.readouterr().err
+
+
+def test_bad_files_and_options_exit_2_naming_them(onnx_unet, tmp_path, capsys):
+    (tmp_path / "junk.onnx").write_bytes(b"\x00not onnx" * 10)
+    (tmp_path / "junk.nir").write_bytes(b"not hdf5" * 10)
+    for argv, words in ((["import", str(tmp_path / "junk.onnx"), "-o", str(tmp_path / "a.safetensors")], "junk.onnx"),
+                        (["import", str(tmp_path / "junk.nir"), "-o", str(tmp_path / "b.safetensors")], "junk.nir"),
+                        (["import", str(onnx_unet / "ann.onnx"), "-o", str(tmp_path / "c.safetensors"),
+                          "--input-shape", "1,x,8"], "--input-shape"),
+                        (["convert", str(onnx_unet / "ann.onnx"), "--calib", str(onnx_unet / "calib.npy"), "-o",
+                          str(tmp_path / "d.safetensors"), "--slope-range", "1.2,0.8"], "--slope-range"),
+                        (["export", str(tmp_path / "junk.onnx"), "-o", str(tmp_path / "e.nir")], "junk.onnx")):
+        assert cli.main(argv) == 2, argv
+        assert words in capsys.readouterr().err
+    assert not any((tmp_path / f).exists() for f in ("a.safetensors", "b.safetensors", "c.safetensors",
+                                                    "d.safetensors", "e.nir"))
