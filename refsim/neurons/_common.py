@@ -72,6 +72,14 @@ def count_multi(v: np.ndarray, theta, comparison: str) -> np.ndarray:
     return np.maximum(n, 0).astype(np.int64)
 
 
+def decision_rule(c: NeuronChoices, theta):
+    """The spike decision of ``c`` as ``decide(v)``: one spike where ``v`` passes ``theta`` (by
+    ``c.comparison``), or as many as fit (``spikes_per_step="multi"``, :func:`count_multi`)."""
+    if c.spikes_per_step == "one":
+        return lambda v: exceeds(v, theta, c.comparison).astype(np.int32)
+    return lambda v: count_multi(v, theta, c.comparison)
+
+
 def reset_rule(c: NeuronChoices, theta):
     """The reset of ``c.reset`` as ``reset(v, n)`` for ``n`` spikes of charge ``theta`` (signed for
     ternary): subtract the charge, set to 0 where a spike was emitted, or leave ``v``."""

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import ValidationError
 from ..semantics import NeuronChoices, get_profile
-from ._common import (MembraneState, as_threshold, broadcast_channels, check_choices, count_multi,
+from ._common import (MembraneState, as_threshold, broadcast_channels, check_choices, decision_rule,
                       exceeds, ordered_step, reset_rule, zero_state)
 
 __all__ = ["IFParams", "TernaryIFParams", "step", "ternary_step", "emitted", "ternary_emitted", "init_state",
@@ -83,13 +83,8 @@ def step(state: MembraneState, inputs: np.ndarray, params: IFParams, forced=None
     ``forced``: reset with these spikes instead (teacher forcing, :func:`ordered_step`)."""
     c = params.choices
     theta = broadcast_channels(params.threshold, np.ndim(inputs))
-    if c.spikes_per_step == "one":
-        def decide(v):
-            return exceeds(v, theta, c.comparison).astype(np.int32)
-    else:
-        def decide(v):
-            return count_multi(v, theta, c.comparison)
-    return ordered_step(state.v, np.asarray(inputs, dtype=np.float64), c, decide, reset_rule(c, theta), forced)
+    return ordered_step(state.v, np.asarray(inputs, dtype=np.float64), c, decision_rule(c, theta),
+                        reset_rule(c, theta), forced)
 
 
 def emitted(spikes: np.ndarray, params) -> np.ndarray:

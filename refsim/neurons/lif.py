@@ -43,8 +43,9 @@ import numpy as np
 
 from ..errors import ValidationError
 from ..semantics import NeuronChoices, get_profile
-from ._common import (MembraneState, as_threshold, broadcast_channels, check_choices, count_multi, exceeds,
-                      ordered_step, reset_rule, zero_state)
+from . import if_
+from ._common import (MembraneState, as_threshold, broadcast_channels, check_choices, decision_rule, ordered_step,
+                      reset_rule, zero_state)
 
 __all__ = ["LIFParams", "CubaLIFParams", "CubaState", "step", "cuba_step", "emitted", "init_state", "cuba_init_state",
            "boundary_distance"]
@@ -145,14 +146,8 @@ def _advance(state, current, params, forced):
     c = params.choices
     nd = np.ndim(current)
     theta = broadcast_channels(params.threshold, nd)
-    if c.spikes_per_step == "one":
-        def decide(v):
-            return exceeds(v, theta, c.comparison).astype(np.int32)
-    else:
-        def decide(v):
-            return count_multi(v, theta, c.comparison)
     inputs = current + broadcast_channels(params.bias, nd)
-    return ordered_step(_carried(state, params, nd), inputs, c, decide, reset_rule(c, theta), forced)
+    return ordered_step(_carried(state, params, nd), inputs, c, decision_rule(c, theta), reset_rule(c, theta), forced)
 
 
 def step(state: MembraneState, inputs: np.ndarray, params: LIFParams, forced=None):
@@ -169,16 +164,6 @@ def cuba_step(state: CubaState, inputs: np.ndarray, params: CubaLIFParams, force
     return s, CubaState(st.v, st.v_pre, i)
 
 
-def emitted(spikes: np.ndarray, params) -> np.ndarray:
-    """What the spikes carry: the count, or count * threshold."""
-    if params.choices.spike_value == "threshold":
-        return spikes * broadcast_channels(params.threshold, spikes.ndim)
-    return spikes.astype(np.float64)
-
-
-def boundary_distance(v: np.ndarray, params) -> np.ndarray:
-    theta = broadcast_channels(params.threshold, v.ndim)
-    if params.choices.spikes_per_step == "multi":
-        k = np.maximum(np.round(v / theta), 1.0)
-        return np.abs(v - k * theta)
-    return np.abs(v - theta)
+# what the spikes carry and how far a decision is from its boundary: as for the IF model
+emitted = if_.emitted
+boundary_distance = if_.boundary_distance
