@@ -58,7 +58,7 @@ def cases():
             graph=if_chain(), x=TIE_X, T=16, profile=p, encoder={"type": "static"},
             what=f"Two IF layers under profile `{p}` ({prof.description}) driven by constant tie inputs "
                  "1, 1/2, 1/4, 1/3, 2, 3/4, 0.1, 0 (threshold 1): the comparison, update order, reset, "
-                 "spikes per step and membrane report of SEMANTICS.md section 1, and the float64 answer at 1/3.")
+                 "spikes per step and membrane report of docs/semantics.md section 1, and the float64 answer at 1/3.")
     lv_in = np.array([[0.25, 0.5, 1.3, 3.75, 4.0, 0.1, 2.0, 1.0]]).reshape(1, 8, 1, 1)
     mt = Graph([Input("in", (8, 1, 1)), Neuron("mt_gt", ["in"], "multithreshold", 1.0),
                 Neuron("mt_ge", ["in"], "multithreshold", 1.0, choices={"comparison": ">="}),

@@ -35,14 +35,19 @@ def _install():
         _HANDLER_SET = True
 
 
-def check_output(path, option: str, inputs=()) -> str:
+def check_output(path, option: str, inputs=(), suffix=None) -> str:
     """Check, before any work, that ``path`` can be written: its folder exists and is writable, it is
-    not a folder, and it is none of ``inputs``. Raises :class:`ValidationError` naming ``option``."""
+    not a folder, its name fits the file system, it ends in ``suffix`` when one is given (what will
+    be written there), and it is none of ``inputs``. Raises :class:`ValidationError` naming ``option``."""
     path = os.fspath(path)
     full = os.path.abspath(path)
     folder = os.path.dirname(full)
-    if os.path.isdir(full):
+    if path.endswith(os.sep) or os.path.isdir(full):
         raise ValidationError(option, "a file path", f"{path} is a folder")
+    if suffix and not path.lower().endswith(suffix):
+        raise ValidationError(option, f"a {suffix} file name (that is the format written)", path)
+    if len(os.path.basename(full).encode("utf-8", "surrogateescape")) > 200:
+        raise ValidationError(option, "a file name of at most 200 bytes", path)
     if not os.path.isdir(folder):
         raise ValidationError(option, "a path in an existing folder", f"{path} (no folder {folder})")
     if not os.access(folder, os.W_OK):

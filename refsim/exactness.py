@@ -21,6 +21,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .kernels.bits import NONE as NO_BIT, min_low_bit
+
 #: unit roundoff of float32
 U32 = 2.0 ** -24
 #: synaptic node types whose sums the analysis covers
@@ -29,16 +31,11 @@ POOLS = ("AvgPool2d", "SumPool2d")
 
 
 def granularity(a) -> float:
-    """Largest power of two g such that every value of ``a`` is an integer multiple of g (inf if all 0)."""
-    a = np.abs(np.asarray(a, dtype=np.float64)).ravel()
-    a = a[a > 0]
-    if a.size == 0:
-        return np.inf
-    m, e = np.frexp(a)  # a = m * 2^e, m in [0.5, 1)
-    ints = np.ldexp(m, 53).astype(np.int64)  # exact 53-bit integer mantissas: a = ints * 2^(e - 53)
-    low = ints & -ints  # the lowest set bit of each mantissa, a power of two
-    low_exp = np.frexp(low.astype(np.float64))[1] - 1  # its exponent (exact: a power of two)
-    return float(np.ldexp(1.0, int((low_exp + e - 53).min())))
+    """Largest power of two g such that every value of ``a`` is an integer multiple of g (inf if all
+    0). Read from the values' bits in one pass (:mod:`refsim.kernels.bits`); non-finite values are
+    left out."""
+    k = min_low_bit(a)
+    return np.inf if k == NO_BIT else float(np.ldexp(1.0, k))
 
 
 def neuron_grid(params, model):

@@ -57,37 +57,28 @@ class SegmentOptions:
     empty: str = "one"
 
     def __post_init__(self):
+        from .analysis.metrics import EMPTY_POLICIES
+        from .backends import BACKENDS
+        from .simulator import DTYPES
         if isinstance(self.T, bool) or not isinstance(self.T, (int, np.integer)) or self.T < 1:
-            raise ValidationError("--T", "a positive number of steps", self.T)
-        if not 0.0 < float(self.cutoff) < 1.0:
-            raise ValidationError("--cutoff", "a probability strictly between 0 and 1", self.cutoff)
+            raise ValidationError("segment T", "a positive number of steps", self.T)
+        if not (isinstance(self.cutoff, (int, float)) and 0.0 < float(self.cutoff) < 1.0):
+            raise ValidationError("segment cutoff", "a probability strictly between 0 and 1", self.cutoff)
         if self.axis is not None and self.axis not in (0, 1, 2):
-            raise ValidationError("--axis", "0, 1 or 2", self.axis)
+            raise ValidationError("segment axis", "0, 1 or 2", self.axis)
         if isinstance(self.batch_slices, bool) or not isinstance(self.batch_slices, int) or self.batch_slices < 1:
-            raise ValidationError("--batch-slices", "a positive integer", self.batch_slices)
-        if self.empty not in ("one", "nan"):
-            raise UnknownNameError("empty-mask policy", self.empty, ("one", "nan"))
-        if self.backend not in ("reference", "event"):
-            raise UnknownNameError("backend", self.backend, ("reference", "event"))
-        if self.dtype not in ("float64", "float32"):
-            raise UnknownNameError("dtype", self.dtype, ("float64", "float32"))
+            raise ValidationError("segment batch_slices", "a positive integer", self.batch_slices)
+        for what, value, names in (("empty-mask policy", self.empty, EMPTY_POLICIES), ("backend", self.backend, BACKENDS),
+                                   ("dtype", self.dtype, DTYPES)):
+            if value not in names:
+                raise UnknownNameError(what, value, names)
 
     def resolved(self, graph) -> "SegmentOptions":
-        """The options with the model's declared defaults filled in."""
+        """The options with the model's declared defaults filled in (:class:`refsim.config.RunConfig`)."""
         from dataclasses import replace
-        from .analysis.curves import READOUTS
-        from .io.nifti import NORMALIZATIONS
-        meta = graph.metadata
-        enc = self.encoding or meta.get("encoding", "poisson")
-        norm = self.normalize or meta.get("normalize") or ("zero-mean" if enc == "poisson-ternary" else "unit")
-        readout = self.readout or meta.get("readout", "sigmoid-mean")
-        axis = self.axis if self.axis is not None else int(meta.get("axis", 0))
-        if norm not in NORMALIZATIONS:
-            raise UnknownNameError("normalisation (model metadata 'normalize')", norm, NORMALIZATIONS)
-        if readout not in READOUTS:
-            raise UnknownNameError("readout (model metadata 'readout')", readout, READOUTS)
-        return replace(self, encoding=enc, normalize=norm, readout=readout, axis=axis,
-                       profile=self.profile or meta.get("profile", "paper"))
+        from .config import RunConfig
+        cfg = RunConfig.resolve(graph, **{k: getattr(self, k) for k in RunConfig.__dataclass_fields__})
+        return replace(self, **cfg.as_dict())
 
 
 @dataclass
@@ -159,9 +150,8 @@ def find_cases(input_path, output, label=None, prob=False) -> list:
 def predict_volume(graph, data: np.ndarray, opts: SegmentOptions, progress=False):
     """Segment one 3-D volume (float64 voxels): returns ``(mask, prob, geometry)`` on the volume's
     grid (``prob`` None for an argmax readout). Pure: the same inputs give the same bits anywhere."""
-    from .analysis.curves import predict, probability
     from .encoding import make_encoder
-    from .io.nifti import prepare_slices, unslice
+    from .io.nifti import prepare_slices
     from .simulator import Simulator
     from .traces import Recorder
     shape = graph.shapes[graph.inputs[0]]
@@ -179,12 +169,21 @@ def predict_volume(graph, data: np.ndarray, opts: SegmentOptions, progress=False
         tr = sim.run(x[start:start + opts.batch_slices], opts.T, encoder=enc, sample_offset=start,
                      recorder=Recorder(counts=False, output=False), progress=progress and sys.stderr.isatty())
         finals.append(tr.final_output[out_name])
-    final = np.concatenate(finals)
-    if opts.readout == "argmax":
-        return unslice(predict(final, opts.T, "argmax").astype(np.uint8), geo, fill=0), None, geo
-    p = probability(final[:, 0], opts.T, opts.readout)
-    mask = (p > opts.cutoff).astype(np.uint8)
-    return unslice(mask, geo, fill=0), unslice(p.astype(np.float32), geo, fill=0.0).astype(np.float32), geo
+    mask, prob = output_to_mask(np.concatenate(finals), opts.T, opts.readout, opts.cutoff, geo)
+    return mask, prob, geo
+
+
+def output_to_mask(final, T, readout, cutoff, geometry):
+    """The mask (uint8) and foreground probability (float32; None for an argmax readout) on the
+    volume's grid, from the output membranes of its slices after ``T`` steps: the one readout of
+    ``refsim segment`` and ``refsim demo``."""
+    from .io.nifti import unslice
+    from .readout import predict, probability
+    if readout == "argmax":
+        return unslice(predict(final, T, "argmax").astype(np.uint8), geometry, fill=0), None
+    p = probability(final[:, 0], T, readout)
+    mask = (p > cutoff).astype(np.uint8)
+    return unslice(mask, geometry, fill=0), unslice(p.astype(np.float32), geometry, fill=0.0).astype(np.float32)
 
 
 def segment_case(model_bytes: bytes, data: np.ndarray, opts: SegmentOptions, progress=False):

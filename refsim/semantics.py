@@ -1,6 +1,6 @@
 """Every choice that changes spike trains, as named and validated fields.
 
-SEMANTICS.md section 1 lists the places where two reasonable implementations of the same
+docs/semantics.md section 1 lists the places where two reasonable implementations of the same
 integrate-and-fire network disagree. :class:`NeuronChoices` names each of them;
 :class:`Profile` bundles one set of choices per neuron model under a name, and the registry
 (:func:`get_profile`, :func:`register_profile`, :func:`list_profiles`) holds the named sets
@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Mapping
 
+from ._text import table
 from .errors import UnknownNameError, ValidationError
 
 COMPARISONS = (">", ">=")
@@ -169,6 +170,20 @@ def get_profile(name: "str | Profile") -> Profile:
         raise UnknownNameError("profile", name, _PROFILES) from None
 
 
+def format_profiles(model: str = "if") -> str:
+    """The choices every profile makes for neuron ``model``, as a table (``refsim profiles``)."""
+    if model not in NEURON_MODELS:
+        raise UnknownNameError("neuron model", model, NEURON_MODELS)
+    fields = [f.name for f in dataclasses.fields(NeuronChoices)]
+    rows = [["profile"] + fields]
+    for name in list_profiles():
+        c = get_profile(name).choices(model).as_dict()
+        rows.append([name] + [str(c[f]) for f in fields])
+    others = [m for m in NEURON_MODELS if m != model]
+    return (table(rows) + f"\n\n(choices of the {model!r} model; 'refsim profiles --model " + "|".join(others)
+            + "' shows the others; 'refsim info MODEL' shows those a model file runs with)")
+
+
 def list_profiles() -> list[str]:
     return sorted(_PROFILES)
 
@@ -176,7 +191,7 @@ def list_profiles() -> list[str]:
 DEFAULT_PROFILE = "paper"
 
 # The multi-threshold neuron's comparison as coded by the authors of Li et al.
-# (SNNresearch/Spiking-UNet @1c198cb, snn/spiking_neuron.py; SEMANTICS.md section 3).
+# (SNNresearch/Spiking-UNet @1c198cb, snn/spiking_neuron.py; docs/semantics.md section 3).
 _MT_AUTHORS = {"comparison": ">", "reset": "subtract", "spike_value": "one", "spikes_per_step": "one"}
 # The only ternary hidden neuron we know of is SpikingJelly's TernaryIFNode (+1 at h >= theta,
 # -1 at h <= -theta, signed soft reset); no paper defines one, so every profile uses it unless told.

@@ -541,6 +541,32 @@ def _as_array(x):
     return np.asarray(x)
 
 
+#: the values a per-step spike record may hold, by neuron model: spike counts (int16, as the
+#: simulator records several spikes per step), signs, multi-threshold level masks (uint8)
+SPIKE_RANGE = {"if": (0, np.iinfo(np.int16).max), "ternary": (-1, 1), "multithreshold": (0, 255)}
+
+
+def first_bad_spike(a, model):
+    """``None`` if every value of the per-step spike record ``a`` (any integer or float dtype) is an
+    integer in :data:`SPIKE_RANGE` for ``model``; else ``(index, value, what was expected)`` of the
+    first one that is not. Float records (torch stores spikes as float 0/1) are accepted when their
+    values are exact integers; values outside the range would wrap when cast, so they are refused
+    rather than compared."""
+    lo, hi = SPIKE_RANGE[model]
+    want = f"integers in [{lo}, {hi}] for a {model!r} layer"
+    for t in range(a.shape[0]):
+        x = np.asarray(a[t])
+        if x.size == 0:
+            continue
+        bad = (x < lo) | (x > hi)
+        if x.dtype.kind == "f":
+            bad |= ~np.isfinite(x) | (x != np.floor(x))
+        if bad.any():
+            idx = (t,) + tuple(int(i) for i in np.argwhere(bad)[0])
+            return idx, x[idx[1:]].item(), want
+    return None
+
+
 class TraceWriter:
     """Write a trace file from your own simulation loop (any library, any loop), for ``refsim check``.
 
@@ -609,7 +635,7 @@ class TraceWriter:
         a = self._check("spikes", layer, t, s)
         model = self.graph[layer].model
         rec = self.traces.spikes[layer]
-        lo, hi = {"if": (0, np.iinfo(np.int16).max), "ternary": (-1, 1), "multithreshold": (0, 255)}[model]
+        lo, hi = SPIKE_RANGE[model]
         if a.size and (np.any(a != np.round(a)) or a.min() < lo or a.max() > hi):
             raise ValidationError(f"TraceWriter spikes {layer!r} step {t}",
                                   f"integers in [{lo}, {hi}] for a {model!r} layer", f"values in [{a.min()}, {a.max()}]")

@@ -18,6 +18,7 @@ import numpy as np
 
 from .. import __version__
 from .._optional import optional_import
+from .._text import table
 from ..encoding import Encoder
 from ..errors import ValidationError
 from ..simulator import Simulator
@@ -44,6 +45,34 @@ DEFINITIONS = {
     "correlation": ("1", "Pearson correlation of measured SNN rates with the rate model's predictions, per neuron"),
     "slope": ("1", "least-squares slope (through 0) of measured SNN rate on the predicted rate"),
 }
+
+
+#: the column definitions printed under every rate table
+DEFINITIONS_TEXT = ("rate/step: spikes per neuron per step (averaged over neurons, samples and steps); active %: "
+                    "neurons that fired at least once; silent %: neurons that never fired.")
+
+
+def format_summary(rep, dice=True) -> str:
+    """The text summary of a report: per-layer rates, synaptic operations and energy, accuracy, the
+    first layer below the ANN-vs-SNN bound, and the column definitions."""
+    rows = [("layer", "rate/step", "silent %", "spikes")]
+    for n, v in rep["layers"].items():
+        rows.append((n, f"{v['rate']:.4f}", f"{100 * v.get('silent_fraction', float('nan')):.1f}", str(v["spikes"])))
+    lines = [table(rows, right=(1, 2, 3))]
+    e = rep["energy"]
+    lines.append(f"synaptic operations: {e['acs']} ACs, {e['macs']} MACs -> {e['snn_energy_j']:.3g} J ({e['preset']}, "
+                 f"{e['convention']}); the ANN with the same graph: {e['ann_macs']} MACs -> {e['ann_energy_j']:.3g} J")
+    if "accuracy" in rep and dice:
+        a = rep["accuracy"]
+        if "dice" in a:
+            lines.append(f"Dice {a['dice']:.4f} (all slices), mean per-slice Dice {a['slice_dice_mean']:.4f}")
+        if "class_accuracy" in a:
+            lines.append(f"accuracy {a['class_accuracy']:.4f} ({a['correct']} of {a['samples']} samples; argmax of "
+                         "the output membrane)")
+    if "conversion" in rep:
+        lines.append(f"first layer below the ANN-vs-SNN bound: {rep['conversion']['first_below_bound'] or 'none'}")
+    lines.append(DEFINITIONS_TEXT)
+    return "\n".join(lines)
 
 
 def _run(graph, x, T, profile, backend, encoder, raster_layer, progress, threads=None, dtype="float64"):
@@ -95,7 +124,9 @@ def summarize(graph, sim, traces, x, label=None, readout="sigmoid-mean", cutoff=
                    "by_layer_j": {n: v["energy_j"] for n, v in syn.items()}},
     }
     out_name = graph.outputs[0] if graph.outputs else None
-    if out_name and out_name in traces.output and label is not None:
+    if out_name and out_name in traces.output and label is not None and np.asarray(label).ndim == 1:
+        rep["accuracy"] = class_accuracy(traces.output[out_name], np.asarray(label), x, ann)
+    elif out_name and out_name in traces.output and label is not None:
         lab = np.asarray(label) > 0
         final = traces.final_output[out_name]
         pred = curves.predict(final, T, readout, cutoff) > 0
@@ -115,6 +146,24 @@ def summarize(graph, sim, traces, x, label=None, readout="sigmoid-mean", cutoff=
         rep["conversion"] = conversion.conversion_quality(graph, sim.params, x, traces)
         rep["conversion"]["reference"] = "rate model of the same graph (ReLU / threshold)"
     return rep
+
+
+def class_accuracy(output, labels, x=None, ann=None) -> dict:
+    """A classifier's accuracy from its output membranes of every step ``output`` (T, B, classes,
+    ...): the class of each sample is the argmax of its output membrane (ties to the lowest index),
+    compared with integer ``labels`` (B,); accuracy after every step, and the trained ANN's
+    (``ann``, a Graph) on the same inputs when given."""
+    T = output.shape[0]
+    flat = output.reshape(T, output.shape[1], -1)
+    correct = (np.argmax(flat, axis=2) == labels[None, :]).sum(axis=1)
+    out = {"class_accuracy": float(correct[-1] / labels.size), "correct": int(correct[-1]), "samples": int(labels.size),
+           "accuracy_vs_T": {"T": list(range(1, T + 1)), "accuracy": (correct / labels.size).tolist()}}
+    if ann is not None and not isinstance(ann, bool) and x is not None:
+        from ..convert.normalize import ann_activations
+        acts = ann_activations(ann, x)
+        y = np.asarray(acts[ann.outputs[0]]).reshape(labels.size, -1)
+        out["ann_class_accuracy"] = float(np.mean(np.argmax(y, axis=1) == labels))
+    return out
 
 
 def analyze(graph, x, T, profile="paper", backend="reference", encoder: Encoder | None = None, label=None,

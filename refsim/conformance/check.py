@@ -42,11 +42,15 @@ import time
 import numpy as np
 
 from ..errors import ModelFormatError, RefsimError, UnknownNameError
-from ..exactness import U32, abs_node, fan_in, granularity, param_granularity
+from ..backends.event import kernels as EK
+from ..backends.event.plan import halo_conv
+from ..exactness import POOLS, U32, WEIGHTED, abs_node, fan_in, granularity, layer_exactness, param_granularity, \
+    value_grids
 from ..graph.nodes import Input, Neuron, Output
 from ..neurons import get_model
 from ..neurons._common import MembraneState
 from ..semantics import SPIKE_TRAIN_CHOICES, get_profile
+from ..traces import first_bad_spike
 
 #: every single-choice change a divergence may be explained by (from :data:`refsim.semantics.SPIKE_TRAIN_CHOICES`)
 ALTERNATIVES = [(f, v) for f, values in SPIKE_TRAIN_CHOICES.items() for v in values]
@@ -136,9 +140,15 @@ def _require(graph, traces):
             if not isinstance(a, np.ndarray) or a.shape != want:
                 raise ModelFormatError(f"{kind}/{n}", f"shape {want} (T, batch, *node shape; meta T={T}, batch={B})",
                                        f"shape {getattr(a, 'shape', type(a).__name__)}", file="traces")
-            if kind == "spikes" and a.dtype.kind not in "biu":
-                raise ModelFormatError(f"{kind}/{n}", "integer spikes (counts, signs or level masks)", f"dtype {a.dtype}",
-                                       file="traces")
+            if kind == "spikes":
+                if a.dtype.kind not in "biuf":
+                    raise ModelFormatError(f"{kind}/{n}", "spikes as integers or integral floats (counts, signs or "
+                                           "level masks)", f"dtype {a.dtype}", file="traces")
+                bad = first_bad_spike(a, graph[n].model)
+                if bad is not None:
+                    idx, value, want = bad
+                    raise ModelFormatError(f"{kind}/{n}", want, f"{value!r} at (step, sample, neuron) {idx}",
+                                           file="traces")
             if kind == "inputs" and (a.dtype.kind not in "biuf" or not np.all(np.isfinite(a))):
                 raise ModelFormatError(f"{kind}/{n}", "finite numbers", f"dtype {a.dtype} with non-finite values"
                                        if a.dtype.kind == "f" else f"dtype {a.dtype}", file="traces")
@@ -148,31 +158,102 @@ def _recorded(traces, name, model, t):
     return traces.spikes[name][t].astype(np.int32 if model != "multithreshold" else np.uint8)
 
 
+def _event_forwards(node, shape):
+    """``f(x, ax)``: ``(node's value of x, the |weights| node's value of ax)`` for dense inputs, through
+    the event backend's kernels (events in, dense out; one event conversion when ``ax is x``), or
+    None when the node has no such kernel."""
+    t = node.TYPE
+    if t == "Conv2d" and halo_conv(node):
+        w, aw, an = EK.prepare_conv_s1(node.weight), EK.prepare_conv_s1(np.abs(node.weight)), abs_node(node)
+        return lambda x, ax: _pair(x, ax, lambda a, e: EK.conv2d_events_s1(a, node, w, shape, events=e),
+                                   lambda a, e: EK.conv2d_events_s1(a, an, aw, shape, events=e))
+    if t == "ConvTranspose2d":
+        w, aw, an = EK.prepare_conv_transpose(node.weight), EK.prepare_conv_transpose(np.abs(node.weight)), abs_node(node)
+        return lambda x, ax: _pair(x, ax, lambda a, e: EK.conv_transpose2d_events(a, node, w, shape, events=e),
+                                   lambda a, e: EK.conv_transpose2d_events(a, an, aw, shape, events=e))
+    if t in POOLS:
+        f = lambda a, e: EK.pool_events(a, node, shape, t == "AvgPool2d", events=e)
+        return lambda x, ax: _pair(x, ax, f, f)
+    if t == "Conv2d":
+        w, aw, an = EK.prepare_conv(node.weight, node.groups), EK.prepare_conv(np.abs(node.weight), node.groups), abs_node(node)
+        return lambda x, ax: (EK.conv2d_events(x, node, w, shape), EK.conv2d_events(ax, an, aw, shape))
+    if t == "Linear":
+        w = np.ascontiguousarray(node.weight.astype(np.float64).T)
+        aw, an = np.abs(w), abs_node(node)
+        return lambda x, ax: (EK.linear_events(x, node, w), EK.linear_events(ax, an, aw))
+    return None
+
+
+def _pair(x, ax, f, af):
+    """``(f(x), af(ax))`` on the row events of ``x``, converted once when ``ax is x``."""
+    e = EK.dense_events(x)
+    return f(x, e), af(ax, e if ax is x else EK.dense_events(ax))
+
+
+def _spiking_inputs(graph, traces) -> bool:
+    """Whether every recorded input value is a spike (-1, 0 or 1): then the inputs lie on the
+    grid the exactness analysis assumes for an encoder that emits spikes."""
+    for name in graph.inputs:
+        rec = traces.inputs[name]
+        for t in range(traces.T):
+            a = np.asarray(rec[t])
+            if not np.all((a == 0) | (np.abs(a) == 1)):
+                return False
+    return True
+
+
 class _Values:
     """Per step, the value of every node computed from recorded spikes (or, free-running, from
-    refsim's own), with what the rounding bound needs: |terms| sums, granularity and fan-in."""
+    refsim's own), with what the rounding bound needs: |terms| sums, granularity and fan-in.
 
-    def __init__(self, graph):
+    Weighted and pooling layers whose float64 sums are provably exact on spike-valued inputs
+    (:func:`refsim.exactness.layer_exactness`, the event plan's own test) run the event backend's
+    kernels for both the values and the |terms| sums (the same node with |weights| on |inputs|):
+    the recorded spikes are events, so the cost follows the spike count, and exact sums give the
+    dense arithmetic's bits in any order. A step whose input exceeds the magnitude the proof
+    assumed, and every other layer, runs the dense reference arithmetic. Only the nodes that feed
+    a neuron layer are computed (an Output's value is not checked)."""
+
+    def __init__(self, graph, params=None, spiking_input=False, needed=None):
         self.g = graph
         self.gparam = {n: param_granularity(graph[n]) for n in graph.order}
         self.abs_nodes = {}  # weighted node -> the same node with |weights| (built once)
         self.vals, self.absv, self.gran, self.fan = {}, {}, {}, {}
+        self.needed = needed
+        self.fast = {}  # node -> (input bound, f(x, |x|) -> (value, |terms| sum))
+        if params is not None:
+            grid = value_grids(graph, params, spiking_input=spiking_input)
+            for name in graph.order:
+                node = graph[name]
+                if node.TYPE not in WEIGHTED + POOLS or (needed is not None and name not in needed):
+                    continue
+                ex = layer_exactness(node, grid)
+                fwd = _event_forwards(node, graph.shapes[name]) if ex.exact else None
+                if fwd is not None:
+                    self.fast[name] = (ex.bound, fwd)
 
     def start(self):
         self.vals, self.absv, self.gran, self.fan = {}, {}, {}, {}
 
     def put(self, name, value):
-        self.vals[name], self.absv[name], self.gran[name], self.fan[name] = value, np.abs(value), granularity(value), 0
+        absv = value if (value.size == 0 or value.min() >= 0) else np.abs(value)  # spikes: |x| is x
+        self.vals[name], self.absv[name], self.gran[name], self.fan[name] = value, absv, granularity(value), 0
 
     def compute(self, name):
         node = self.g[name]
-        if isinstance(node, Output):
-            self.vals[name] = self.vals[node.inputs[0]]
+        if isinstance(node, Output) or (self.needed is not None and name not in self.needed):
             return
-        self.vals[name] = node.forward([self.vals[i] for i in node.inputs])
-        if name not in self.abs_nodes:
-            self.abs_nodes[name] = abs_node(node)
-        self.absv[name] = self.abs_nodes[name].forward([self.absv[i] for i in node.inputs])
+        fast = self.fast.get(name)
+        if fast is not None:
+            x, ax = self.vals[node.inputs[0]], self.absv[node.inputs[0]]
+            if ax.size == 0 or float(ax.max()) < fast[0]:
+                self.vals[name], self.absv[name] = fast[1](x, ax)
+                fast = True
+        if fast is not True:
+            self.vals[name] = node.forward([self.vals[i] for i in node.inputs])
+            if name not in self.abs_nodes:
+                self.abs_nodes[name] = abs_node(node)
+            self.absv[name] = self.abs_nodes[name].forward([self.absv[i] for i in node.inputs])
         gi = min(self.gran[i] for i in node.inputs)
         gp = self.gparam[name]
         self.gran[name] = gi * gp if np.isfinite(gp) and np.isfinite(gi) else min(gi, gp)
@@ -189,6 +270,11 @@ def _theta_granularity(p, model):
         else granularity(p.threshold)
 
 
+def _absmax(a) -> float:
+    """max |a| (0 for an empty array), without an |a| temporary."""
+    return max(float(a.max()), -float(a.min()), 0.0) if a.size else 0.0
+
+
 def _advance(model, p, v_prev, bound_prev, x, ax, g_in, n_terms, forced=None):
     """One step of a checked neuron layer: refsim's own decision on the float64 membrane, the
     membrane after the reset of the ``forced`` spikes (own spikes when None), the rounding bound of
@@ -200,8 +286,7 @@ def _advance(model, p, v_prev, bound_prev, x, ax, g_in, n_terms, forced=None):
     used = s_ours if forced is None else forced
     pre, v_new = st.v_pre, st.v
     g = min(g_in, granularity(v_prev), _theta_granularity(p, model))
-    big = max(float(np.max(np.abs(pre), initial=0.0)), float(np.max(ax, initial=0.0)),
-              float(np.max(np.abs(v_prev), initial=0.0)), float(np.max(np.abs(v_new), initial=0.0)),
+    big = max(_absmax(pre), _absmax(ax), _absmax(v_prev), _absmax(v_new),
               float(np.max(p.threshold)) * (sum(p.levels) if model == "multithreshold" else 1.0))
     if (not np.isfinite(g)) or big < 2.0 ** 24 * g:  # every float32 partial sum exact this step
         step_err, decision = 0.0, bound_prev
@@ -246,7 +331,10 @@ def _check_layers(graph, traces, prof, mode="teacher-forced", progress=False):
     reports = {n: LayerReport(n, graph[n].model) for n in graph.neurons}
     v = {n: np.zeros((B,) + graph.shapes[n]) for n in graph.neurons}
     bound = {n: np.zeros((B,) + graph.shapes[n]) for n in graph.neurons}
-    vals = _Values(graph)
+    needed = set()
+    for n in graph.neurons:
+        needed.update(_ancestors(graph, n))
+    vals = _Values(graph, params, _spiking_inputs(graph, traces), needed)
     bar = _Progress(f"refsim check ({mode})", T, progress)
     for t in range(T):
         vals.start()
@@ -324,7 +412,7 @@ def explain_layer(graph, traces, prof, layer, progress=False) -> list:
     order = _ancestors(graph, layer)
     shape = (traces.batch,) + graph.shapes[layer]
     state = {k: (np.zeros(shape), np.zeros(shape)) for k in alts}
-    vals = _Values(graph)
+    vals = _Values(graph, params, _spiking_inputs(graph, traces), set(order))
     bar = _Progress(f"refsim check: explaining {layer}", traces.T, progress)
     for t in range(traces.T):
         if not state:

@@ -3,7 +3,7 @@
 The implementation is a Python callable ``step_fn(inputs) -> spikes``: given a (T, N) array of
 input currents for N independent neurons with threshold 1 starting at 0, it returns their (T, N)
 spike counts (an adapter wraps a torch neuron this way), or a (T, N) spike array recorded for
-:data:`PROBES`. Every combination of the choices of SEMANTICS.md section 1 is simulated on the same
+:data:`PROBES`. Every combination of the choices of docs/semantics.md section 1 is simulated on the same
 probes; the ones that reproduce every probe are reported, with the choices they agree on.
 """
 from __future__ import annotations
@@ -37,6 +37,20 @@ def simulate_choices(choices: NeuronChoices, x=None) -> np.ndarray:
     """(T, N) spike counts of IF neurons (threshold 1) with ``choices`` on the probes (or ``x``)."""
     x = probe_inputs() if x is None else x
     return run_neuron(if_.IFParams(1.0, choices), x).signed
+
+
+def observed_spikes(obs, where="SPIKES") -> np.ndarray:
+    """A user's recorded probe spikes, checked: integer counts per step and probe, not the probe
+    inputs themselves. ``where`` names the file in errors."""
+    from ..errors import ValidationError
+    obs = np.asarray(obs)
+    probes = probe_inputs()
+    if obs.shape == probes.shape and obs.dtype.kind == "f" and np.array_equal(obs, probes):
+        raise ValidationError(f"SPIKES {where}", "the spikes your neuron emitted for the probe inputs",
+                              "the probe inputs themselves (run them through your neuron first)")
+    if obs.dtype.kind not in "biuf" or (obs.size and not np.all(np.isfinite(obs))) or np.any(obs != np.round(obs)):
+        raise ValidationError(f"SPIKES {where}", "integer spike counts per step and probe", f"dtype {obs.dtype}")
+    return obs
 
 
 def fingerprint(impl) -> dict:

@@ -1,6 +1,48 @@
-"""ANN-to-SNN conversion (SEMANTICS.md section 5): threshold balancing (:mod:`.balance`), layer-wise
-and connection-wise weight normalisation (:mod:`.normalize`)."""
-from .balance import threshold_balance
-from .normalize import ann_activations, normalize
+"""ANN-to-SNN conversion (docs/semantics.md): threshold balancing (:mod:`.balance`), layer-wise and
+connection-wise weight normalisation (:mod:`.normalize`), and :func:`convert_ann`, the whole
+``refsim convert``: conversion, then the per-layer report (:mod:`.report`)."""
+import numpy as np
 
-__all__ = ["threshold_balance", "normalize", "ann_activations"]
+from ..errors import UnknownNameError, ValidationError
+from ..graph import Graph
+from .balance import threshold_balance
+from .normalize import METHODS, ann_activations, normalize
+
+#: the conversion methods: threshold balancing, then the normalisations
+CONVERSION_METHODS = ("balance",) + METHODS
+
+
+def convert_ann(ann: Graph, x, method, config, T=200, scale=0.7, percentile=99.9, percentile_of="all",
+                compat_offbyone=False, batch=16, min_correlation=0.9, slope_range=(0.8, 1.25), progress=False,
+                echo=None, where="calibration inputs"):
+    """Convert ANN graph ``ann`` (ReLU semantics at its Neuron nodes) on calibration inputs ``x``
+    with ``method`` (:data:`CONVERSION_METHODS`), simulating with the run settings ``config``
+    (:class:`refsim.config.RunConfig`; its profile and encoding are recorded in the model). Returns
+    ``(snn, report)``; nothing is written. ``where`` names the inputs in errors."""
+    from .report import conversion_report
+    if method not in CONVERSION_METHODS:
+        raise UnknownNameError("conversion method", method, CONVERSION_METHODS)
+    x = np.asarray(x)
+    want = tuple(ann.shapes[ann.inputs[0]])
+    if x.ndim < 2 or tuple(x.shape[1:]) != want or x.dtype.kind not in "biuf" or not np.all(np.isfinite(x)):
+        raise ValidationError(where, f"a finite array (B, {', '.join(map(str, want))})",
+                              f"shape {x.shape}, dtype {x.dtype}")
+    if not 0 < percentile <= 100:
+        raise ValidationError("percentile", "a percentile in (0, 100]", percentile)
+    if not scale > 0:
+        raise ValidationError("scale", "a positive factor", scale)
+    meta = dict(ann.metadata, profile=config.profile, encoding=config.encoding)
+    base = Graph([ann[n] for n in ann.order], name=ann.name, metadata=meta)
+    if method == "balance":
+        snn = threshold_balance(base, x, T=T, scale=scale, profile=config.profile, backend=config.backend,
+                                encoder=config.encoder(), batch=batch, progress=progress, echo=echo)
+    else:
+        snn = normalize(base, x, method=method, percentile=percentile, percentile_of=percentile_of,
+                        compat_offbyone=compat_offbyone)
+    rep = conversion_report(ann, snn, x, T=T, profile=config.profile, backend=config.backend, seed=config.seed,
+                            batch=batch, percentile=percentile if method != "balance" else 99.9,
+                            min_correlation=min_correlation, slope_range=tuple(slope_range), progress=progress)
+    return snn, rep
+
+
+__all__ = ["threshold_balance", "normalize", "ann_activations", "convert_ann", "CONVERSION_METHODS"]

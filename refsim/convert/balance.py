@@ -1,5 +1,5 @@
 """Threshold balancing (Sengupta et al. 2019, as coded by Rathi et al. 2020 and used by Yue et al.
-2023; SEMANTICS.md section 5).
+2023; docs/semantics.md section 5).
 
 Layer by layer in graph order, the spiking network runs ``T`` steps on a calibration batch with the
 thresholds already found for the layers before; the threshold of layer l is the largest input

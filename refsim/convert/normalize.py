@@ -28,6 +28,8 @@ from ..graph import Graph
 from ..graph.nodes import Input, Neuron, Output
 
 METHODS = ("connectionwise", "layerwise")
+#: what the lambda percentile is taken over: every activation, or the non-zero ones (SNN Toolbox)
+PERCENTILE_OF = ("all", "nonzero")
 
 
 def ann_activations(graph, x, head=None) -> dict:

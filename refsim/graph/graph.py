@@ -119,6 +119,24 @@ class Graph:
                          "detail": _detail(node)})
         return rows
 
+    def describe(self, profile) -> str:
+        """The metadata, the node table, the sizes and ``profile``'s choices for the graph's neuron
+        models, as text (``refsim info``)."""
+        from .._text import table
+        from ..semantics import get_profile
+        prof = get_profile(profile)
+        lines = [f"  {k}: {v}" for k, v in sorted(self.metadata.items())]
+        rows = [("node", "type", "inputs", "shape", "params", "detail")]
+        rows += [(r["name"], r["type"], ",".join(r["inputs"]), "x".join(map(str, r["shape"])), r["params"], r["detail"])
+                 for r in self.summary()]
+        lines.append(table(rows, rule=True))
+        n_neur = sum(int(np.prod(self.shapes[n], dtype=object)) for n in self.neurons)
+        lines.append(f"parameters: {self.n_parameters()}   spiking layers: {len(self.neurons)}   neurons per sample: {n_neur}")
+        lines.append(f"profile: {prof.name} - {prof.description}")
+        for m in sorted({self.nodes[n].model for n in self.neurons}):
+            lines.append(f"  {m}: " + ", ".join(f"{k}={v}" for k, v in prof.choices(m).as_dict().items()))
+        return "\n".join(lines)
+
     # -- (de)serialisation ------------------------------------------------------------------
     def to_dict(self):
         """Return ``(document, tensors)``: the JSON graph and a dict of float32 arrays."""

@@ -1,4 +1,30 @@
-"""File formats: the native model file, NIfTI volumes."""
+"""File formats: the native model file, NIfTI volumes, ONNX ANNs and NIR graphs, and the one input
+preparation every command uses (:mod:`.inputs`)."""
+import os
+
+from ..errors import ValidationError
 from .model import load_model, save_model
 
-__all__ = ["load_model", "save_model"]
+
+def load_any_model(path, input_shape=None):
+    """A graph from a refsim model file or an ONNX ANN (imported; ``input_shape`` when the file
+    leaves it symbolic)."""
+    if os.fspath(path).lower().endswith(".onnx"):
+        from .onnx import load_onnx
+        return load_onnx(path, input_shape=input_shape)
+    return load_model(path)
+
+
+def import_file(path, input_shape=None, dt=None, discretisation="euler"):
+    """A graph imported from an ``.onnx`` ANN or a ``.nir`` graph (by the file name's suffix)."""
+    low = os.fspath(path).lower()
+    if low.endswith(".onnx"):
+        return load_any_model(path, input_shape)
+    if low.endswith(".nir"):
+        from .nir import load_nir
+        return load_nir(path, dt=dt, discretisation=discretisation, input_shape=input_shape)
+    from .inputs import describe_file
+    raise ValidationError("FILE", "an .onnx or .nir file", f"{path} ({describe_file(path)})")
+
+
+__all__ = ["load_model", "save_model", "load_any_model", "import_file"]

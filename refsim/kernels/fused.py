@@ -1,4 +1,4 @@
-"""Kernels of the event backend's fused pipeline (ARCHITECTURE.md, "What makes the event backend fast").
+"""Kernels of the event backend's fused pipeline (docs/architecture.md, "The event backend").
 
 Data layout, per layer and per step, batch first:
 

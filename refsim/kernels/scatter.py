@@ -75,7 +75,7 @@ def _events_chw(a, ys, xs, cs, vs):
     return n
 
 
-# -- stride 1, dilation 1, groups 1: halo layout, contiguous runs (ARCHITECTURE.md) ------------
+# -- stride 1, dilation 1, groups 1: halo layout, contiguous runs (docs/architecture.md) ------------
 
 def prepare_conv_s1(weight: np.ndarray) -> np.ndarray:
     """(Cout, Cin, kh, kw) -> (Cin, kh, kw * Cout) float64 with kw reversed."""

@@ -24,7 +24,7 @@ def as_threshold(value, where: str) -> np.ndarray:
     """Validate a threshold (scalar per layer, or 1-D per channel) and return it as float64.
 
     Thresholds are parameters, so they are rounded to float32 first, as every trainer stores
-    them, then widened to float64 for the reference arithmetic (ARCHITECTURE.md).
+    them, then widened to float64 for the reference arithmetic (docs/architecture.md).
     """
     arr = np.asarray(value)
     if arr.dtype.kind not in "fiu" or arr.ndim > 1 or arr.size == 0:

@@ -11,7 +11,7 @@ Symbols: :math:`u` membrane before the reset of step t, :math:`w_{ij}` synaptic 
 channel), :math:`\Theta` the step function whose value at 0 is the ``comparison`` choice
 (Yue writes ``>``). The reset term is the spike of step t subtracted once (soft reset);
 ``reset``, ``order``, ``spikes_per_step``, ``v_min`` and ``spike_value`` name the other
-behaviours of SEMANTICS.md section 1.
+behaviours of docs/semantics.md section 1.
 
 Ternary IF (SpikingJelly ``TernaryIFNode``; Yue et al. 2023 section 3.3 for ternary spikes):
 ``s = +1`` when ``v >= theta``, ``-1`` when ``v <= -theta`` (the comparison choice applies to both

@@ -4,7 +4,7 @@ r"""Non-firing output integrator, Yue et al. 2023 eq. (3).
 
 Symbols: :math:`u` output membrane (never reset), :math:`w_{ij} o_j[t]` the input current of
 step t. The readout (sigmoid, argmax, division by T) is applied to the recorded membrane, not
-inside the dynamics (SEMANTICS.md section 2).
+inside the dynamics (docs/semantics.md section 2).
 """
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ spike of level i, :math:`o` the value sent on.
 
 The levels are visited from high to low; at each one the *remaining* membrane is compared with
 the level and, if it passes, that level fires once and is subtracted (the greedy form the
-authors code and Theorem 3.1 analyses; SEMANTICS.md section 3). The printed eq. (5), where every
+authors code and Theorem 3.1 analyses; docs/semantics.md section 3). The printed eq. (5), where every
 level is compared with the same V, is not what the code does and is not offered. Output per step
 is at most ``sum(levels) * threshold``. With levels 1/2, ..., 1/2^N and ``>=`` the truncation error
 is in [0, 2^-N) for every V in [0, 1); with ``>`` it is in [0, 2^-N].

@@ -61,7 +61,7 @@ def test_other_injected_choices_explained(field, value, profile):
 
 
 def test_float32_rounding_flip_is_a_tie_not_a_divergence():
-    """Input float32(1/3) accumulated in float32 fires one step later than in float64 (SEMANTICS.md 1)."""
+    """Input float32(1/3) accumulated in float32 fires one step later than in float64 (docs/semantics.md 1)."""
     g = Graph([Input("in", (1,)), Linear("l", ["in"], np.ones((1, 1), np.float32)), Neuron("n", ["l"]), Output("o", ["n"])])
     x32 = np.float32(1 / 3)
     T = 40
@@ -286,7 +286,7 @@ def test_detection_floor_as_documented(weights, k, T, found):
     assert detected(weights, "threshold", k, T) is found
 
 
-@pytest.mark.parametrize("case", ["short", "channels_last", "nan", "float_spikes", "other_model", "T0"])
+@pytest.mark.parametrize("case", ["short", "channels_last", "nan", "fractional_spikes", "other_model", "T0"])
 def test_bad_traces_are_input_errors_before_any_work(case, tmp_path, capsys):
     """Traces that do not fit the model exit 2 with the entry named, not 3 or a false verdict (issue 10)."""
     g = dyadic_net()
@@ -298,8 +298,9 @@ def test_bad_traces_are_input_errors_before_any_work(case, tmp_path, capsys):
         tr.inputs["in"] = np.ascontiguousarray(tr.inputs["in"].transpose(0, 1, 3, 4, 2))
     elif case == "nan":
         tr.inputs["in"][2, 0, 0, 1, 1] = np.nan
-    elif case == "float_spikes":
+    elif case == "fractional_spikes":  # float spikes are accepted when integral (issue 23), not 0.25
         tr.spikes["if1"] = tr.spikes["if1"].astype(np.float64)
+        tr.spikes["if1"][1, 0, 0, 2, 2] = 0.25
     elif case == "other_model":
         tr.spikes["layer9"] = tr.spikes.pop("if3")
     elif case == "T0":
@@ -307,7 +308,7 @@ def test_bad_traces_are_input_errors_before_any_work(case, tmp_path, capsys):
     tr.save(tmp_path / "t.npz")
     assert cli.main(["check", str(tmp_path / "m.safetensors"), str(tmp_path / "t.npz")]) == 2
     err = capsys.readouterr().err
-    assert {"short": "spikes/if2", "channels_last": "inputs/in", "nan": "inputs/in", "float_spikes": "spikes/if1",
+    assert {"short": "spikes/if2", "channels_last": "inputs/in", "nan": "inputs/in", "fractional_spikes": "spikes/if1",
             "other_model": "another model", "T0": "'T'"}[case] in err
 
 
@@ -319,3 +320,82 @@ def test_static_input_traces_check_against_themselves():
     tr = Simulator(g, "paper").run(x, 12, StaticEncoder(), REC)
     assert np.all(tr.inputs["in"] == x[None])
     assert check(g, tr, "paper")["conforms"]
+
+
+def _unet_traces(seed=0, T=6, profile="paper"):
+    from refsim import models
+    g = models.hippocampus_unet(in_shape=(1, 16, 12), channels=(4, 8), seed=seed)
+    x = np.random.default_rng(seed).random((3, 1, 16, 12))
+    return g, Simulator(g, profile, "event").run(x, T, PoissonEncoder(seed=seed), REC)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_check_event_values_equal_the_dense_arithmetic(seed):
+    """check computes layer currents and |terms| sums with the event kernels where the sums are
+    provably exact: bit for bit the dense reference's values, node by node and step by step."""
+    from refsim.conformance import check as C
+    g, tr = _unet_traces(seed)
+    params = C._params(g, C.get_profile("paper"))
+    fast = C._Values(g, params, C._spiking_inputs(g, tr))
+    dense = C._Values(g)
+    kinds = {g[n].TYPE for n in fast.fast}
+    assert {"Conv2d", "ConvTranspose2d", "AvgPool2d"} <= kinds  # the event path is really taken
+    for t in range(tr.T):
+        for v in (fast, dense):
+            v.start()
+        for name in g.order:
+            node = g[name]
+            if isinstance(node, Input):
+                val = np.asarray(tr.inputs[name][t], dtype=np.float64)
+            elif isinstance(node, Neuron):
+                val = tr.spikes[name][t].astype(np.float64)
+            else:
+                fast.compute(name)
+                dense.compute(name)
+                if not isinstance(node, Output):
+                    np.testing.assert_array_equal(fast.vals[name], dense.vals[name], err_msg=f"{name} t={t}")
+                    np.testing.assert_array_equal(fast.absv[name], dense.absv[name], err_msg=f"{name} t={t}")
+                continue
+            fast.put(name, val)
+            dense.put(name, val)
+
+
+def test_check_falls_back_to_dense_beyond_the_exactness_bound():
+    """A step whose input exceeds the magnitude the exactness proof assumed runs the dense arithmetic."""
+    from refsim.conformance import check as C
+    g, tr = _unet_traces(0, T=2)
+    params = C._params(g, C.get_profile("paper"))
+    v = C._Values(g, params, True)
+    v.start()
+    bound = v.fast["enc1a"][0]
+    x = np.full(tr.inputs["input"][0].shape, 2.0 * bound)
+    v.put("input", x)
+    v.compute("enc1a")
+    np.testing.assert_array_equal(v.vals["enc1a"], g["enc1a"].forward([x]))
+
+
+def test_float_spikes_accepted_when_integral():
+    """torch records spikes as float 0/1: accepted, with the same verdict as integer spikes."""
+    g = dyadic_net()
+    tr = record(g)
+    rep_int = check(g, tr, "paper")
+    for n in tr.spikes:
+        tr.spikes[n] = tr.spikes[n].astype(np.float32)
+    rep_float = check(g, tr, "paper")
+    assert rep_float["conforms"] and rep_float == rep_int
+
+
+@pytest.mark.parametrize("dtype,value,expect", [(np.float32, 0.5, "0.5"), (np.float64, np.nan, "nan"),
+                                                (np.int64, 2 ** 32 + 1, str(2 ** 32 + 1)), (np.int16, -1, "-1")])
+def test_spikes_out_of_range_or_fractional_refused(dtype, value, expect):
+    """Values that would wrap or truncate when cast are refused, naming the entry, step and value."""
+    from refsim.errors import ModelFormatError
+    g = dyadic_net()
+    tr = record(g)
+    a = tr.spikes["if2"].astype(dtype)
+    a[3, 1, 2, 4, 5] = value
+    tr.spikes["if2"] = a
+    with pytest.raises(ModelFormatError) as e:
+        check(g, tr, "paper")
+    msg = str(e.value)
+    assert "spikes/if2" in msg and expect in msg and "(3, 1, 2, 4, 5)" in msg

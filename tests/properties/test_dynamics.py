@@ -55,7 +55,7 @@ def test_rate_bound_integrate_then_fire(k, theta, cmp, T):
 
 @given(st.integers(0, 1024), thresholds, comparisons, st.integers(1, 400))
 def test_rate_bound_fire_then_integrate(k, theta, cmp, T):
-    """Fire-then-integrate delays every spike by one step, so the bound is 2/T (SEMANTICS.md section 1)."""
+    """Fire-then-integrate delays every spike by one step, so the bound is 2/T (docs/semantics.md section 1)."""
     x = theta * k / 1024
     p = if_.IFParams(theta, NeuronChoices(comparison=cmp, order="fire-then-integrate"))
     spikes, _ = run(if_.step, p, [[x]] * T)

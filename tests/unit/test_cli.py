@@ -121,7 +121,9 @@ def test_run_event_backend_same_traces(model_file, tmp_path):
     with np.load(tmp_path / "event32.npz") as c:
         assert '"dtype": "float32"' in str(c["meta"])
     # float32 is the event backend's only: a clear usage error, exit 2
-    assert cli.main(["run", str(model_file), str(tmp_path / "x.npy"), "--T", "2", "--dtype", "float32", "--no-progress"]) == 2
+    # float32 is the event backend's (the default); the reference backend is float64 only
+    assert cli.main(["run", str(model_file), str(tmp_path / "x.npy"), "--T", "2", "--backend", "reference", "--dtype",
+                     "float32", "--no-progress"]) == 2
 
 
 def test_bench_quick_writes_results(tmp_path, capsys):

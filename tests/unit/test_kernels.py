@@ -115,3 +115,27 @@ def test_halo_conv_kernel_edges(edge):
     node = Conv2d("c", ["a"], w, None, padding=1)
     x = EDGE[edge]((1, 2, 6, 5))
     assert_close(k.conv2d_events_s1(x, node, k.prepare_conv_s1(w), (4, 6, 5)), node.forward([x]), exact=True)
+
+
+def _granularity_numpy(a):
+    """The slow NumPy form of refsim.exactness.granularity (frexp / ldexp), the kernel's reference."""
+    a = np.abs(np.asarray(a, dtype=np.float64)).ravel()
+    a = a[(a > 0) & np.isfinite(a)]
+    if a.size == 0:
+        return np.inf
+    m, e = np.frexp(a)
+    ints = np.ldexp(m, 53).astype(np.int64)
+    low = ints & -ints
+    low_exp = np.frexp(low.astype(np.float64))[1] - 1
+    return float(np.ldexp(1.0, int((low_exp + e - 53).min())))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_granularity_kernel_equals_numpy(seed):
+    from refsim.exactness import granularity
+    rng = np.random.default_rng(seed)
+    cases = [rng.standard_normal(50), rng.integers(-9, 9, 40) * 0.125, rng.standard_normal(30).astype(np.float32),
+             np.array([5e-324, 1.0]), np.array([2.0 ** -1074 * 6, 0.0]), np.array([1e308, 3.0]), np.zeros(4),
+             np.array([np.inf, 0.75, np.nan, -0.5]), np.array([-2.0 ** 60]), rng.random((3, 4, 5)) * 2 ** 30]
+    for a in cases:
+        assert granularity(a) == _granularity_numpy(a), a

@@ -1,4 +1,4 @@
-"""Neuron models: each behaviour of SEMANTICS.md sections 1, 3 and 4 on hand-computed cases."""
+"""Neuron models: each behaviour of docs/semantics.md sections 1, 3 and 4 on hand-computed cases."""
 import numpy as np
 import pytest
 

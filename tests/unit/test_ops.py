@@ -75,7 +75,7 @@ def test_conv2d_matches_scipy_correlate():
 
 def test_conv2d_binary_spikes_exact_in_float64():
     """Binary spikes times float32 weights: float64 sums of a few hundred terms are exact, so two
-    summation orders agree bit for bit (ARCHITECTURE.md, 'rules that keep it a reference')."""
+    summation orders agree bit for bit (docs/architecture.md, 'rules that keep it a reference')."""
     x = (rng.random((1, 16, 10, 10)) < 0.5).astype(float)
     w = rng.standard_normal((8, 16, 3, 3)).astype(np.float32)
     assert_close(ops.conv2d(x, w, None, (1, 1), (1, 1, 1, 1)),

@@ -140,3 +140,36 @@ def test_sweep_runs_serial_and_on_dask_with_the_same_rows(tmp_path, capsys):
     assert cli.main(args + ["-o", str(tmp_path / "s2"), "--workers", "2"]) == 0
     assert (tmp_path / "s1" / "sweep.csv").read_text() == (tmp_path / "s2" / "sweep.csv").read_text()
     assert cli.main(args[:-1] + ["--sweep-backend", "fast", "-o", str(tmp_path / "s3"), "--no-progress"]) == 2
+
+
+@pytest.mark.parametrize("meta", [{"normalize": "zero-mean", "encoding": "poisson-ternary", "axis": 1},
+                                  {"normalize": "unit", "axis": 2}])
+def test_run_and_segment_prepare_the_same_inputs(tmp_path, meta):
+    """One input preparation (refsim.io.inputs): the same volume gives bit-identical model inputs and
+    outputs through refsim run and refsim segment, following the model's metadata (axis,
+    normalisation), also when the brightest voxel is cropped away by the slicing."""
+    from refsim import models, save_model
+    from refsim.conformance import load_traces
+    from refsim.io.nifti import prepare_slices, read_volume, unslice
+    from refsim.readout import probability
+    g = models.hippocampus_unet(in_shape=(1, 16, 12), channels=(4, 8), seed=3)
+    g = type(g)([g[n] for n in g.order], name=g.name, metadata=dict(g.metadata, **meta))
+    save_model(g, tmp_path / "m.safetensors")
+    img, _ = _synthetic((14, 22, 20), 2)
+    img[0, 0, 0] = 1000.0  # outside the centred 16 x 12 crop along every axis: only the volume maximum sees it
+    vol = _write(tmp_path / "v.nii.gz", img, dtype=np.float32)
+    T = 6
+    assert cli.main(["run", str(tmp_path / "m.safetensors"), vol, "--T", str(T), "--record-inputs", "--out",
+                     str(tmp_path / "t.npz"), "--no-progress"]) == 0
+    assert cli.main(["segment", str(tmp_path / "m.safetensors"), vol, "-o", str(tmp_path / "seg"), "--T", str(T),
+                     "--prob", "--no-progress"]) == 0
+    tr = load_traces(tmp_path / "t.npz")
+    x, geo = prepare_slices(read_volume(vol), (16, 12), meta["axis"], meta["normalize"])
+    assert np.abs(x).max() < 0.5  # the cropped-away voxel set the volume's scale: slice-wise scaling would differ
+    assert cli.main(["run", str(tmp_path / "m.safetensors"), vol, "--T", "1", "--encoding", "static", "--record-inputs",
+                     "--out", str(tmp_path / "s.npz"), "--no-progress"]) == 0
+    np.testing.assert_array_equal(load_traces(tmp_path / "s.npz").inputs["input"][0], x)  # run's input is segment's
+    p = probability(tr.final_output["output"][:, 0], T, "sigmoid-mean")
+    want = unslice(p.astype(np.float32), geo, fill=0.0).astype(np.float32)
+    got = np.asarray(nib.load(str(tmp_path / "seg" / "v_prob.nii.gz")).dataobj)
+    np.testing.assert_array_equal(got, want)

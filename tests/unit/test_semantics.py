@@ -1,4 +1,4 @@
-"""SEMANTICS.md section 1 tie tables, for every profile, through the API and through `refsim probe`."""
+"""docs/semantics.md section 1 tie tables, for every profile, through the API and through `refsim probe`."""
 import numpy as np
 import pytest
 
@@ -10,7 +10,7 @@ from refsim.simulator import Recorder, Simulator
 from refsim.encoding import StaticEncoder
 from tests.helpers import chain
 
-# threshold 1, start at 0, 8 steps; digits are spikes per step (SEMANTICS.md section 1)
+# threshold 1, start at 0, 8 steps; digits are spikes per step (docs/semantics.md section 1)
 TIES = {
     ">=": {1.0: "11111111", 0.5: "01010101", 0.25: "00010001"},
     ">": {1.0: "01111111", 0.5: "00101010", 0.25: "00001000"},
@@ -70,7 +70,7 @@ def test_issue_done_when_probe_strings(capsys):
 
 
 def test_one_third_differs_between_float32_and_float64_under_strict_comparison():
-    """SEMANTICS.md: input 1/3 under '>' differs between float32 and float64 accumulation."""
+    """docs/semantics.md: input 1/3 under '>' differs between float32 and float64 accumulation."""
     def run(dtype):
         v, out = dtype(0), ""
         x, one = dtype(1) / dtype(3), dtype(1)

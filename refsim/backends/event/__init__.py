@@ -1,4 +1,4 @@
-"""The event backend: clock-driven, with event-driven propagation (ARCHITECTURE.md).
+"""The event backend: clock-driven, with event-driven propagation (docs/architecture.md).
 
 Each step's spikes are propagated by Numba kernels: row-segmented events in raster order,
 stride-1 convolutions scattered into channels-last halo buffers, one fused pass per IF, ternary

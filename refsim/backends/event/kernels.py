@@ -256,41 +256,48 @@ def linear_events(x, node, weights):
     return _add_bias(res, node.bias)
 
 
-def _rows(x):
+def dense_events(x):
+    """Row-segmented events of a dense (B, C, H, W) map (float64), for the ``events=`` argument of
+    the dense-in, dense-out wrappers below (one conversion serving several layers)."""
     events = row_events(x.shape[0], x.shape[1:])
-    rows_from_nchw(a=np.ascontiguousarray(x, dtype=np.float64), events=events)
+    a = np.ascontiguousarray(x, dtype=np.float64)
+    rows_from_nchw(a=a if a.flags.writeable else a.copy(), events=events)  # a memory-mapped trace is read-only
     return events
 
 
-def conv_transpose2d_events(x, node, weights, out_shape):
-    """The fused pipeline's transposed convolution, dense in and out."""
+def conv_transpose2d_events(x, node, weights, out_shape, events=None):
+    """The fused pipeline's transposed convolution, dense in and out (``events``: x's, if made already)."""
     cout, ho, wo = out_shape
     buf = np.zeros((x.shape[0], ho, wo, cout))
-    conv_transpose_rows(buf=buf, events=_rows(x), weights=weights, stride=node.stride, padding=node.padding,
+    conv_transpose_rows(buf=buf, events=dense_events(x) if events is None else events, weights=weights,
+                        stride=node.stride, padding=node.padding,
                         dilation=node.dilation, out_hw=(ho, wo), cin_per_group=node.weight.shape[0] // node.groups)
     return _add_bias(np.ascontiguousarray(buf.transpose(0, 3, 1, 2)), node.bias)
 
 
-def pool_events(x, node, out_shape, average):
-    """The fused pipeline's sum or average pooling, dense in and out."""
+def pool_events(x, node, out_shape, average, events=None):
+    """The fused pipeline's sum or average pooling, dense in and out (``events``: x's, if made already)."""
     c, ho, wo = out_shape
     out = np.zeros((x.shape[0], ho, wo, c))
-    pool_rows(out=out, events=_rows(x), kernel=node.kernel_size, stride=node.stride, padding=node.padding)
+    pool_rows(out=out, events=dense_events(x) if events is None else events, kernel=node.kernel_size,
+              stride=node.stride, padding=node.padding)
     res = np.ascontiguousarray(out.transpose(0, 3, 1, 2))
     if average:
         res /= float(node.kernel_size[0] * node.kernel_size[1])
     return res
 
 
-def conv2d_events_s1(x, node, weights, out_shape):
-    """The fused pipeline's stride-1 halo-buffer convolution, dense in and out."""
+def conv2d_events_s1(x, node, weights, out_shape, events=None):
+    """The fused pipeline's stride-1 halo-buffer convolution, dense in and out (``events``: x's, if
+    made already)."""
     B, _, H, W = x.shape
     cout, ho, wo = out_shape
     kh, kw = node.weight.shape[2:]
     pt, pl = node.pads[0], node.pads[2]
     R, Wb = max(H + pt, ho) + kh - 1, max(W + pl, wo) + kw - 1
     buf = np.zeros((B, R, Wb, cout))
-    conv_s1_rows(buf=buf, events=_rows(x), weights=weights, pad_top=pt, pad_left=pl)
+    conv_s1_rows(buf=buf, events=dense_events(x) if events is None else events, weights=weights, pad_top=pt,
+                 pad_left=pl)
     res = np.ascontiguousarray(buf[:, kh - 1:kh - 1 + ho, kw - 1:kw - 1 + wo].transpose(0, 3, 1, 2))
     return _add_bias(res, node.bias)
 
@@ -298,5 +305,5 @@ def conv2d_events_s1(x, node, weights, out_shape):
 __all__ = ["NeuronFlags", "choice_flags", "row_events", "neuron_rows", "mt_rows", "conv_s1_rows", "conv_transpose_rows",
            "pool_rows", "bind_neuron_rows", "bind_mt_rows", "bind_conv_s1_rows", "bind_conv_transpose_rows",
            "bind_pool_rows", "rows_from_nhwc", "rows_from_nchw", "rows_to_nchw", "events_hwc", "conv2d_events",
-           "linear_events", "conv_transpose2d_events", "pool_events", "conv2d_events_s1", "prepare_conv",
+           "linear_events", "dense_events", "conv_transpose2d_events", "pool_events", "conv2d_events_s1", "prepare_conv",
            "prepare_conv_s1", "prepare_conv_transpose"]
