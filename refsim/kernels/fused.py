@@ -409,6 +409,23 @@ def _rows_to_nchw(out, ex, ec, ev, rcnt, ch_off):
                 out[b, ec[b, y, e] + ch_off, y, ex[b, y, e]] = ev[b, y, e]
 
 
+@njit(cache=True)
+def _fanout_rows(ex, ec, rcnt, fo, ch_off, n_events, n_ops):
+    """Per sample, add the number of events and the sum of their fan-outs ``fo[c + ch_off, y, x]``
+    (synaptic operations) to ``n_events`` and ``n_ops`` (B,)."""
+    B, H = rcnt.shape
+    for b in range(B):
+        ne = 0
+        ops = 0
+        for y in range(H):
+            n = rcnt[b, y]
+            ne += n
+            for e in range(n):
+                ops += fo[ec[b, y, e] + ch_off, y, ex[b, y, e]]
+        n_events[b] += ne
+        n_ops[b] += ops
+
+
 def row_events(batch, shape, dtype=np.float64):
     """Preallocated row-segmented event arrays for a (C, H, W) map: ex, ec, ev, rcnt, rmax."""
     C, H, W = shape

@@ -204,6 +204,13 @@ def rows_from_nchw(*, a, events):
     rows_from_nhwc(a=a.transpose(0, 2, 3, 1), events=events)
 
 
+def fanout_sums(*, events, fanout, channel_offset=0, n_events, n_ops):
+    """Add, per sample, the events of ``events`` and the sum of their fan-outs ``fanout`` (C, H, W)
+    int64 to ``n_events`` and ``n_ops`` (B,) int64 (:func:`refsim.kernels.fused._fanout_rows`)."""
+    ex, ec, _, rcnt, _ = events
+    _F._fanout_rows(ex, ec, rcnt, fanout, channel_offset, n_events, n_ops)
+
+
 def rows_to_nchw(*, out, events, channel_offset=0):
     """Write events into a zeroed (B, C, H, W) map ``out`` from channel ``channel_offset`` on."""
     ex, ec, ev, rcnt, _ = events
@@ -302,7 +309,7 @@ def conv2d_events_s1(x, node, weights, out_shape, events=None):
     return _add_bias(res, node.bias)
 
 
-__all__ = ["NeuronFlags", "choice_flags", "row_events", "neuron_rows", "mt_rows", "conv_s1_rows", "conv_transpose_rows",
+__all__ = ["fanout_sums", "NeuronFlags", "choice_flags", "row_events", "neuron_rows", "mt_rows", "conv_s1_rows", "conv_transpose_rows",
            "pool_rows", "bind_neuron_rows", "bind_mt_rows", "bind_conv_s1_rows", "bind_conv_transpose_rows",
            "bind_pool_rows", "rows_from_nhwc", "rows_from_nchw", "rows_to_nchw", "events_hwc", "conv2d_events",
            "linear_events", "dense_events", "conv_transpose2d_events", "pool_events", "conv2d_events_s1", "prepare_conv",

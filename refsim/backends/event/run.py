@@ -35,6 +35,12 @@ class EventMap:
     def parts(self):
         return [(self, 0)]
 
+    def fanout_sums(self, fanout):
+        """``(events, synaptic operations)`` per sample of this step's events into a layer whose
+        input neuron (c, y, x) has fan-out ``fanout[c, y, x]`` (no dense copy; as counting the
+        non-zeros of :meth:`dense`)."""
+        return _fanout_sums(self.parts(), fanout)
+
     def dense(self):
         if self._dense is None:
             C, H, W = self.shape
@@ -58,6 +64,10 @@ class EventCat:
     def parts(self):
         return self.items
 
+    def fanout_sums(self, fanout):
+        """As :meth:`EventMap.fanout_sums`, over every part."""
+        return _fanout_sums(self.items, fanout)
+
     def dense(self):
         if self._dense is None:
             C, H, W = self.shape
@@ -66,6 +76,14 @@ class EventCat:
                 K.rows_to_nchw(out=out, events=m.events, channel_offset=off)
             self._dense = out
         return self._dense
+
+
+def _fanout_sums(parts, fanout):
+    B = parts[0][0].events[3].shape[0]
+    n_events, n_ops = np.zeros(B, np.int64), np.zeros(B, np.int64)
+    for m, off in parts:
+        K.fanout_sums(events=m.events, fanout=fanout, channel_offset=off, n_events=n_events, n_ops=n_ops)
+    return n_events, n_ops
 
 
 class HaloCurrent:
