@@ -29,6 +29,7 @@ from .analysis.metrics import EMPTY_POLICIES
 from .backends import BACKENDS
 from .config import DEFAULTS, RunConfig
 from .convert import CONVERSION_METHODS
+from .convert.balance import BALANCE_ORDERS
 from .convert.normalize import PERCENTILE_OF
 from .data import DEMO_IMAGE, DEMO_LABEL, DEMO_MODEL, DEMO_VOLUMES, demo_input  # noqa: F401 (re-exported)
 from .encoding import ENCODERS
@@ -243,6 +244,9 @@ def _parser() -> argparse.ArgumentParser:
     encoding(cv)
     cv.add_argument("--backend", default=None, choices=BACKENDS, help="backend of the simulations (default event)")
     cv.add_argument("--scale", type=float, default=0.7, help="balancing: threshold = scale x max input current (0.7)")
+    cv.add_argument("--balance-order", default="rathi", choices=BALANCE_ORDERS,
+                    help="balancing: rathi (default; earlier layers unscaled while later ones are calibrated, the scale "
+                         "applied once at the end, as Rathi et al.'s code) or scaled-as-it-goes (refsim before 0.2)")
     cv.add_argument("--percentile", type=float, default=99.9, help="normalisations: lambda percentile (default 99.9)")
     cv.add_argument("--percentile-of", default="all", choices=PERCENTILE_OF,
                     help="normalisations: percentile over all activations (default) or the non-zero ones")
@@ -506,7 +510,8 @@ def _cmd_convert(args):
     print(f"ANN {ann.name}: {len(ann.neurons)} ReLU layers; calibration {x.shape[0]} samples; method {args.method}",
           flush=True)
     t0 = time.perf_counter()
-    snn, rep = convert_ann(ann, x, args.method, cfg, T=args.T, scale=args.scale, percentile=args.percentile,
+    snn, rep = convert_ann(ann, x, args.method, cfg, T=args.T, scale=args.scale, order=args.balance_order,
+                           percentile=args.percentile,
                            percentile_of=args.percentile_of, compat_offbyone=args.compat_offbyone, batch=args.batch,
                            min_correlation=args.min_correlation, slope_range=tuple(lo_hi), progress=_progress(args),
                            echo=print, where=f"--calib {args.calib}")

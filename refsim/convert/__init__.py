@@ -12,7 +12,7 @@ from .normalize import METHODS, ann_activations, normalize
 CONVERSION_METHODS = ("balance",) + METHODS
 
 
-def convert_ann(ann: Graph, x, method, config, T=200, scale=0.7, percentile=99.9, percentile_of="all",
+def convert_ann(ann: Graph, x, method, config, T=200, scale=0.7, order="rathi", percentile=99.9, percentile_of="all",
                 compat_offbyone=False, batch=16, min_correlation=0.9, slope_range=(0.8, 1.25), progress=False,
                 echo=None, where="calibration inputs"):
     """Convert ANN graph ``ann`` (ReLU semantics at its Neuron nodes) on calibration inputs ``x``
@@ -35,7 +35,7 @@ def convert_ann(ann: Graph, x, method, config, T=200, scale=0.7, percentile=99.9
     base = Graph([ann[n] for n in ann.order], name=ann.name, metadata=meta)
     if method == "balance":
         snn = threshold_balance(base, x, T=T, scale=scale, profile=config.profile, backend=config.backend,
-                                encoder=config.encoder(), batch=batch, progress=progress, echo=echo)
+                                encoder=config.encoder(), batch=batch, progress=progress, echo=echo, order=order)
     else:
         snn = normalize(base, x, method=method, percentile=percentile, percentile_of=percentile_of,
                         compat_offbyone=compat_offbyone)

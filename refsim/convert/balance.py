@@ -1,11 +1,24 @@
 """Threshold balancing (Sengupta et al. 2019, as coded by Rathi et al. 2020 and used by Yue et al.
 2023; docs/semantics.md section 5).
 
-Layer by layer in graph order, the spiking network runs ``T`` steps on a calibration batch with the
-thresholds already found for the layers before; the threshold of layer l is the largest input
-current ``W_l s_{l-1}[t]`` it receives over all steps and elements, times ``scale`` (0.7 in Rathi's
-code), computed in float64 and stored as float32. Weights are not changed. ``T`` is 1000 in the
-code; Yue's early stop uses 200.
+Layer by layer in graph order, the spiking network runs ``T`` steps on a calibration batch and
+layer l's largest input current ``W_l s_{l-1}[t]`` over all steps and elements is found. The
+order of the scaling is a named choice (``order``):
+
+* ``"rathi"`` (default): as Rathi et al.'s code does it (``nitin-rathi/hybrid-snn-conversion``,
+  ``snn.py``, ``find_threshold``): while layer l is calibrated, the layers before it use their
+  *unscaled* maxima as thresholds (``threshold_update(scaling_factor=1.0, ...)``); once every layer
+  is found, all thresholds are multiplied by ``scale`` (0.7 in the code) at once. The maxima are
+  kept as float32 (the code's ``.item()`` of a float32 tensor), the product is taken in float64
+  and stored as float32.
+* ``"scaled-as-it-goes"``: the layers before l already carry their scaled thresholds while l is
+  calibrated (refsim before version 0.2; kept to reproduce earlier conversions). Lower upstream
+  thresholds mean more upstream spikes, so deeper layers see larger currents and get larger
+  thresholds, and activity collapses with depth.
+
+Weights are not changed. ``T`` is 1000 in the code; Yue's early stop uses 200. The code calibrates
+on its first batch only: pass that many samples. Its neurons fire before they integrate: profile
+``"rathi2020"``.
 
 Deterministic: the calibration samples are put in a canonical order (by the SHA-256 of their bytes)
 before they are encoded, and every sample draws its spikes from its own generator (seed, index), so
@@ -33,18 +46,27 @@ def _canonical(x):
     return x[order], digest
 
 
+#: when the scale is applied (see the module docstring)
+BALANCE_ORDERS = ("rathi", "scaled-as-it-goes")
+
+
 def threshold_balance(graph: Graph, x, T: int = 200, scale: float = 0.7, profile="paper", backend="event",
-                      seed: int = 0, encoder=None, batch: int = 16, progress=False, echo=None) -> Graph:
-    """A copy of ``graph`` whose neuron thresholds are balanced on calibration inputs ``x`` (B, ...).
-    The returned graph's metadata records how (``metadata["conversion"]``)."""
+                      seed: int = 0, encoder=None, batch: int = 16, progress=False, echo=None,
+                      order: str = "rathi") -> Graph:
+    """A copy of ``graph`` whose neuron thresholds are balanced on calibration inputs ``x`` (B, ...)
+    in ``order`` (:data:`BALANCE_ORDERS`). The returned graph's metadata records how
+    (``metadata["conversion"]``)."""
+    from ..errors import UnknownNameError
     if isinstance(T, bool) or not isinstance(T, (int, np.integer)) or T < 1:
         raise ValidationError("threshold_balance(T)", "a positive number of steps", T)
     if not 0 < scale:
         raise ValidationError("threshold_balance(scale)", "a positive scaling factor", scale)
+    if order not in BALANCE_ORDERS:
+        raise UnknownNameError("threshold balancing order", order, BALANCE_ORDERS)
     xs, digest = _canonical(x)
     enc = encoder if encoder is not None else PoissonEncoder(seed=seed)
     g = graph
-    found = {}
+    found, maxima = {}, {}
     for name in graph.neurons:
         sim = Simulator(g, profile, backend)
         m = -np.inf
@@ -55,14 +77,21 @@ def threshold_balance(graph: Graph, x, T: int = 200, scale: float = 0.7, profile
         if not np.isfinite(m) or m <= 0:
             raise ValidationError(f"threshold balancing of layer {name!r}",
                                   "a positive input current on the calibration data", m)
-        found[name] = float(np.float32(scale * m))
-        g = Graph([g[n].replace(threshold=found[name]) if n == name else g[n] for n in g.order], name=g.name,
+        if order == "rathi":
+            maxima[name] = float(np.float32(m))
+            found[name] = float(np.float32(scale * maxima[name]))
+            now = maxima[name]  # unscaled while the layers after it are calibrated
+        else:
+            found[name] = now = float(np.float32(scale * m))
+        g = Graph([g[n].replace(threshold=now) if n == name else g[n] for n in g.order], name=g.name,
                   metadata=g.metadata)
         if echo:
             echo(f"  {name}: max input current {m:.6g} -> threshold {found[name]:.6g}")
     meta = dict(graph.metadata)
     meta["conversion"] = {"method": "threshold-balancing (Sengupta 2019, Rathi 2020 code)", "T": int(T),
-                          "scale": float(scale), "profile": profile if isinstance(profile, str) else profile.name,
+                          "scale": float(scale), "order": order,
+                          "profile": profile if isinstance(profile, str) else profile.name,
                           "encoder": enc.describe(), "calibration_samples": int(len(xs)),
                           "calibration_sha256": digest, "thresholds": found}
-    return Graph([g[n] for n in g.order], name=graph.name, metadata=meta)
+    return Graph([g[n].replace(threshold=found[n]) if n in found else g[n] for n in g.order], name=graph.name,
+                 metadata=meta)

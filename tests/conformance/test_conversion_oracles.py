@@ -37,10 +37,12 @@ def _import(m, tmp_path):
 
 
 def rathi_balance(m, spikes, scale=0.7):
-    """Rathi et al. 2020's threshold-balancing loop, re-implemented in torch (float32): for each ReLU
-    in turn, run the IF network with the thresholds found so far and take ``scale`` x the largest
-    input current the layer receives over all steps and elements. The neurons follow the paper's
-    equations (integrate, fire on v > threshold, subtract), the profile refsim balances with here."""
+    """Rathi et al. 2020's threshold-balancing loop (nitin-rathi/hybrid-snn-conversion, snn.py,
+    find_threshold), re-implemented in torch (float32): for each ReLU in turn, run the IF network with
+    the *unscaled* maxima found so far as the earlier layers' thresholds (the code's
+    threshold_update(scaling_factor=1.0)) and take the largest input current the layer receives over
+    all steps and elements; multiply every threshold by ``scale`` at the end. The neurons follow the
+    paper's equations (integrate, fire on v > threshold, subtract), the profile refsim balances with."""
     layers = list(m)
     relus = [i for i, layer in enumerate(layers) if isinstance(layer, nn.ReLU)]
     th = {}
@@ -61,8 +63,8 @@ def rathi_balance(m, spikes, scale=0.7):
                         x = s
                     else:
                         x = layer(x)
-            th[target] = float(np.float32(scale * best))
-    return [th[i] for i in relus]
+            th[target] = float(np.float32(best))
+    return [float(np.float32(scale * th[i])) for i in relus]
 
 
 def test_threshold_balancing_equals_rathis_loop_in_torch(tmp_path):

@@ -1,6 +1,8 @@
 """Threshold balancing (refsim.convert): the layer-by-layer maximum input current times the scale,
-deterministic whatever the calibration order or batch size, recorded in the model's metadata."""
+in Rathi et al.'s order (checked against a NumPy loop written from their code, in both neuron update
+orders), deterministic whatever the calibration order or batch size, recorded in the metadata."""
 import numpy as np
+import pytest
 
 from refsim.convert import threshold_balance
 from refsim.encoding import PoissonEncoder
@@ -17,22 +19,81 @@ def net():
                   Neuron("n2", ["c2"], "if", 1.0), Output("o", ["n2"])])
 
 
-def test_thresholds_are_the_scaled_maximum_current_layer_by_layer():
-    g = net()
-    x = np.random.default_rng(1).random((5, 1, 8, 8))
-    b = threshold_balance(g, x, T=15, scale=0.7, backend="reference", batch=5)
-    th = b.metadata["conversion"]["thresholds"]
-    # an independent recomputation: layer 1's max current with nothing balanced yet, then layer 2's
-    # with layer 1 at its new threshold (the calibration samples in the same canonical order)
+def _conv(x, w, pad):
+    """A plain loop convolution (cross-correlation, stride 1), independent of refsim's ops."""
+    B, C, H, W = x.shape
+    O, _, kh, kw = w.shape
+    xp = np.zeros((B, C, H + 2 * pad, W + 2 * pad))
+    xp[:, :, pad:pad + H, pad:pad + W] = x
+    out = np.zeros((B, O, H + 2 * pad - kh + 1, W + 2 * pad - kw + 1))
+    for ki in range(kh):
+        for kj in range(kw):
+            patch = xp[:, :, ki:ki + out.shape[2], kj:kj + out.shape[3]]
+            out += np.einsum("bchw,oc->bohw", patch, w[:, :, ki, kj].astype(np.float64))
+    return out
+
+
+def rathi_balance_numpy(weights, spikes, scale=0.7, fire_first=False, order="rathi"):
+    """Threshold balancing written from Rathi et al.'s code (nitin-rathi/hybrid-snn-conversion,
+    snn.py, find_threshold): for each layer in turn, run the IF network over the whole spike train
+    with the thresholds found so far for the layers before it, and take the largest input current
+    the layer receives. In the code the earlier layers keep their *unscaled* maxima while the later
+    ones are calibrated (threshold_update(scaling_factor=1.0)) and every threshold is multiplied by
+    the scale once at the end (order="rathi"); order="scaled-as-it-goes" scales each at once.
+    Neurons: subtract reset, v > threshold; integrate then fire, or fire then integrate (Rathi's
+    own neuron, fire_first=True)."""
+    maxima, now = [], []
+    for target in range(len(weights)):
+        v = [None] * target
+        best = -np.inf
+        for t in range(spikes.shape[0]):
+            x = spikes[t]
+            for i, w in enumerate(weights):
+                cur = _conv(x, w, 1)
+                if i == target:
+                    best = max(best, cur.max())
+                    break
+                if v[i] is None:
+                    v[i] = np.zeros_like(cur)
+                if not fire_first:
+                    v[i] = v[i] + cur
+                s = (v[i] > now[i]).astype(np.float64)
+                v[i] = v[i] - s * now[i]
+                if fire_first:
+                    v[i] = v[i] + cur
+                x = s
+        maxima.append(float(np.float32(best)) if order == "rathi" else best)
+        now.append(maxima[-1] if order == "rathi" else float(np.float32(scale * best)))
+    return [float(np.float32(scale * m)) for m in maxima] if order == "rathi" else now
+
+
+@pytest.mark.parametrize("profile,fire_first", [("paper", False), ("rathi2020", True)])
+@pytest.mark.parametrize("order", ["rathi", "scaled-as-it-goes"])
+def test_threshold_balancing_equals_a_numpy_loop_written_from_rathis_code(profile, fire_first, order):
     from refsim.convert.balance import _canonical
-    xs, _ = _canonical(x)
-    tr = Simulator(g).run(xs, 15, PoissonEncoder(seed=0), Recorder(current_max=["n1"]))
-    assert th["n1"] == float(np.float32(0.7 * float(tr.current_max["n1"])))
-    g1 = Graph([g[n].replace(threshold=th["n1"]) if n == "n1" else g[n] for n in g.order])
-    tr = Simulator(g1).run(xs, 15, PoissonEncoder(seed=0), Recorder(current_max=["n2"]))
-    assert th["n2"] == float(np.float32(0.7 * float(tr.current_max["n2"])))
-    assert b["n1"].threshold == th["n1"] and b.metadata["conversion"]["T"] == 15
-    assert len(b.metadata["conversion"]["calibration_sha256"]) == 64
+    from refsim.encoding import ReplayEncoder
+    g = net()
+    x = np.random.default_rng(1).random((3, 1, 8, 8))
+    xs, _ = _canonical(x)  # threshold_balance encodes the samples in this canonical order
+    T = 15
+    spikes = (np.random.default_rng(7).random((T,) + xs.shape) < xs).astype(np.float64)
+    b = threshold_balance(g, x, T=T, scale=0.7, profile=profile, backend="reference", batch=3,
+                          encoder=ReplayEncoder(spikes), order=order)
+    th = b.metadata["conversion"]["thresholds"]
+    want = rathi_balance_numpy([g["c1"].weight, g["c2"].weight], spikes, 0.7, fire_first, order)
+    assert [th["n1"], th["n2"]] == want  # exact: every sum is exact in float64 on both sides
+    assert [b["n1"].threshold, b["n2"].threshold] == want and b.metadata["conversion"]["order"] == order
+
+
+def test_the_two_balancing_orders_give_different_thresholds():
+    """Layer 1 is the same; layer 2 is calibrated on other upstream spikes (layer 1 at its unscaled
+    maximum in Rathi's order, already scaled down in the other), so its threshold differs."""
+    g = net()
+    x = np.random.default_rng(1).random((4, 1, 8, 8))
+    a = threshold_balance(g, x, T=30, backend="reference", batch=4, order="rathi").metadata["conversion"]["thresholds"]
+    b = threshold_balance(g, x, T=30, backend="reference", batch=4,
+                          order="scaled-as-it-goes").metadata["conversion"]["thresholds"]
+    assert a["n1"] == b["n1"] and a["n2"] != b["n2"]
 
 
 def test_same_calibration_data_same_thresholds_whatever_order_or_batch():

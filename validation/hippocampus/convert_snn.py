@@ -36,6 +36,9 @@ def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--T", type=int, default=200)
     ap.add_argument("--scale", type=float, default=0.7)
+    ap.add_argument("--balance-order", default="scaled-as-it-goes", choices=("rathi", "scaled-as-it-goes"),
+                    help="the order RESULTS.md's balancing rows were made with is scaled-as-it-goes (refsim < 0.2); "
+                         "rathi is Rathi et al.'s code (issue 20: not yet rerun on the 40 subjects)")
     ap.add_argument("--calibration", type=int, default=32)
     args = ap.parse_args(argv)
     net = torch_unet()
@@ -45,7 +48,7 @@ def main(argv=None):
     x = calibration(args.calibration)
     t0 = time.time()
     print(f"threshold balancing on {len(x)} calibration slices, T={args.T}, scale {args.scale}", flush=True)
-    snn = threshold_balance(g, x, T=args.T, scale=args.scale, echo=print)
+    snn = threshold_balance(g, x, T=args.T, scale=args.scale, echo=print, order=args.balance_order)
     save_model(snn, os.path.join(OUT, "snn_converted.safetensors"))
     print(f"wrote {os.path.join(OUT, 'snn_converted.safetensors')} in {time.time() - t0:.1f} s")
     for method in ("connectionwise", "layerwise"):

@@ -53,7 +53,7 @@ def main(argv=None):
         nm = normalize(g, x, method="connectionwise")
         models["ternary_connectionwise"] = Graph([nm[n] for n in nm.order],
                                                  name="hippocampus-snn-ternary-connectionwise", metadata=nm.metadata)
-        models["ternary_balanced"] = threshold_balance(g, x, T=args.T, scale=0.7,
+        models["ternary_balanced"] = threshold_balance(g, x, T=args.T, scale=0.7, order="scaled-as-it-goes",
                                                        encoder=make_encoder("poisson-ternary", seed=0))
         for k, m in models.items():
             save_model(m, os.path.join(OUT, f"snn_{k}.safetensors"))
