@@ -174,12 +174,18 @@ def _parser() -> argparse.ArgumentParser:
     fp.add_argument("--profile", default=None, help="fingerprint a refsim profile instead (a self-check)")
     fp.add_argument("--write-probes", default=None, metavar="NPY", help="write the probe inputs (T, N) here and exit")
 
-    gd = cmd("golden", "verify (or explicitly regenerate) golden cases: expected traces of models and inputs")
-    gd.add_argument("action", choices=("verify", "regen"),
-                    help="verify: run every case and compare with its expected files (exit 1 on a difference); "
-                         "regen: rewrite the expected files of refsim-made cases from this version")
+    gd = cmd("golden", "make, verify or regenerate golden cases: a model, inputs and the traces they must give",
+             "init: make a case of your own model (--model, --inputs); verify: run every case and compare (exit 1 "
+             "on a difference); regen: recompute refsim-made cases (values that would move need --force).")
+    gd.add_argument("action", choices=("init", "verify", "regen"), help="init, verify or regen")
     gd.add_argument("directory", nargs="?", default="golden", help="folder of cases (default ./golden)")
     gd.add_argument("--backend", default="reference", choices=BACKENDS, help="verify only (default reference)")
+    gd.add_argument("--force", action="store_true", help="regen: rewrite expected files whose values move")
+    gd.add_argument("--model", default=None, help="init: the model file of the new case")
+    gd.add_argument("--inputs", default=None, help="init: .npy/.npz inputs (B, *input shape) of the new case")
+    gd.add_argument("--T", type=_positive_int, default=100, help="init: time steps (default 100)")
+    gd.add_argument("--profile", default=None, help="init: profile (default: the model's)")
+    gd.add_argument("--name", default=None, help="init: the case's folder name (default: the model's name)")
 
     an = cmd("analyze", "what a model did and what it cost: rates, synaptic operations, energy, accuracy; "
                         "report.json and a self-contained report.html with plots")
@@ -417,13 +423,18 @@ def _cmd_fingerprint(args):
 
 def _cmd_golden(args):
     from .conformance import golden
-    if args.action == "regen":
-        golden.regen(args.directory)
+    if args.action == "init":
+        if not args.model or not args.inputs:
+            raise ValidationError("golden init", "--model MODEL and --inputs ARRAY", "missing")
+        os.makedirs(args.directory, exist_ok=True)
+        golden.init(args.directory, args.model, args.inputs, T=args.T, profile=args.profile, name=args.name)
         return EXIT_OK
+    if args.action == "regen":
+        moved = golden.regen(args.directory, force=args.force)
+        return EXIT_FAILED_CHECK if moved and not args.force else EXIT_OK
     res = golden.verify(args.directory, backend=args.backend)
-    bad = [k for k, v in res.items() if v]
-    print(f"{len(res) - len(bad)} passed, {len(bad)} failed")
-    return EXIT_FAILED_CHECK if bad else EXIT_OK
+    print(f"{len(res.passed)} passed, {len(res.failed)} failed")
+    return EXIT_OK if res else EXIT_FAILED_CHECK
 
 
 def _cmd_bench(args):

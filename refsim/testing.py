@@ -2,6 +2,7 @@
 
 >>> from refsim.testing import assert_conforms, assert_neuron_matches
 >>> assert_conforms("model.safetensors", "traces.npz", profile="spikingjelly")   # in a pytest test
+>>> assert_golden("tests/golden")   # cases made by `refsim golden init`
 
 ``assert_neuron_matches(step_fn, profile)`` property-tests a neuron implementation (a callable from
 a (T, N) array of input currents to (T, N) spike counts, threshold 1) against a refsim profile on the
@@ -31,6 +32,23 @@ def assert_conforms(model, traces, profile=None):
     if not rep["conforms"]:
         raise ConformanceError(format_report(rep))
     return rep
+
+
+def assert_golden(directory, backend="reference"):
+    """Fail unless every golden case in ``directory`` (made by ``refsim golden init``) gives its
+    expected traces bit for bit; the message names each failing case and its first differing entry,
+    step and neuron. Returns the :class:`refsim.conformance.golden.GoldenResult`.
+
+    In a user's test suite::
+
+        def test_my_model_still_spikes_the_same():
+            refsim.testing.assert_golden("tests/golden")
+    """
+    from .conformance import golden
+    res = golden.verify(directory, backend=backend, echo=lambda *a: None)
+    if not res:
+        raise ConformanceError("golden cases differ from their expected traces:\n" + res.report())
+    return res
 
 
 def assert_neuron_matches(step_fn, profile="paper", inputs=None):

@@ -530,7 +530,7 @@ def compare_traces(expected: Traces, actual: Traces, kinds=KINDS) -> list[str]:
                 idx = tuple(int(i) for i in np.argwhere(bad)[0])
                 where = f"step {idx[0]}, " if kind in ("spikes", "membranes", "output", "step_counts") else ""
                 diffs.append(f"{kind}/{name}: {int(bad.sum())} of {bad.size} values differ; first at {where}index {idx}: "
-                             f"expected {x[idx]!r}, found {y[idx]!r}")
+                             f"expected {x[idx].item()!r}, found {y[idx].item()!r}")
     return diffs
 
 

@@ -109,3 +109,82 @@ def test_regen_skips_external_cases(tmp_path, capsys):
     golden.regen(tmp_path)
     assert (tmp_path / "spikingjelly-recorded" / "expected.npz").read_bytes() == before
     assert "skipped spikingjelly-recorded" in capsys.readouterr().out
+
+
+def test_regen_of_every_case_moves_no_value(tmp_path):
+    """Every refsim-made expected file is what this version computes: regenerating moves nothing."""
+    shutil.copytree(ROOT, tmp_path / "g")
+    assert golden.regen(tmp_path / "g", echo=lambda *a: None) == {}
+
+
+def test_regen_refuses_to_move_values_unless_forced(tmp_path, capsys):
+    case = next(c for c in CASES if not golden.read_spec(os.path.join(ROOT, c)).get("expected_from"))
+    shutil.copytree(os.path.join(ROOT, case), tmp_path / case)
+    exp = tmp_path / case / "expected.npz"
+    tr = load_traces(exp)
+    name = sorted(tr.spikes)[0]
+    tr.spikes[name] = tr.spikes[name].copy()
+    tr.spikes[name][0].flat[0] += 1  # a stale expected value
+    tr.save(exp)
+    stale = exp.read_bytes()
+    assert cli.main(["golden", "regen", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "REFUSED" in out and f"spikes/{name}" in out and "np.int" not in out  # plain numbers
+    assert exp.read_bytes() == stale
+    assert cli.main(["golden", "regen", str(tmp_path), "--force"]) == 0
+    assert golden.verify(tmp_path, echo=lambda *a: None)
+
+
+def test_user_case_init_verify_and_assert_golden(tmp_path):
+    """golden init makes a case of a user's own model; verify's result is false when a case fails,
+    and assert_golden names the first differing entry, step and neuron."""
+    from refsim import models, save_model
+    from refsim.testing import ConformanceError, assert_golden
+    g = models.hippocampus_unet(in_shape=(1, 8, 8), channels=(2, 4), seed=1)
+    save_model(g, tmp_path / "m.safetensors")
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).random((2, 1, 8, 8)))
+    assert cli.main(["golden", "init", str(tmp_path / "cases"), "--model", str(tmp_path / "m.safetensors"),
+                     "--inputs", str(tmp_path / "x.npy"), "--T", "12", "--name", "unet"]) == 0
+    res = golden.verify(tmp_path / "cases", echo=lambda *a: None)
+    assert res and res.passed == ["unet"]
+    assert_golden(tmp_path / "cases")
+    # the model drifts (one threshold): the case fails, and says where
+    from refsim.graph import Graph
+    bad = Graph([g[n].replace(threshold=0.75) if n == "enc1a_if" else g[n] for n in g.order], name=g.name,
+                metadata=g.metadata)
+    save_model(bad, tmp_path / "cases" / "unet" / "model.safetensors")
+    res = golden.verify(tmp_path / "cases", echo=lambda *a: None)
+    assert not res and res.failed == ["unet"]
+    with pytest.raises(ConformanceError, match=r"first difference: layer enc1a_if at step 0, sample \d, neuron \(\d+, \d+, \d+\)"):
+        assert_golden(tmp_path / "cases")
+    assert cli.main(["golden", "init", str(tmp_path / "cases"), "--model", str(tmp_path / "m.safetensors"),
+                     "--inputs", str(tmp_path / "x.npy"), "--name", "unet"]) == 2  # never overwrites a case
+
+
+def test_a_fresh_project_guards_its_model_in_pytest(tmp_path):
+    """The README's "Guard your model in CI" example, in a project outside this repository: its
+    pytest suite passes, and fails loudly once the model changes."""
+    import subprocess
+    import sys
+    from refsim import models, save_model
+    proj = tmp_path / "proj"
+    (proj / "tests").mkdir(parents=True)
+    g = models.hippocampus_unet(in_shape=(1, 8, 8), channels=(2, 4), seed=2)
+    save_model(g, proj / "model.safetensors")
+    np.save(proj / "x.npy", np.random.default_rng(1).random((2, 1, 8, 8)))
+    assert cli.main(["golden", "init", str(proj / "tests" / "golden"), "--model", str(proj / "model.safetensors"),
+                     "--inputs", str(proj / "x.npy"), "--T", "10"]) == 0
+    (proj / "conftest.py").write_text('pytest_plugins = ["refsim.pytest_plugin"]\n')
+    (proj / "tests" / "test_model.py").write_text(
+        "def test_model_spikes_as_recorded(refsim_golden):\n    refsim_golden('tests/golden')\n")
+    run = lambda: subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], cwd=proj,
+                                 capture_output=True, text=True, timeout=300)
+    r = run()
+    assert r.returncode == 0, r.stdout + r.stderr
+    from refsim.graph import Graph
+    case = next((proj / "tests" / "golden").iterdir())
+    bad = Graph([g[n].replace(threshold=1.25) if n == "dec1b_if" else g[n] for n in g.order], name=g.name,
+                metadata=g.metadata)
+    save_model(bad, case / "model.safetensors")
+    r = run()
+    assert r.returncode == 1 and "dec1b_if" in r.stdout, r.stdout + r.stderr
