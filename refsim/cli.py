@@ -587,6 +587,9 @@ def main(argv=None) -> int:
 
 
 def entry() -> None:  # console_scripts
+    for stream in (sys.stdout, sys.stderr):  # a name or value that cannot be encoded is escaped, never a crash
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     try:
         code = main()
         sys.stdout.flush()

@@ -90,11 +90,21 @@ class NeuronChoices:
 
     def __post_init__(self):
         for name, allowed in CHOICE_VALUES.items():
-            _check_choice(f"NeuronChoices.{name}", getattr(self, name), allowed)
+            value = getattr(self, name)
+            if not isinstance(value, str):
+                raise ValidationError(f"NeuronChoices.{name}", "one of " + ", ".join(repr(a) for a in allowed), repr(value))
+            _check_choice(f"NeuronChoices.{name}", value, allowed)
         if self.v_min is not None:
-            if isinstance(self.v_min, bool) or not isinstance(self.v_min, (int, float)) or not math.isfinite(self.v_min):
-                raise ValidationError("NeuronChoices.v_min", "None or a finite number", self.v_min)
-            object.__setattr__(self, "v_min", float(self.v_min))
+            v = self.v_min
+            try:
+                ok = not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(float(v)) \
+                    and abs(float(v)) < 3.4e38
+            except OverflowError:  # an integer too large for a float
+                ok = False
+            if not ok:
+                raise ValidationError("NeuronChoices.v_min", "None or a number finite in float32",
+                                      repr(v) if not isinstance(v, int) else f"an integer of {len(str(abs(v)))} digits")
+            object.__setattr__(self, "v_min", float(v))
 
     def replace(self, **changes) -> "NeuronChoices":
         """Return a copy with some fields changed (unknown field names raise)."""

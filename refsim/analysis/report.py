@@ -27,6 +27,8 @@ from . import activity, conversion, curves, energy as energy_mod, metrics
 from .synops import dense_macs
 
 DEFINITIONS = {
+    "null": ("-", "a value that is not defined for this run (e.g. the correlation of a layer that never fired, "
+             "or a Dice over empty masks under the 'nan' policy); written as null, JSON has no NaN"),
     "rate": ("spikes / neuron / step", "spikes of the layer divided by neurons, samples and steps (a multi-threshold "
              "neuron counts each level that fired, a ternary neuron each +1 and -1)"),
     "silent_fraction": ("fraction", "neurons (per sample) that never fired during the run"),
@@ -414,6 +416,23 @@ def _atomic_write(path, data: bytes):
         fh.write(data)
 
 
+def _json_safe(v):
+    """``v`` with every non-finite float as None (JSON has no NaN: browsers' JSON.parse and jq refuse
+    it) and NumPy scalars as Python numbers. A null means "not defined", e.g. the correlation of a
+    layer that never fired (report["definitions"]["null"])."""
+    if isinstance(v, dict):
+        return {str(k): _json_safe(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_json_safe(x) for x in v]
+    if isinstance(v, np.ndarray):
+        return _json_safe(v.tolist())
+    if isinstance(v, (np.integer, np.bool_)):
+        return v.item()
+    if isinstance(v, (float, np.floating)):
+        return float(v) if np.isfinite(v) else None
+    return v
+
+
 def write_report(rep, traces, out_dir, comparison=None) -> tuple:
     """Write ``report.json`` and ``report.html`` into ``out_dir`` (created if missing); returns their paths."""
     out_dir = os.fspath(out_dir)
@@ -424,6 +443,6 @@ def write_report(rep, traces, out_dir, comparison=None) -> tuple:
     if comparison:
         full["comparison"] = comparison
     jpath, hpath = os.path.join(out_dir, "report.json"), os.path.join(out_dir, "report.html")
-    _atomic_write(jpath, json.dumps(full, indent=1, default=float, allow_nan=True).encode("utf-8"))
+    _atomic_write(jpath, json.dumps(_json_safe(full), indent=1, allow_nan=False).encode("utf-8"))
     _atomic_write(hpath, to_html(rep, _figures(rep, traces, comparison), comparison).encode("utf-8"))
     return jpath, hpath

@@ -54,6 +54,36 @@ def _int_pair(node, field, value, minimum):
     return (int(value[0]), int(value[1]))
 
 
+def _printable(text: str) -> bool:
+    """Whether ``text`` can be printed and written as UTF-8 (no lone surrogates, no control characters)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return text.isprintable()
+
+
+def finite_number(node, field, value, positive=False) -> float:
+    """A number field (threshold, level, factor, beta, bias, ...): a real number that stays finite
+    when stored as float32, as every parameter is (an integer too large for a float is refused
+    here, not where arithmetic overflows). Returns it as a Python float."""
+    want = "a positive number" if positive else "a number"
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise _err(node, field, want, repr(value))
+    try:
+        f = float(value)
+    except OverflowError:
+        f = math.inf
+    with np.errstate(over="ignore"):
+        f32 = np.float32(f)
+    if not (math.isfinite(f) and np.isfinite(f32)):
+        shown = f"an integer of {len(str(abs(int(value))))} digits" if isinstance(value, (int, np.integer)) else repr(value)
+        raise _err(node, field, f"{want} finite in float32 (|x| < 3.4e38)", shown)
+    if positive and not f32 > 0:
+        raise _err(node, field, want, repr(value))
+    return f
+
+
 def _pos_int(node, field, value, minimum=1):
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
         raise _err(node, field, f"an integer >= {minimum}", value)
@@ -157,13 +187,14 @@ class Node:
         return type(self)(kw.pop("name", self.name), **kw)
 
     def __init__(self, name: str, inputs=()):
-        if not isinstance(name, str) or not name:
-            raise ModelFormatError("node name", "a non-empty string", name)
+        if not isinstance(name, str) or not name or not _printable(name):
+            raise ModelFormatError("node name", "a non-empty string of printable Unicode characters",
+                                   repr(name) if isinstance(name, str) else name)
         self.name = name
         if isinstance(inputs, str):
             inputs = [inputs]
-        if not isinstance(inputs, (list, tuple)) or not all(isinstance(i, str) for i in inputs):
-            raise _err(name, "inputs", "a list of node names", inputs)
+        if not isinstance(inputs, (list, tuple)) or not all(isinstance(i, str) and _printable(i) for i in inputs):
+            raise _err(name, "inputs", "a list of node names", repr(inputs))
         self.inputs = list(inputs)
         if self.ARITY is not None and len(self.inputs) != self.ARITY:
             raise _err(name, "inputs", f"exactly {self.ARITY} input(s) for a {self.TYPE}", self.inputs)
@@ -531,9 +562,7 @@ def _scalar_or_tensor(node, field, value):
     """Inline number (stored as float32) or a float32 per-channel tensor."""
     if isinstance(value, np.ndarray):
         return value
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise _err(node, field, "a finite number or a per-channel float32 tensor", value)
-    return float(np.float32(value))
+    return float(np.float32(finite_number(node, field, value)))
 
 
 def _check_per_channel(node, field, value, in_shape):
@@ -581,8 +610,8 @@ class Neuron(Node):
     def __init__(self, name, inputs, model="if", threshold=1.0, levels=None, choices=None, beta=None, bias=None,
                  alpha=None, gain=None):
         super().__init__(name, inputs)
-        if model not in NEURON_MODELS:
-            raise _err(name, "model", "one of " + ", ".join(NEURON_MODELS), model)
+        if not isinstance(model, str) or model not in NEURON_MODELS:
+            raise _err(name, "model", "one of " + ", ".join(NEURON_MODELS), repr(model))
         self.model = model
         allowed = {k for k, _ in get_model(model).extra}
         for f, v in (("beta", beta), ("bias", bias), ("alpha", alpha), ("gain", gain)):
@@ -610,9 +639,9 @@ class Neuron(Node):
         self.threshold = threshold
         if levels is not None and model != "multithreshold":
             raise _err(name, "levels", "no levels unless model is 'multithreshold'", levels)
-        if levels is not None and not isinstance(levels, (list, tuple)):
-            raise _err(name, "levels", "a list of numbers", levels)
-        self.levels = None if levels is None else tuple(levels)
+        if levels is not None and (not isinstance(levels, (list, tuple)) or not levels):
+            raise _err(name, "levels", "a non-empty list of numbers", repr(levels))
+        self.levels = None if levels is None else tuple(finite_number(name, "levels", v, positive=True) for v in levels)
         if choices is not None and (not isinstance(choices, dict) or not all(isinstance(k, str) for k in choices)):
             raise _err(name, "choices", "an object of neuron choices, e.g. {\"comparison\": \">=\"}", choices)
         self.choices = dict(choices or {})

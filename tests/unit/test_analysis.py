@@ -214,3 +214,20 @@ def test_report_splits_ternary_signs_and_multithreshold_levels(model):
             assert row["rate_positive"] + row["rate_negative"] == pytest.approx(row["rate"])
         else:
             assert row["levels"] == [1.0, 0.5] and sum(row["rate_per_level"]) == pytest.approx(row["rate"])
+
+
+def test_report_json_is_strict_json_with_null_for_undefined_values(tmp_path):
+    """A silent layer's correlation is undefined: written as null (JSON has no NaN; jq and browsers
+    refuse a file that holds one), and the definitions say what null means (issue 21)."""
+    from refsim.analysis.report import write_report
+    g = odd_net("if")
+    x = np.zeros((2, 2, 9, 11))  # nothing ever fires
+    rep, tr = analyze(g, x, 5, encoder=PoissonEncoder(seed=0), label=None)
+    jpath, _ = write_report(rep, tr, tmp_path / "r")
+
+    def refuse(c):
+        raise ValueError(f"non-JSON constant {c}")
+    back = json.loads(open(jpath).read(), parse_constant=refuse)
+    assert "null" in back["definitions"]
+    corr = [v.get("correlation") for v in back["conversion"]["layers"].values()]
+    assert None in corr

@@ -231,3 +231,44 @@ def test_header_format_version_is_checked(unet, tmp_path):
     safetensors.write(tmp_path / "v2.safetensors", tensors, meta)
     with pytest.raises(ModelFormatError, match="v2.safetensors.*format_version"):
         load_model(tmp_path / "v2.safetensors")
+
+
+def _mutated_model(tmp_path, mutate):
+    """The small U-Net's model file with its JSON graph changed by ``mutate(doc)``."""
+    import json as _json
+    from refsim import models as _models
+    from refsim.io import safetensors as _st
+    g = _models.hippocampus_unet(in_shape=(1, 8, 8), channels=(2, 4), seed=0)
+    path = tmp_path / "m.safetensors"
+    save_model(g, path)
+    tensors, meta = _st.read(path)
+    doc = _json.loads(meta["graph"])
+    mutate({n["name"]: n for n in doc["nodes"]}, doc)
+    meta = dict(meta, graph=_json.dumps(doc))
+    _st.write(path, tensors, meta)
+    return path
+
+
+@pytest.mark.parametrize("case,mutate,where", [
+    ("model as a list", lambda n, d: n["enc1a_if"].update(model=["if"]), "'model'"),
+    ("model as an object", lambda n, d: n["enc1a_if"].update(model={"a": 1}), "'model'"),
+    ("threshold 10**400", lambda n, d: n["enc1a_if"].update(threshold=10 ** 400), "'threshold'"),
+    ("threshold 1e39 (inf in float32)", lambda n, d: n["enc1a_if"].update(threshold=1e39), "'threshold'"),
+    ("v_min 10**400", lambda n, d: n["enc1a_if"].update(choices={"v_min": 10 ** 400}), "v_min"),
+    ("ragged levels", lambda n, d: n["enc1a_if"].update(model="multithreshold", levels=[1, [0.5]]), "'levels'"),
+    ("levels 10**400", lambda n, d: n["enc1a_if"].update(model="multithreshold", levels=[10 ** 400]), "'levels'"),
+    ("a choice as a list", lambda n, d: n["enc1a_if"].update(choices={"comparison": [">"]}), "comparison"),
+    ("a lone surrogate in a name", lambda n, d: n["output"].update(name="out\ud800"), "node name"),
+    ("a tensor key that is not a string", lambda n, d: n["enc1a"].update(weight={"tensor": 5}), "'weight'"),
+    ("inputs of numbers", lambda n, d: n["enc1a"].update(inputs=[3]), "'inputs'"),
+])
+def test_graph_fields_of_the_wrong_type_or_range_are_format_errors(tmp_path, capsys, case, mutate, where):
+    """Issue 21 class 1 and 2: every graph field's type and range is checked at load (numbers also
+    after the cast to float32), naming the node and field; refsim info exits 2, never 3."""
+    path = _mutated_model(tmp_path, mutate)
+    with pytest.raises(ModelFormatError) as e:
+        load_model(path)
+    assert where in str(e.value) and str(path) in str(e.value)
+    from refsim import cli
+    assert cli.main(["info", str(path)]) == 2
+    assert where in capsys.readouterr().err
