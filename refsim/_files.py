@@ -35,6 +35,21 @@ def _install():
         _HANDLER_SET = True
 
 
+def require_regular_file(path, what: str) -> str:
+    """Refuse, before opening it, anything but an existing regular file (a FIFO or a device would
+    block or never end; a folder is not a file). Raises :class:`ValidationError` naming ``what``."""
+    import stat
+    path = os.fspath(path)
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        raise ValidationError(what, "an existing, readable file", f"{path} ({exc.strerror or exc})") from None
+    if not stat.S_ISREG(mode):
+        kind = "a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "not a regular file"
+        raise ValidationError(what, "a regular file", f"{path} is {kind}")
+    return path
+
+
 def check_output(path, option: str, inputs=(), suffix=None) -> str:
     """Check, before any work, that ``path`` can be written: its folder exists and is writable, it is
     not a folder, its name fits the file system, it ends in ``suffix`` when one is given (what will

@@ -224,7 +224,14 @@ def _client(scheduler, workers, threads):
     from ._optional import optional_import
     distributed = optional_import("distributed", "running segmentation on a Dask cluster")
     if scheduler is not None:
-        return distributed.Client(scheduler), None
+        import re
+        if not isinstance(scheduler, str) or not re.fullmatch(r"(tcp|tls|inproc|ucx)://[^\s:/]+(:\d{1,5})?/?"
+                                                             r"|[^\s:/]+:\d{1,5}", scheduler):
+            raise ValidationError("scheduler", "a Dask scheduler address such as tcp://host:8786", repr(scheduler))
+        try:
+            return distributed.Client(scheduler, timeout=10), None
+        except (OSError, TimeoutError) as exc:
+            raise ValidationError("scheduler", "a Dask scheduler that answers within 10 s", f"{scheduler} ({exc})") from None
     env = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
            "NUMBA_NUM_THREADS": str(threads or 1)}
     cluster = distributed.LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True,

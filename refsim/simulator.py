@@ -102,10 +102,6 @@ class Simulator:
         return {n: (p.how == "scatter", p.reason, p.bound) for n, p in self.plan(encoder).items()
                 if self.graph[n].TYPE in ("Conv2d", "ConvTranspose2d", "AvgPool2d", "SumPool2d", "Linear")}
 
-    def event_nodes(self, encoder: Encoder) -> set:
-        """Names of the layers the event backend scatters (see :meth:`event_plan`)."""
-        return {n for n, (use, _, _) in self.event_plan(encoder).items() if use}
-
     def run(self, x, T: int, encoder: Encoder | None = None, recorder: Recorder | None = None,
             progress: bool = False, sample_offset: int = 0) -> Traces:
         """Simulate ``T`` steps.

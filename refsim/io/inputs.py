@@ -19,6 +19,7 @@ import zipfile
 
 import numpy as np
 
+from .._files import require_regular_file
 from ..errors import EncodingError
 
 NII = (".nii", ".nii.gz")
@@ -58,6 +59,7 @@ def is_nifti(path) -> bool:
 def load_array(path) -> np.ndarray:
     """A ``.npy`` array, or from an ``.npz`` the array named ``x`` (or its only array). Never unpickles."""
     path = os.fspath(path)
+    require_regular_file(path, "input")
     try:
         if path.lower().endswith(".npz"):
             with np.load(path, allow_pickle=False) as z:
@@ -83,6 +85,7 @@ def load_input(path, graph, config):
     """The model input batch in ``path`` and, for a NIfTI volume, its slice geometry (else None);
     ``config`` is a :class:`refsim.config.RunConfig` (axis, normalisation)."""
     path = os.fspath(path)
+    require_regular_file(path, "input")
     if is_nifti(path):
         from .nifti import prepare_slices, read_volume
         return prepare_slices(read_volume(path), _slice_shape(graph, path), config.axis, config.normalize)

@@ -60,7 +60,12 @@ def read(path) -> tuple[dict, dict]:
     and the JSON header are read first (the header at most 100 MiB), every tensor's shape, dtype and
     byte range are validated against the file's real length (Python integers: no wrap-around), and
     only then are the tensor bytes read, one tensor at a time."""
+    import stat
     try:
+        mode = os.stat(path).st_mode
+        if not stat.S_ISREG(mode):  # a FIFO would block, a folder is no file
+            raise _err(path, "file", "a regular, readable file", "a folder" if stat.S_ISDIR(mode) else
+                       "a FIFO" if stat.S_ISFIFO(mode) else "not a regular file")
         size = os.path.getsize(path)
         fh = open(path, "rb")
     except OSError as exc:
@@ -71,8 +76,13 @@ def read(path) -> tuple[dict, dict]:
             raise _err(path, "header length", "8 bytes", f"a file of {len(head)} bytes (truncated)")
         (n,) = struct.unpack("<Q", head)
         if n > _MAX_HEADER or 8 + n > size:
-            raise _err(path, "header", f"{n} bytes of JSON header",
-                       f"{size - 8} bytes after the length (truncated or not safetensors)")
+            from .inputs import describe_file
+            kind = describe_file(path)
+            if "safetensors" in kind:
+                raise _err(path, "header", f"{n} bytes of JSON header",
+                           f"{size - 8} bytes after the length (a truncated safetensors file)")
+            raise _err(path, "file", "a refsim model file (.safetensors; an ONNX ANN goes to refsim convert or "
+                       "refsim import, a NIR graph to refsim import)", kind)
         try:
             header = json.loads(fh.read(n).decode("utf-8"))
         except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # ValueError: JSON errors, huge int literals

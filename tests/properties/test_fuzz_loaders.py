@@ -171,3 +171,23 @@ def test_damaged_traces_give_a_report_or_a_refsim_error(edits, mode):
     except RefsimError:
         return
     assert isinstance(rep["conforms"], bool)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 10 ** 6), st.integers(0, 10 ** 6), st.sampled_from(["values", "nonfinite"]),
+       st.sampled_from(["teacher-forced", "free-running"]))
+def test_value_damage_to_spikes_never_conforms(which, value, kind, mode):
+    """A spike value changed (to another count, out of range, NaN or inf) is either refused as bad
+    input or reported as a divergence: never CONFORMS (issue 21 class 5, issue 22)."""
+    from refsim.conformance.check import check
+    g, tr = _check_base()
+    n_spikes = len(tr.spikes)
+    bad = damage_traces(tr, kind, which % n_spikes, value)  # entries list the spikes first
+    name = sorted(tr.spikes, key=list(tr.spikes).index)[which % n_spikes]
+    if np.array_equal(np.asarray(bad.spikes[name], dtype=np.float64), tr.spikes[name].astype(np.float64)):
+        return  # the edit wrote the value that was there
+    try:
+        rep = check(g, bad, "paper", explain_divergences=False, mode=mode)
+    except RefsimError:
+        return
+    assert not rep["conforms"], (kind, name, value)

@@ -256,3 +256,34 @@ def test_bad_inputs_are_clean_errors_not_bugs(model_file, tmp_path, capsys):
                         ([str(tmp_path / "up.safetensors"), str(tmp_path / "x.npy")], "working memory")):
         assert cli.main(["run"] + argv + ["--T", "2", "--no-progress"]) == 2
         assert words in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("case", ["fifo", "folder", "onnx_as_model", "text_as_npy"])
+def test_inputs_of_the_wrong_kind_exit_2_saying_what_they_are(tmp_path, capsys, case):
+    """Issue 21 items 8 and 10: a FIFO or a folder is refused before it is opened (a FIFO would block
+    forever); a file of another kind says what it is and which command takes it."""
+    from refsim import models, save_model
+    g = models.hippocampus_unet(in_shape=(1, 8, 8), channels=(2, 4), seed=0)
+    save_model(g, tmp_path / "m.safetensors")
+    np.save(tmp_path / "x.npy", np.zeros((1, 1, 8, 8)))
+    model, inp = str(tmp_path / "m.safetensors"), str(tmp_path / "x.npy")
+    if case == "fifo":
+        os.mkfifo(tmp_path / "pipe")
+        inp, want = str(tmp_path / "pipe"), "FIFO"
+    elif case == "folder":
+        model, want = str(tmp_path), "folder"
+    elif case == "onnx_as_model":
+        (tmp_path / "ann.onnx").write_bytes(b"\x08\x07\x12\x07pytorch" + bytes(100))
+        model, want = str(tmp_path / "ann.onnx"), "refsim convert"
+    else:
+        (tmp_path / "t.npy").write_text("not an array\n")
+        inp, want = str(tmp_path / "t.npy"), "a text file"
+    assert cli.main(["run", model, inp, "--T", "2", "--no-progress"]) == 2
+    assert want in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("address", ["x", "tcp://", "http://h:1"])
+def test_segment_scheduler_address_checked_before_connecting(tmp_path, capsys, address):
+    assert cli.main(["segment", cli.DEMO_MODEL, cli.DEMO_IMAGE, "-o", str(tmp_path / "o"), "--scheduler", address,
+                     "--T", "2", "--no-progress"]) == 2
+    assert "scheduler" in capsys.readouterr().err
