@@ -157,6 +157,9 @@ def predict_volume(graph, data: np.ndarray, opts: SegmentOptions, progress=False
     shape = graph.shapes[graph.inputs[0]]
     if len(shape) != 3 or shape[0] != 1:
         raise ValidationError("model input", "a (1, H, W) input for slice-wise segmentation", shape)
+    if not graph.outputs or len(graph.shapes[graph.outputs[0]]) != 3:
+        raise ValidationError("model output", "an Output node of (C, H, W) maps (segment reads its membrane)",
+                              "none" if not graph.outputs else f"shape {graph.shapes[graph.outputs[0]]}")
     x, geo = prepare_slices(data, shape[1:], opts.axis, opts.normalize)
     sim = Simulator(graph, opts.profile, opts.backend, threads=opts.threads, dtype=opts.dtype)
     enc = make_encoder(opts.encoding, seed=opts.seed)

@@ -69,8 +69,9 @@ def format_summary(rep, dice=True) -> str:
         if "dice" in a:
             lines.append(f"Dice {a['dice']:.4f} (all slices), mean per-slice Dice {a['slice_dice_mean']:.4f}")
         if "class_accuracy" in a:
+            ann = f"; the trained ANN {a['ann_class_accuracy']:.4f}" if "ann_class_accuracy" in a else ""
             lines.append(f"accuracy {a['class_accuracy']:.4f} ({a['correct']} of {a['samples']} samples; argmax of "
-                         "the output membrane)")
+                         f"the output membrane){ann}")
     if "conversion" in rep:
         lines.append(f"first layer below the ANN-vs-SNN bound: {rep['conversion']['first_below_bound'] or 'none'}")
     lines.append(DEFINITIONS_TEXT)
@@ -190,8 +191,9 @@ def compare(a: dict, b: dict, labels=("A", "B")) -> dict:
                           "ratio": (rb / ra) if ra else float("nan")}
     out = {"labels": list(labels), "rates": rows,
            "energy_j": {labels[0]: a["energy"]["snn_energy_j"], labels[1]: b["energy"]["snn_energy_j"]}}
-    if "accuracy" in a and "accuracy" in b:
-        out["dice"] = {labels[0]: a["accuracy"]["dice"], labels[1]: b["accuracy"]["dice"]}
+    for key in ("dice", "class_accuracy"):
+        if key in a.get("accuracy", {}) and key in b.get("accuracy", {}):
+            out[key] = {labels[0]: a["accuracy"][key], labels[1]: b["accuracy"][key]}
     return out
 
 
@@ -294,7 +296,19 @@ def _figures(rep, traces, comparison=None) -> list:
             f"(correlation < {conv['min_correlation']} or slope outside {conv['slope_range']}).")
 
     acc = rep.get("accuracy")
-    if acc:
+    if acc and "accuracy_vs_T" in acc:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ax.plot(acc["accuracy_vs_T"]["T"], acc["accuracy_vs_T"]["accuracy"], color="tab:green")
+        if "ann_class_accuracy" in acc:
+            ax.axhline(acc["ann_class_accuracy"], color="gray", ls="--", label="trained ANN")
+            ax.legend()
+        ax.set_xlabel("time steps T")
+        ax.set_ylabel("accuracy")
+        ax.set_ylim(0, 1)
+        ax.set_title("Accuracy vs T")
+        add(fig, "Accuracy vs T", "Fraction of samples whose class (argmax of the output membrane) is right, after "
+                                  "each step.")
+    elif acc:
         fig, ax = plt.subplots(figsize=(6, 4))
         ax.plot(acc["dice_vs_T"]["T"], acc["dice_vs_T"]["dice"], color="tab:green")
         ax.set_xlabel("time steps T")
@@ -361,7 +375,11 @@ def to_html(rep, figures, comparison=None) -> str:
              f"{html.escape(str(run['backend']))} ({run['dtype']}), encoder {html.escape(json.dumps(run['encoder']))}; "
              f"refsim {html.escape(rep['refsim_version'])}.</p>"]
     acc = rep.get("accuracy")
-    if acc:
+    if acc and "class_accuracy" in acc:
+        ann = f"; the trained ANN: {_fmt(acc['ann_class_accuracy'])}" if "ann_class_accuracy" in acc else ""
+        parts.append(f"<p>Accuracy <b>{_fmt(acc['class_accuracy'])}</b> ({acc['correct']} of {acc['samples']} samples, "
+                     f"argmax of the output membrane){ann}.</p>")
+    elif acc:
         parts.append(f"<p>Dice (all slices) <b>{_fmt(acc['dice'])}</b>, mean slice Dice {_fmt(acc['slice_dice_mean'])}, "
                      f"Jaccard {_fmt(acc['jaccard'])}, pixel accuracy {_fmt(acc['pixel_accuracy'])}; label voxels "
                      f"{acc['label_voxels']}, predicted {acc['predicted_voxels']} (readout {run['readout']}, cut-off "

@@ -192,6 +192,37 @@ def real_model_benchmark(quick, threads=(1,)):
     return res
 
 
+def check_cost(quick):
+    """``refsim check`` against the run that recorded its traces: the shipped model on the demo volume
+    (every spiking layer's spikes and the input train recorded), event backend, 1 thread; seconds of
+    the recording run and of the teacher-forced and free-running checks, and their ratios."""
+    from ..conformance.check import check
+    from ..data import DEMO_MODEL, DEMO_VOLUMES
+    from ..encoding import PoissonEncoder
+    from ..io import load_model
+    from ..io.nifti import prepare_slices, read_volume
+    from ..kernels.threads import using
+    from ..simulator import Recorder, Simulator
+    g = load_model(DEMO_MODEL)
+    x, _ = prepare_slices(read_volume(DEMO_VOLUMES[0][0]), g.shapes[g.inputs[0]][1:], 0, g.metadata.get("normalize", "unit"))
+    T = 10 if quick else 60
+    rec = Recorder(spikes=True, inputs=True, counts=False, output=False)
+    res = {"model": os.path.basename(DEMO_MODEL), "slices": int(len(x)), "T": T}
+    with using(1):
+        sim = Simulator(g, "paper", "event", threads=1)
+        sim.run(x[:2], 2, PoissonEncoder(seed=0), rec)  # warm-up / JIT
+        t0 = time.perf_counter()
+        tr = sim.run(x, T, PoissonEncoder(seed=0), rec)
+        res["run_s"] = time.perf_counter() - t0
+        for mode in ("teacher-forced", "free-running"):
+            t0 = time.perf_counter()
+            rep = check(g, tr, "paper", mode=mode)
+            res[f"{mode}_s"] = time.perf_counter() - t0
+            res[f"{mode}_ratio"] = res[f"{mode}_s"] / res["run_s"]
+            res[f"{mode}_conforms"] = bool(rep["conforms"])
+    return res
+
+
 def neuron_pass(min_time):
     """ns per neuron per step of the fused IF pass (32 x 56 x 48 layer, on 1 and on all threads), for the
     paper's choice set (its branch-free loop) and a general one (fire-then-integrate, zero reset)."""
@@ -311,6 +342,9 @@ def run(quick=False, out_dir=None, echo=print):
     echo("fused IF pass, ns/neuron: " + ", ".join(f"{k} {v:.2f}" for k, v in res["neuron_pass"].items()))
     res["network"] = network_benchmark(quick, threads=(1,) if quick else (1, 2))
     res["real_model"] = real_model_benchmark(quick, threads=(1,) if quick else (1, 2))
+    res["check"] = check_cost(quick)
+    echo("refsim check / recording run: teacher-forced {:.2f}x, free-running {:.2f}x".format(
+        res["check"]["teacher-forced_ratio"], res["check"]["free-running_ratio"]))
     res["event_profile"] = event_profile(20 if quick else 100)
     res["jit"] = jit_cost()
     res["peak_rss_mib"] = peak_memory(quick)
@@ -374,6 +408,13 @@ def to_markdown(res):
             L.append(f"| {t} | {c(f'event_{t}t')} | {c(f'event32_{t}t')} | {c(f'torch_{t}t')} | {c(f'spikingjelly_{t}t')} | "
                      f"{c(f'snntorch_{t}t')} | {f'{tor / ev:.2f}x' if tor and ev else 'not measured'} | "
                      f"{f'{min(libs) / ev:.2f}x' if libs and ev else 'not measured'} |")
+    ck = res.get("check")
+    if ck:
+        L += ["", f"refsim check of the shipped model's traces ({ck['slices']} slices, T={ck['T']}, every spiking layer "
+              f"recorded, event backend, 1 thread): recording run {ck['run_s']:.1f} s; teacher-forced check "
+              f"{ck['teacher-forced_s']:.1f} s ({ck['teacher-forced_ratio']:.2f}x the run), free-running "
+              f"{ck['free-running_s']:.1f} s ({ck['free-running_ratio']:.2f}x); both conform: "
+              f"{ck['teacher-forced_conforms'] and ck['free-running_conforms']}."]
     if "neuron_pass" in res:
         np_ = res["neuron_pass"]
         L += ["", "Fused IF pass, ns per neuron per step (32x56x48 layer): " + "; ".join(

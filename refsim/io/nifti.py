@@ -76,10 +76,15 @@ def read_volume(path, max_bytes: int = MAX_VOLUME_BYTES) -> Volume:
         data = data[..., 0]
     if data.ndim != 3:
         raise ModelFormatError("image", "a 3-D volume (or 4-D with one volume)", f"shape {data.shape}", file=path)
+    if data.size == 0:
+        raise ModelFormatError("image", "a volume with at least one voxel", f"shape {data.shape}", file=path)
     if not np.all(np.isfinite(data)):
         bad = tuple(int(i) for i in np.argwhere(~np.isfinite(data))[0])
         raise ModelFormatError("image data", "finite voxel values", f"{data[bad]} at voxel {bad}", file=path)
-    return Volume(data, np.asarray(img.affine, dtype=np.float64), img.header.copy(), np.dtype(dtype), path)
+    affine = np.asarray(img.affine, dtype=np.float64)
+    if not np.all(np.isfinite(affine)):  # a result written on this grid would fail only at the end of the run
+        raise ModelFormatError("affine", "a finite voxel-to-world matrix", np.array2string(affine, precision=3), file=path)
+    return Volume(data, affine, img.header.copy(), np.dtype(dtype), path)
 
 
 def load_volume(path) -> np.ndarray:

@@ -173,3 +173,27 @@ def test_run_and_segment_prepare_the_same_inputs(tmp_path, meta):
     want = unslice(p.astype(np.float32), geo, fill=0.0).astype(np.float32)
     got = np.asarray(nib.load(str(tmp_path / "seg" / "v_prob.nii.gz")).dataobj)
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("case", ["nan_affine", "empty_volume", "no_output"])
+def test_segment_refuses_volumes_and_models_it_cannot_finish(tmp_path, capsys, case):
+    """Issue 21 class 6: refused before the run (exit 2, the file or node named), not after it."""
+    from refsim import models, save_model
+    from refsim.graph import Graph, Input, Conv2d, Neuron
+    model = DEMO_MODEL
+    img, _ = _synthetic((6, 20, 20), 0)
+    aff = OBLIQUE.copy()
+    if case == "nan_affine":
+        aff[0, 3] = np.nan
+    if case == "empty_volume":
+        img = np.zeros((0, 20, 20))
+    if case == "no_output":
+        rng = np.random.default_rng(0)
+        g = Graph([Input("x", (1, 8, 8)), Conv2d("c", ["x"], rng.standard_normal((2, 1, 3, 3)).astype(np.float32),
+                                                  padding=1), Neuron("n", ["c"])])
+        save_model(g, tmp_path / "m.safetensors")
+        model = str(tmp_path / "m.safetensors")
+    vol = _write(tmp_path / "v.nii.gz", img, affine=aff, dtype=np.float32)
+    assert cli.main(["segment", model, vol, "-o", str(tmp_path / "out"), "--T", "2", "--no-progress"]) == 2
+    cap = capsys.readouterr()
+    assert {"nan_affine": "affine", "empty_volume": "v.nii.gz: image", "no_output": "Output node"}[case] in cap.out + cap.err
