@@ -106,7 +106,29 @@ def cases():
         what="Li et al.'s Spiking-UNet shape (2 stages, 4 channels) with static (direct) coding: the first convolution "
              "with its bias sees the analog image every step; biases added every step; neurons after pooling; "
              "3x3 stride-2 transposed convolutions. " + MRI_NOTE)
+    out.update(leaky_cases())
     return out
+
+
+def leaky_cases():
+    """The leaky models, with a dyadic decay (beta 0.75, alpha 0.5) so every membrane is exact."""
+    lif = Graph([Input("in", (8,)), Neuron("lif", ["in"], "lif", 1.0, beta=0.75), Output("out", ["lif"])],
+                name="lif-ties")
+    cuba = Graph([Input("in", (8,)), Neuron("cuba", ["in"], "cubalif", 1.0, beta=0.75, alpha=0.5, gain=1.0),
+                  Output("out", ["cuba"])], name="cubalif-ties")
+    return {
+        "lif-ties-snntorch": dict(
+            graph=lif, x=TIE_X, T=16, profile="snntorch", encoder={"type": "static"},
+            what="A LIF layer (v = 0.75 v + I, threshold 1) under the snntorch profile: `>`, subtraction at the next "
+                 "step (Leaky's reset_delay), the pre-reset membrane reported; constant tie inputs."),
+        "lif-ties-norse": dict(
+            graph=lif, x=TIE_X, T=16, profile="norse", encoder={"type": "static"},
+            what="The same LIF layer under the norse profile (LIFBoxCell: `>`, reset to zero)."),
+        "cubalif-ties-nir": dict(
+            graph=cuba, x=TIE_X, T=16, profile="nir", encoder={"type": "static"},
+            what="A CubaLIF layer (current i = 0.5 i + I, then v = 0.75 v + i, threshold 1) under the nir profile "
+                 "(`>`, subtraction): NIR's CubaLIF as refsim discretises it (docs/import.md)."),
+    }
 
 
 def write_case(name, c):

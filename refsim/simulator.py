@@ -172,6 +172,27 @@ class Simulator:
             return mem, per_step
         return mem + per_step, 0
 
+    def _dense_temporary_bytes(self, name, batch) -> int:
+        """The largest temporary :mod:`refsim.graph.ops` allocates for node ``name`` (float64; Python
+        integers, no wrap-around): a convolution's window matrix (the sliding-window view copied for
+        the product, per group), a transposed convolution's uncropped output, both with the padded
+        input and the result."""
+        g = self.graph
+        node = g[name]
+        t = node.TYPE
+        if t not in ("Conv2d", "ConvTranspose2d"):
+            return 0
+        cin, h, w = (int(v) for v in g.shapes[node.inputs[0]])
+        cout, ho, wo = (int(v) for v in g.shapes[name])
+        kh, kw = (int(v) for v in node.weight.shape[2:])
+        groups = int(node.groups)
+        if t == "Conv2d":
+            pt, pb, pl, pr = (int(v) for v in node.pads)
+            return 8 * batch * ((cin // groups) * kh * kw * ho * wo + cin * (h + pt + pb) * (w + pl + pr) + cout * ho * wo)
+        full_h = (h - 1) * node.stride[0] + node.dilation[0] * (kh - 1) + 1 + node.output_padding[0]
+        full_w = (w - 1) * node.stride[1] + node.dilation[1] * (kw - 1) + 1 + node.output_padding[1]
+        return 8 * batch * (cout * full_h * full_w + 2 * (cout // groups) * h * w)
+
     def _check_sizes(self, T, batch, recorder, xs):
         """Refuse, before anything is allocated, a run whose records cannot fit in memory (half the
         physical memory) or, when streamed, on the disk."""
@@ -180,8 +201,10 @@ class Simulator:
         mem, disk = self.record_bytes(T, batch, recorder)
         budget = memory_budget()
         gib = lambda b: f"{b / 2**30:.3g} GiB"
-        # working memory: each node's value, and each layer's membrane and pre-reset membrane (float64)
-        work = 3 * 8 * batch * sum(int(np.prod(self.graph.shapes[n])) for n in self.graph.order)
+        # working memory: each node's value, and each layer's membrane and pre-reset membrane (float64),
+        # plus the largest temporary of the dense layer arithmetic (graph.ops), which every backend may run
+        work = 3 * 8 * batch * sum(int(np.prod(self.graph.shapes[n], dtype=object)) for n in self.graph.order)
+        work += max((self._dense_temporary_bytes(n, batch) for n in self.graph.order), default=0)
         if work > budget:
             raise ValidationError("batch", f"a batch whose working memory fits: {batch} samples need about {gib(work)} "
                                   f"for this network's layers, the budget is {gib(budget)} (half the physical "

@@ -134,3 +134,22 @@ def test_multi_spike_counts_do_not_overflow_at_tiny_thresholds():
     # soft reset keeps the remainder, so three steps give floor(3 * 0.375 / theta) spikes; beyond 2**29
     # spikes a step the products n * theta round, so allow a few counts (documented in count_multi)
     assert abs(int(a.counts["n"][0, 0, 0, 0]) - int(np.floor(1.125 / theta))) <= 3
+
+
+def test_working_memory_counts_the_dense_convolutions_temporaries(monkeypatch):
+    """Issue 21 class 4: a tiny model whose convolution's window matrix is huge (a 63x63 kernel after a
+    x64 up-sampling) is refused before anything is allocated, naming the batch, although its layer
+    maps alone are small."""
+    import refsim.traces as traces_mod
+    from refsim.errors import ValidationError
+    from refsim.graph import Conv2d, Graph, Input, Neuron, Output, Upsample
+    w = np.full((1, 1, 63, 63), 0.01, np.float32)
+    g = Graph([Input("x", (1, 2, 2)), Upsample("up", ["x"], 64), Conv2d("c", ["up"], w, padding=31),
+               Neuron("n", ["c"]), Output("o", ["n"])])
+    sim = Simulator(g)
+    maps = 3 * 8 * 4 * sum(int(np.prod(g.shapes[n])) for n in g.order)
+    tmp = sim._dense_temporary_bytes("c", 4)
+    assert tmp == 8 * 4 * (63 * 63 * 128 * 128 + 190 * 190 + 128 * 128) and tmp > 100 * maps
+    monkeypatch.setattr(traces_mod, "memory_budget", lambda: maps + tmp // 2)
+    with pytest.raises(ValidationError, match="batch"):
+        sim.run(np.zeros((4, 1, 2, 2)), 2)
