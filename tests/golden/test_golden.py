@@ -188,3 +188,29 @@ def test_a_fresh_project_guards_its_model_in_pytest(tmp_path):
     save_model(bad, case / "model.safetensors")
     r = run()
     assert r.returncode == 1 and "dec1b_if" in r.stdout, r.stdout + r.stderr
+
+
+def test_snntorch_case_comes_from_snntorch_and_can_fail(tmp_path):
+    """snntorch-leaky-recorded's expected spikes were recorded from snnTorch's Leaky, not made by refsim;
+    with the immediate subtraction of the paper profile they do not verify, so the case pins down the
+    delayed reset of refsim's snntorch profile."""
+    import json
+    spec = golden.read_spec(os.path.join(ROOT, "snntorch-leaky-recorded"))
+    assert spec["expected_from"].startswith("snnTorch") and spec["profile"] == "snntorch"
+    assert golden.verify_case(os.path.join(ROOT, "snntorch-leaky-recorded")) == []
+    shutil.copytree(os.path.join(ROOT, "snntorch-leaky-recorded"), tmp_path / "c")
+    spec["profile"] = "paper"
+    (tmp_path / "c" / "case.json").write_text(json.dumps(spec))
+    diffs = golden.verify_case(tmp_path / "c")
+    assert diffs and diffs[0].startswith("first difference: layer lif")
+
+
+def test_snntorch_case_regenerates_from_snntorch(tmp_path):
+    pytest.importorskip("snntorch")
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("make_snntorch_golden", os.path.join(ROOT, "make_snntorch_golden.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    mod.main(tmp_path / "c")
+    a, b = load_traces(tmp_path / "c" / "expected.npz"), load_traces(os.path.join(ROOT, mod.NAME, "expected.npz"))
+    assert compare_traces(b, a, ["spikes", "step_counts"]) == []
