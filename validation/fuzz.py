@@ -57,7 +57,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--cases", type=int, default=100000, help="cases per loader")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--loaders", default="model,traces,nifti,check", help="comma list of model, traces, nifti, check")
+    ap.add_argument("--loaders", default="model,traces,nifti,check,onnx",
+                    help="comma list of model, traces, nifti, check, onnx (structure-aware, validation/fuzz_onnx.py)")
     args = ap.parse_args(argv)
     d = tempfile.mkdtemp()
     g = models.hippocampus_unet(in_shape=(1, 8, 8), channels=(2, 4), seed=0)
@@ -85,10 +86,19 @@ def main(argv=None):
         c = {"cases": 0, "accepted": 0, "clean_errors": 0, "internal_errors": 0, "examples": []}
         t0 = time.time()
         for _ in range(args.cases):
-            p = os.path.join(d, {"model": "m.safetensors", "traces": "m.npz", "nifti": "m.nii", "check": "-"}[loader])
+            p = os.path.join(d, {"model": "m.safetensors", "traces": "m.npz", "nifti": "m.nii", "check": "-",
+                                 "onnx": "m.onnx"}[loader])
             if loader == "nifti" and rng.random() < 0.3:
                 p += ".gz"
-            if loader != "check":
+            if loader == "onnx":
+                import copy
+                import onnx
+                from validation.fuzz_onnx import base, mutate as mutate_onnx
+                m = copy.deepcopy(base())
+                for _ in range(rng.randint(1, 3)):
+                    mutate_onnx(m, rng)
+                onnx.save(m, p)
+            elif loader != "check":
                 data = {"model": lambda: mutate(raw, rng, (8, 8 + n)), "traces": lambda: mutate(traw, rng),
                         "nifti": lambda: mutate(nraw, rng, (0, 348))}[loader]()
                 with open(p, "wb") as fh:
@@ -105,6 +115,9 @@ def main(argv=None):
                                                                              "diverges", 0) + 1
                 elif loader == "nifti":
                     read_volume(p)
+                elif loader == "onnx":
+                    from refsim.io.onnx import load_onnx
+                    load_onnx(p)
                 elif loader == "model":
                     load_model(p)
                     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):

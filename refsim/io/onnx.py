@@ -37,7 +37,7 @@ import numpy as np
 
 from .._optional import optional_import
 from ._names import unique_name
-from ..errors import ModelFormatError
+from ..errors import ModelFormatError, RefsimError
 from ..graph import (Add, AvgPool2d, Concat, Conv2d, ConvTranspose2d, Flatten, Graph, Input, Linear, Neuron, Output,
                      Upsample)
 
@@ -60,6 +60,22 @@ MIN_OPSET, MAX_OPSET = 9, 23
 MAX_ONNX_BYTES = 2 * 1024 ** 3
 
 
+
+
+#: per op: (fewest inputs, most inputs or None, indices of inputs that must be present constants)
+_OP_INPUTS = {"Constant": (0, 0, ()), "Conv": (2, 3, (1,)), "ConvTranspose": (2, 3, (1,)),
+              "BatchNormalization": (5, 5, (1, 2, 3, 4)), "AveragePool": (1, 1, ()), "Concat": (1, None, ()),
+              "Add": (2, 2, ()), "Relu": (1, 1, ()), "Sigmoid": (1, 1, ()), "Gemm": (2, 3, (1,)), "MatMul": (2, 2, (1,)),
+              "Flatten": (1, 1, ()), "Reshape": (2, 2, (1,)), "Cast": (1, 1, ()), "Dropout": (1, 3, ()),
+              "Identity": (1, 1, ()), "Resize": (1, 4, ()), "Upsample": (1, 2, ())}
+#: the kind each attribute refsim reads must have: a list of ints, an int, a float or a string
+_ATTR_KINDS = {"pads": "ints", "strides": "ints", "dilations": "ints", "kernel_shape": "ints", "output_padding": "ints",
+               "output_shape": "ints", "group": "int", "axis": "int", "transA": "int", "transB": "int",
+               "training_mode": "int", "ceil_mode": "int", "count_include_pad": "int", "epsilon": "float",
+               "alpha": "float", "beta": "float", "auto_pad": "string", "mode": "string",
+               "coordinate_transformation_mode": "string", "scales": "floats"}
+#: attributes an op cannot do without
+_REQUIRED_ATTRS = {"AveragePool": ("kernel_shape",)}
 
 
 class _Importer:
@@ -102,6 +118,7 @@ class _Importer:
         return a
 
     def attrs(self, node):
+        """The node's attributes, each of the kind refsim reads it as (:data:`_ATTR_KINDS`)."""
         out = {}
         for a in node.attribute:
             try:
@@ -110,8 +127,36 @@ class _Importer:
                 raise self.err(self.where(node), f"a readable attribute {a.name!r}", str(exc)[:100]) from None
             if isinstance(v, bytes):
                 v = v.decode("utf-8", "replace")
+            kind = _ATTR_KINDS.get(a.name)
+            ok = {None: True, "int": isinstance(v, int) and not isinstance(v, bool),
+                  "float": isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v),
+                  "string": isinstance(v, str),
+                  "ints": isinstance(v, list) and all(isinstance(x, int) and not isinstance(x, bool) for x in v),
+                  "floats": isinstance(v, list) and all(isinstance(x, (int, float)) for x in v)}[kind]
+            if not ok:
+                raise self.err(f"{self.where(node)} attribute {a.name!r}", f"{'a list of ' if kind.endswith('s') else 'an ' if kind == 'int' else 'a '}"
+                               f"{kind.rstrip('s')}{'s' if kind.endswith('s') else ''}", repr(v)[:80])
             out[a.name] = v
+        for req in _REQUIRED_ATTRS.get(node.op_type, ()):
+            if req not in out:
+                raise self.err(self.where(node), f"attribute {req!r}", "nothing")
         return out
+
+    def check_arity(self, node):
+        """Inputs and outputs of ``node`` as its op needs them, before any handler reads them."""
+        lo, hi, consts = _OP_INPUTS[node.op_type]
+        n = len(node.input)
+        if n < lo or (hi is not None and n > hi):
+            want = f"{lo} inputs" if lo == hi else f"{lo} to {hi} inputs" if hi is not None else f"at least {lo} input(s)"
+            raise self.err(self.where(node), want, f"{n}")
+        for i in range(min(lo, n)):
+            if node.input[i] == "" and i not in consts:
+                raise self.err(self.where(node), f"input {i} (not optional for {node.op_type})", "an empty name")
+        for i in consts:
+            if i >= n or node.input[i] == "":
+                raise self.err(self.where(node), f"a constant at input {i}", "nothing")
+        if len(node.output) < 1 or node.output[0] == "":
+            raise self.err(self.where(node), "an output", "none")
 
     def where(self, node):
         return f"node {node.name or '(unnamed)'!r} (op {node.op_type})"
@@ -189,6 +234,7 @@ class _Importer:
                 advice = _ADVICE.get(op, "re-export the model using the supported ops")
                 raise self.err(self.where(node), "one of the supported ops (" + ", ".join(SUPPORTED_OPS) + ")",
                                f"{op}: {advice}")
+            self.check_arity(node)
             handler(node, self.attrs(node))
         outs = [o.name for o in self.g.output]
         for k, o in enumerate(outs):
@@ -251,9 +297,19 @@ class _Importer:
         if target is None:
             raise self.err(self.where(node), "a BatchNormalization right after a Conv or ConvTranspose it can be "
                            "folded into (its only consumer)", f"input {node.input[0]!r}")
-        gamma, beta, mean, var = (self.constant(node, i, n).astype(np.float64)
-                                  for i, n in ((1, "scale"), (2, "bias"), (3, "mean"), (4, "var")))
-        s = gamma / np.sqrt(var + float(a.get("epsilon", 1e-5)))
+        c_out = self.shape_of(target.name)[0]
+        params = []
+        for i, what in ((1, "scale"), (2, "bias"), (3, "mean"), (4, "var")):
+            v = np.asarray(self.constant(node, i, what), dtype=np.float64)
+            if v.shape != (c_out,) or not np.all(np.isfinite(v)):
+                raise self.err(f"{self.where(node)} input {i} ({what})", f"{c_out} finite values, one per channel",
+                               f"shape {v.shape}")
+            params.append(v)
+        gamma, beta, mean, var = params
+        eps = float(a.get("epsilon", 1e-5))
+        if not np.all(var + eps > 0):
+            raise self.err(f"{self.where(node)} input 4 (var)", "var + epsilon > 0", f"min {float(np.min(var + eps))}")
+        s = gamma / np.sqrt(var + eps)
         w = np.asarray(target.weight, dtype=np.float64)
         if target.TYPE == "Conv2d":
             w2 = w * s[:, None, None, None]
@@ -281,8 +337,11 @@ class _Importer:
 
     def op_Concat(self, node, a):
         if all(i in self.const for i in node.input):  # shape arithmetic of an exporter (Resize sizes)
-            self.const[node.output[0]] = np.concatenate([np.atleast_1d(self.const[i]) for i in node.input],
-                                                        axis=int(a.get("axis", 0)))
+            parts = [np.atleast_1d(self.const[i]).reshape(-1) for i in node.input]
+            if int(a.get("axis", 0)) not in (0, -1):
+                raise self.err(self.where(node), "a concatenation of 1-D constants (shape arithmetic)",
+                               f"axis {a.get('axis')}")
+            self.const[node.output[0]] = np.concatenate(parts)
             return
         srcs = [self.src(node, i) for i in range(len(node.input))]
         rank = len(self.shape_of(srcs[0])) + 1
@@ -340,6 +399,8 @@ class _Importer:
         if a.get("transA", 0):
             raise self.err(self.where(node), "transA=0", a.get("transA"))
         w = self.constant(node, 1, "weight")
+        if w.ndim != 2:
+            raise self.err(self.where(node), "a constant 2-D weight", f"shape {w.shape}")
         w = w if a.get("transB", 0) else w.T
         w = w.astype(np.float64) * float(a.get("alpha", 1.0))
         c = self.constant(node, 2, "bias")
@@ -397,7 +458,10 @@ class _Importer:
         if mode != "nearest":
             raise self.err(self.where(node), "mode 'nearest'", mode)
         src = self.src(node)
-        c, h, w = self.shape_of(src)
+        shape = self.shape_of(src)
+        if len(shape) != 3:
+            raise self.err(self.where(node), "a (batch, C, H, W) input to up-sample", f"a ({len(shape)}-D) {shape} input")
+        c, h, w = shape
         if scales is not None and np.size(scales):
             s = np.asarray(scales, dtype=np.float64).reshape(-1)
             if s.size != 4 or s[0] != 1 or s[1] != 1:
@@ -488,7 +552,12 @@ def load_onnx(path, input_shape=None, name=None) -> Graph:
 def from_onnx(model, input_shape=None, name=None, path=None) -> Graph:
     """:func:`load_onnx` for an ``onnx.ModelProto`` already in memory."""
     imp = _Importer(model, path, input_shape)
-    nodes = imp.run()
+    try:
+        nodes = imp.run()
+    except ModelFormatError as exc:
+        raise (exc.with_file(path) if path and not exc.file else exc) from None
+    except RefsimError as exc:  # a node refsim's graph refuses (shapes, parameters): say which file
+        raise ModelFormatError("graph", "a network refsim can build", str(exc), file=path) from None
     meta = {"source": "onnx", "onnx_file": os.path.basename(path) if path else None, "opset": imp.opset,
             "producer": f"{model.producer_name} {model.producer_version}".strip(), "ann_head": imp.head,
             "folded_batchnorm": imp.folded, "profile": "paper"}
@@ -499,3 +568,5 @@ def from_onnx(model, input_shape=None, name=None, path=None) -> Graph:
         return Graph(nodes, name=gname, metadata=meta)
     except ModelFormatError as exc:
         raise exc.with_file(path) if path else exc
+    except RefsimError as exc:
+        raise ModelFormatError("graph", "a network refsim can build", str(exc), file=path) from None

@@ -6,6 +6,7 @@ import os
 import struct
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -191,3 +192,30 @@ def test_value_damage_to_spikes_never_conforms(which, value, kind, mode):
     except RefsimError:
         return
     assert not rep["conforms"], (kind, name, value)
+
+
+def test_mutated_onnx_graphs_give_only_refsim_errors(tmp_path):
+    """Issue 21 class 7: structure-aware mutations of an ONNX ANN (validation/fuzz_onnx.py: missing
+    inputs and initializers, attributes of the wrong type, wrong parameter shapes, swapped ops) load
+    or raise refsim's own error naming the node; never another exception."""
+    pytest.importorskip("onnx")
+    import copy
+    import random
+    import onnx
+    from refsim.io.onnx import load_onnx
+    from validation.fuzz_onnx import base, mutate
+    rng = random.Random(12)
+    counts = {"loaded": 0, "refused": 0}
+    for i in range(300):
+        m = copy.deepcopy(base())
+        for _ in range(rng.randint(1, 3)):
+            mutate(m, rng)
+        p = tmp_path / f"m{i}.onnx"
+        onnx.save(m, str(p))
+        try:
+            load_onnx(p)
+            counts["loaded"] += 1
+        except RefsimError as exc:
+            assert str(p) in str(exc)
+            counts["refused"] += 1
+    assert counts["loaded"] > 0 and counts["refused"] > 100, counts
