@@ -13,10 +13,11 @@ setup(
     # torch is not an extra: an unpinned torch pulls CUDA builds; install torch==2.13.0 (CPU) by hand.
     # scikit-image and onnxruntime are test oracles (SSIM, PSNR, contingency tables; ONNX inference),
     # not used by refsim itself; onnx is the ONNX importer's parser (refsim[onnx]).
+    # h5py in test: refsim reads NIR files with h5py itself, so the NIR import tests run without nir or torch
     extras_require={"test": ["pytest>=7", "hypothesis>=6.80", "safetensors>=0.4", "scikit-image>=0.22",
-                             "onnx>=1.15", "onnxruntime>=1.17"],
+                             "onnx>=1.15", "onnxruntime>=1.17", "h5py>=3.8"],
                     "onnx": ["onnx>=1.15"],
-                    "nir": ["nir>=1.0.4"],
+                    "nir": ["nir>=1.0.4", "h5py>=3.8"],
                     "dask": ["dask[distributed]>=2024.1"]},
     entry_points={"console_scripts": ["refsim=refsim.cli:entry"]},
     license="MIT",

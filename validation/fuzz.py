@@ -57,8 +57,9 @@ def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--cases", type=int, default=100000, help="cases per loader")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--loaders", default="model,traces,nifti,check,onnx",
-                    help="comma list of model, traces, nifti, check, onnx (structure-aware, validation/fuzz_onnx.py)")
+    ap.add_argument("--loaders", default="model,traces,nifti,check,onnx,nir",
+                    help="comma list of model, traces, nifti, check, onnx, nir (the last two structure-aware: "
+                         "validation/fuzz_onnx.py, validation/fuzz_nir.py)")
     args = ap.parse_args(argv)
     d = tempfile.mkdtemp()
     g = models.hippocampus_unet(in_shape=(1, 8, 8), channels=(2, 4), seed=0)
@@ -87,10 +88,13 @@ def main(argv=None):
         t0 = time.time()
         for _ in range(args.cases):
             p = os.path.join(d, {"model": "m.safetensors", "traces": "m.npz", "nifti": "m.nii", "check": "-",
-                                 "onnx": "m.onnx"}[loader])
+                                 "onnx": "m.onnx", "nir": "-"}[loader])
             if loader == "nifti" and rng.random() < 0.3:
                 p += ".gz"
-            if loader == "onnx":
+            if loader == "nir":
+                from validation.fuzz_nir import case
+                p = case(d, rng)
+            elif loader == "onnx":
                 import copy
                 import onnx
                 from validation.fuzz_onnx import base, mutate as mutate_onnx
@@ -118,6 +122,9 @@ def main(argv=None):
                 elif loader == "onnx":
                     from refsim.io.onnx import load_onnx
                     load_onnx(p)
+                elif loader == "nir":
+                    from refsim.io.nir import load_nir
+                    load_nir(p)
                 elif loader == "model":
                     load_model(p)
                     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):

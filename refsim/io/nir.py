@@ -166,6 +166,10 @@ class _NIRImporter:
 
     # -- structure -------------------------------------------------------------------------------
     def order(self):
+        for n, v in self.nodes.items():
+            if not isinstance(v, dict) or not isinstance(v.get("type"), str):
+                raise self.err(f"node {n!r}", "a NIR node with a type name", repr(v.get("type") if isinstance(v, dict)
+                                                                                     else type(v).__name__)[:60])
         preds = {n: [] for n in self.nodes}
         succ = {n: [] for n in self.nodes}
         for a, b in self.edges:
@@ -215,7 +219,10 @@ class _NIRImporter:
             if key in node and t in ("IF", "LIF", "CubaLIF", "I", "LI", "Threshold"):
                 return tuple(int(s) for s in np.shape(node[key]))
         if t in ("Affine", "Linear"):
-            return (int(np.shape(node["weight"])[0]),)
+            w = self.arr(name, node, "weight")
+            if w.ndim != 2:
+                raise self.err(f"node {name!r} field 'weight'", "a 2-D (out, in) matrix", w.shape)
+            return (int(w.shape[0]),)
         raise self.err(f"node {name!r} ({t})", "a neuron, Affine or Linear node as the source of a recurrent edge",
                        "another type")
 
@@ -265,6 +272,10 @@ class _NIRImporter:
         if a.size == 1:
             return float(a.reshape(-1)[0])
         if a.ndim == 3 or (a.ndim == len(shape) == 3):
+            if len(shape) != 3 or a.size != int(np.prod(shape, dtype=object)):
+                raise self.err(f"node {name!r} field {key!r}", f"{int(np.prod(shape, dtype=object))} values for the "
+                               f"layer's shape {tuple(shape)} (from --input-shape or the graph)",
+                               f"{a.size} values of shape {a.shape}")
             a = a.reshape(shape)
             if not np.all(a == a[:, :1, :1]):
                 raise self.err(f"node {name!r} field {key!r}", "values constant over each channel's H and W "
@@ -274,6 +285,14 @@ class _NIRImporter:
         if shape and a.size != shape[0]:
             raise self.err(f"node {name!r} field {key!r}", f"{shape[0]} values (one per channel)", a.size)
         return float(a[0]) if np.all(a == a[0]) else a.astype(np.float32)
+
+    def _same_shape(self, name, keys, arrays):
+        """The neuron parameters ``arrays`` broadcast to one shape, or an error naming the fields."""
+        try:
+            return np.broadcast_arrays(*arrays)
+        except ValueError:
+            raise self.err(f"node {name!r} fields {', '.join(keys)}", "parameters of one shape (or scalars)",
+                           ", ".join(f"{k} {a.shape}" for k, a in zip(keys, arrays))) from None
 
     def gain(self, name, src, g, tag):
         """``src`` scaled by ``g`` (a Scale node unless g is 1 in float32)."""
@@ -302,7 +321,7 @@ class _NIRImporter:
             raw = node.get("shape", node.get("input_type"))
             if isinstance(raw, dict):
                 raw = raw.get("input")
-            shape = tuple(int(s) for s in np.asarray(raw).reshape(-1)) if raw is not None else None
+            shape = tuple(self._ints(name, "shape", raw)) if raw is not None else None
         if not shape or len(shape) not in (1, 3) or any(s < 1 for s in shape):
             raise self.err(f"node {name!r} (Input)", "a shape (F,) or (C, H, W) (or pass input_shape=)", shape)
         self.add(Input(self.final[name], list(shape)))
@@ -334,10 +353,22 @@ class _NIRImporter:
         self.add(Scale(self.final[name], [src], factor=f))
         self.out[name] = self.final[name]
 
-    @staticmethod
-    def _pair(v):
-        a = np.asarray(v).reshape(-1)
-        return [int(a[0]), int(a[0])] if a.size == 1 else [int(x) for x in a[:2]]
+    def _ints(self, name, key, v):
+        """A field of integers (finite, integral numbers), as Python ints."""
+        a = np.asarray(v)
+        ok = a.dtype.kind in "biuf" and a.size > 0 and a.ndim <= 1
+        if ok and a.dtype.kind == "f":
+            ok = bool(np.all(np.isfinite(a))) and bool(np.all(a == np.round(a)))
+        if not ok or np.any(np.abs(a.astype(np.float64)) > 2 ** 31):
+            raise self.err(f"node {name!r} field {key!r}", "an integer or a list of integers",
+                           repr(a.tolist() if a.size < 8 else a.shape)[:60])
+        return [int(x) for x in a.reshape(-1)]
+
+    def _pair(self, name, key, v):
+        a = self._ints(name, key, v)
+        if len(a) not in (1, 2):
+            raise self.err(f"node {name!r} field {key!r}", "one or two integers", a)
+        return [a[0], a[0]] if len(a) == 1 else a
 
     def map_Conv2d(self, name, node, src):
         w = self.arr(name, node, "weight")
@@ -350,16 +381,20 @@ class _NIRImporter:
                 raise self.err(f"node {name!r} field 'padding'", "numbers, 'same' or 'valid'", pad)
             pad = "same" if pad == "same" else 0
         else:
-            pad = self._pair(pad)
+            pad = self._pair(name, "padding", pad)
         bias = None if b is None else b.astype(np.float32)
-        self.add(Conv2d(self.final[name], [src], w.astype(np.float32), bias, stride=self._pair(node.get("stride", 1)),
-                        padding=pad, dilation=self._pair(node.get("dilation", 1)), groups=int(node.get("groups", 1))))
+        groups = self._ints(name, "groups", node.get("groups", 1))
+        if len(groups) != 1:
+            raise self.err(f"node {name!r} field 'groups'", "one integer", groups)
+        self.add(Conv2d(self.final[name], [src], w.astype(np.float32), bias,
+                        stride=self._pair(name, "stride", node.get("stride", 1)), padding=pad,
+                        dilation=self._pair(name, "dilation", node.get("dilation", 1)), groups=groups[0]))
         self.out[name] = self.final[name]
 
     def map_Flatten(self, name, node, src):
         shape = self.shape_of(src)
-        start = int(np.asarray(node.get("start_dim", 0)))
-        end = int(np.asarray(node.get("end_dim", -1)))
+        start = self._ints(name, "start_dim", node.get("start_dim", 0))[0]
+        end = self._ints(name, "end_dim", node.get("end_dim", -1))[0]
         if start != 0 or end not in (-1, len(shape) - 1):
             raise self.err(f"node {name!r} (Flatten)", "a flatten of the whole sample (start_dim 0, end_dim -1)",
                            f"start_dim {start}, end_dim {end}")
@@ -370,8 +405,9 @@ class _NIRImporter:
         self.out[name] = self.final[name]
 
     def _pool(self, cls, name, node, src):
-        k = self._pair(self.field(name, node, "kernel_size"))
-        self.add(cls(self.final[name], [src], k, self._pair(node.get("stride", k)), self._pair(node.get("padding", 0))))
+        k = self._pair(name, "kernel_size", self.field(name, node, "kernel_size"))
+        self.add(cls(self.final[name], [src], k, self._pair(name, "stride", node.get("stride", k)),
+                     self._pair(name, "padding", node.get("padding", 0))))
         self.out[name] = self.final[name]
 
     def map_SumPool2d(self, name, node, src):
@@ -382,8 +418,8 @@ class _NIRImporter:
 
     def _neuron(self, name, node, src, model, shape, reset, fixed=False, **params):
         """A Neuron node; its reset rule is the file's (the graph's profile) unless ``fixed``."""
-        th = self.per_channel(name, "v_threshold", self.arr(name, node, "v_threshold"), shape) \
-            if "v_threshold" in node else params.pop("threshold")
+        th = params.pop("threshold") if "threshold" in params else \
+            self.per_channel(name, "v_threshold", self.arr(name, node, "v_threshold"), shape)
         kw = {k: self.per_channel(name, k, v, shape) for k, v in params.items()}
         self.add(Neuron(self.final[name], [src], model, threshold=th, choices={"reset": reset} if fixed else None,
                         **kw))
@@ -410,7 +446,8 @@ class _NIRImporter:
 
     def map_LIF(self, name, node, src):
         shape = self.shape_of(src)
-        tau, r, vl = (self.arr(name, node, k) for k in ("tau", "r", "v_leak"))
+        tau, r, vl = self._same_shape(name, ("tau", "r", "v_leak"),
+                                      [self.arr(name, node, k) for k in ("tau", "r", "v_leak")])
         if np.any(tau <= 0):
             raise self.err(f"node {name!r} field 'tau'", "positive time constants", "non-positive values")
         beta, k = self._decay(tau)
@@ -426,6 +463,8 @@ class _NIRImporter:
         ts, tm, r, vl = (self.arr(name, node, k) for k in ("tau_syn", "tau_mem", "r", "v_leak"))
         w_in = self.arr(name, node, "w_in", required=False)
         w_in = np.ones_like(ts) if w_in is None else w_in
+        ts, tm, r, vl, w_in = self._same_shape(name, ("tau_syn", "tau_mem", "r", "v_leak", "w_in"),
+                                               (ts, tm, r, vl, w_in))
         if np.any(ts <= 0) or np.any(tm <= 0):
             raise self.err(f"node {name!r}", "positive time constants", "non-positive values")
         alpha, ks = self._decay(ts)

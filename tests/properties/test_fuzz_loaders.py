@@ -219,3 +219,26 @@ def test_mutated_onnx_graphs_give_only_refsim_errors(tmp_path):
             assert str(p) in str(exc)
             counts["refused"] += 1
     assert counts["loaded"] > 0 and counts["refused"] > 100, counts
+
+
+def test_mutated_nir_graphs_give_only_refsim_errors(tmp_path):
+    """Issue 21 class 7: structure-aware mutations of the reference NIR graphs through h5py
+    (validation/fuzz_nir.py: fields deleted, reshaped, non-finite or of another type, node types
+    renamed, edges to unknown nodes) load or raise refsim's own error; never another exception."""
+    pytest.importorskip("h5py")
+    import random
+    import warnings
+    from refsim.io.nir import load_nir
+    from validation.fuzz_nir import case
+    rng = random.Random(5)
+    counts = {"loaded": 0, "refused": 0}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for i in range(200):
+            p = case(str(tmp_path), rng, i)
+            try:
+                load_nir(p)
+                counts["loaded"] += 1
+            except RefsimError:
+                counts["refused"] += 1
+    assert counts["loaded"] > 0 and counts["refused"] > 100, counts
