@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import RefsimError
+from .semantics import DEFAULT_PROFILE
 
 
 class ConformanceError(RefsimError, AssertionError):
@@ -28,7 +29,7 @@ def assert_conforms(model, traces, profile=None):
     from .io import load_model
     g = model if isinstance(model, Graph) else load_model(model)
     tr = load_traces(traces) if not hasattr(traces, "spikes") else traces
-    rep = check(g, tr, profile or tr.profile or g.metadata.get("profile", "paper"))
+    rep = check(g, tr, profile or tr.profile or g.metadata.get("profile", DEFAULT_PROFILE))
     if not rep["conforms"]:
         raise ConformanceError(format_report(rep))
     return rep
@@ -51,7 +52,7 @@ def assert_golden(directory, backend="reference"):
     return res
 
 
-def assert_neuron_matches(step_fn, profile="paper", inputs=None):
+def assert_neuron_matches(step_fn, profile=DEFAULT_PROFILE, inputs=None):
     """Fail unless ``step_fn`` gives the same spikes as ``profile``'s IF neuron (threshold 1).
 
     ``inputs``: a (T, N) array of currents; default: the tie probes of ``refsim fingerprint``.

@@ -40,6 +40,7 @@ import numpy as np
 
 from . import __version__
 from .errors import ModelFormatError
+from .semantics import DEFAULT_PROFILE
 
 TRACE_FORMAT = "refsim-traces"
 TRACE_VERSION = 1
@@ -587,7 +588,7 @@ class TraceWriter:
     :meth:`save` refuses traces with a step missing. ``add_*`` returns the writer.
     """
 
-    def __init__(self, model, T: int, batch: int, profile: str = "paper", producer: str = "TraceWriter"):
+    def __init__(self, model, T: int, batch: int, profile: str = DEFAULT_PROFILE, producer: str = "TraceWriter"):
         from .errors import ValidationError
         from .graph import Graph
         if not isinstance(model, Graph):

@@ -25,6 +25,7 @@ from ..simulator import Simulator
 from ..traces import Recorder
 from . import activity, conversion, curves, energy as energy_mod, metrics
 from .synops import dense_macs
+from ..semantics import DEFAULT_PROFILE
 
 DEFINITIONS = {
     "null": ("-", "a value that is not defined for this run (e.g. the correlation of a layer that never fired, "
@@ -169,7 +170,7 @@ def class_accuracy(output, labels, x=None, ann=None) -> dict:
     return out
 
 
-def analyze(graph, x, T, profile="paper", backend="reference", encoder: Encoder | None = None, label=None,
+def analyze(graph, x, T, profile=DEFAULT_PROFILE, backend="reference", encoder: Encoder | None = None, label=None,
             readout="sigmoid-mean", cutoff=0.5, empty="one", energy="fp32", convention="synops",
             raster_layer=None, ann=True, progress=False, threads=None, dtype="float64"):
     """Simulate and summarise one run; returns ``(report, traces)``."""

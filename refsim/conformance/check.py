@@ -49,7 +49,7 @@ from ..exactness import POOLS, U32, WEIGHTED, abs_node, fan_in, granularity, lay
 from ..graph.nodes import Input, Neuron, Output
 from ..neurons import get_model
 from ..neurons._common import MembraneState
-from ..semantics import SPIKE_TRAIN_CHOICES, get_profile
+from ..semantics import DEFAULT_PROFILE, SPIKE_TRAIN_CHOICES, get_profile
 from ..traces import first_bad_spike
 
 #: every single-choice change a divergence may be explained by (from :data:`refsim.semantics.SPIKE_TRAIN_CHOICES`)
@@ -443,7 +443,7 @@ def explain_layer(graph, traces, prof, layer, progress=False) -> list:
     return sorted(state)
 
 
-def check(graph, traces, profile="paper", explain_divergences=True, mode="teacher-forced", progress=False,
+def check(graph, traces, profile=DEFAULT_PROFILE, explain_divergences=True, mode="teacher-forced", progress=False,
           explain=None) -> dict:
     """Compare recorded traces with the equations. Returns a JSON-serialisable report with ``conforms``.
 

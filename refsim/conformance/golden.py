@@ -27,6 +27,7 @@ from ..errors import ModelFormatError, ValidationError
 from ..io import load_model
 from ..simulator import Recorder, Simulator
 from ..traces import KINDS, compare_traces, load_traces
+from ..semantics import DEFAULT_PROFILE
 
 CASE_FILES = ("case.json", "model.safetensors", "input.npz")
 
@@ -79,7 +80,7 @@ def run_case(folder, backend="reference"):
     rec = spec.get("record", {})
     recorder = Recorder(spikes=rec.get("spikes", True), membranes=rec.get("membranes", True),
                         output=rec.get("output", True))
-    sim = Simulator(g, spec.get("profile", "paper"), backend)
+    sim = Simulator(g, spec.get("profile", DEFAULT_PROFILE), backend)
     return sim.run(inputs["x"], int(spec["T"]), _encoder(spec.get("encoder", {}), inputs, where), recorder)
 
 
@@ -206,7 +207,7 @@ def init(directory, model, inputs, T=100, profile=None, encoder=None, name=None,
     folder = os.path.join(os.fspath(directory), name)
     if os.path.exists(folder):
         raise ValidationError("golden init", "a case name not used yet in that folder", folder)
-    spec = {"name": name, "T": int(T), "profile": profile or g.metadata.get("profile", "paper"), "encoder": encoder,
+    spec = {"name": name, "T": int(T), "profile": profile or g.metadata.get("profile", DEFAULT_PROFILE), "encoder": encoder,
             "record": record or {"spikes": True, "membranes": False, "output": True}}
     tmp = folder + ".partial"
     os.makedirs(tmp)

@@ -36,6 +36,7 @@ from ..errors import ValidationError
 from ..graph import Graph
 from ..simulator import Simulator
 from ..traces import Recorder
+from ..semantics import DEFAULT_PROFILE
 
 
 def _canonical(x):
@@ -50,7 +51,7 @@ def _canonical(x):
 BALANCE_ORDERS = ("rathi", "scaled-as-it-goes")
 
 
-def threshold_balance(graph: Graph, x, T: int = 200, scale: float = 0.7, profile="paper", backend="event",
+def threshold_balance(graph: Graph, x, T: int = 200, scale: float = 0.7, profile=DEFAULT_PROFILE, backend="event",
                       seed: int = 0, encoder=None, batch: int = 16, progress=False, echo=None,
                       order: str = "rathi") -> Graph:
     """A copy of ``graph`` whose neuron thresholds are balanced on calibration inputs ``x`` (B, ...)

@@ -36,7 +36,7 @@ import numpy as np
 from ..errors import ModelFormatError, RefsimError, ShapeError, UnknownNameError
 from ..neurons import NEURON_MODELS, get_model, make_params
 from ..neurons._common import as_threshold
-from ..semantics import get_profile
+from ..semantics import DEFAULT_PROFILE, get_profile
 from . import ops
 
 
@@ -646,7 +646,7 @@ class Neuron(Node):
             raise _err(name, "choices", "an object of neuron choices, e.g. {\"comparison\": \">=\"}", choices)
         self.choices = dict(choices or {})
         try:  # every parameter as the model will see it, under the default profile
-            make_params(model, 1.0, get_profile("paper").choices(model).replace(**self.choices), self.levels,
+            make_params(model, 1.0, get_profile(DEFAULT_PROFILE).choices(model).replace(**self.choices), self.levels,
                         **self._extra())
         except RefsimError as exc:
             field = next((f for f in ("levels",) + _LEAKY_FIELDS if f in str(exc)), "choices")

@@ -53,6 +53,7 @@ from ._names import unique_name
 from ..errors import ModelFormatError, ValidationError
 from ..graph import (Add, AvgPool2d, Conv2d, Delay, Flatten, Graph, Input, Linear, Neuron, Output, Scale,
                      SumPool2d)
+from ..semantics import DEFAULT_PROFILE
 
 DISCRETISATIONS = ("euler", "exact")
 DEFAULT_DT = 1e-4
@@ -522,7 +523,7 @@ def to_nir(graph: Graph, dt=DEFAULT_DT, profile=None):
     """The ``nir.NIRGraph`` of a refsim graph (forward-Euler parameters for step ``dt``)."""
     nir = optional_import("nir", "NIR export")
     from ..semantics import get_profile
-    prof = get_profile(profile or graph.metadata.get("profile", "paper"))
+    prof = get_profile(profile or graph.metadata.get("profile", DEFAULT_PROFILE))
     import inspect
     has_v_reset = "v_reset" in inspect.signature(nir.IF).parameters
     nodes, edges = {}, []

@@ -40,6 +40,7 @@ from ._names import unique_name
 from ..errors import ModelFormatError, RefsimError
 from ..graph import (Add, AvgPool2d, Concat, Conv2d, ConvTranspose2d, Flatten, Graph, Input, Linear, Neuron, Output,
                      Upsample)
+from ..semantics import DEFAULT_PROFILE
 
 SUPPORTED_OPS = ("Conv", "ConvTranspose", "BatchNormalization", "AveragePool", "Concat", "Add", "Relu", "Sigmoid", "Gemm",
                  "MatMul", "Flatten", "Reshape", "Dropout", "Identity", "Resize", "Upsample", "Constant")
@@ -560,7 +561,7 @@ def from_onnx(model, input_shape=None, name=None, path=None) -> Graph:
         raise ModelFormatError("graph", "a network refsim can build", str(exc), file=path) from None
     meta = {"source": "onnx", "onnx_file": os.path.basename(path) if path else None, "opset": imp.opset,
             "producer": f"{model.producer_name} {model.producer_version}".strip(), "ann_head": imp.head,
-            "folded_batchnorm": imp.folded, "profile": "paper"}
+            "folded_batchnorm": imp.folded, "profile": DEFAULT_PROFILE}
     if imp.head == "sigmoid":
         meta["readout"] = "sigmoid-mean"
     gname = name or (os.path.splitext(os.path.basename(path))[0] if path else (model.graph.name or "onnx-model"))

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ValidationError
-from ..semantics import NeuronChoices, get_profile
+from ..semantics import DEFAULT_PROFILE, NeuronChoices, get_profile
 from ._common import (MembraneState, as_threshold, broadcast_channels, check_choices, decision_rule,
                       exceeds, ordered_step, reset_rule, zero_state)
 
@@ -48,7 +48,7 @@ class IFParams:
         check_choices(self.choices, "IFParams.choices")
 
     @classmethod
-    def from_profile(cls, profile="paper", threshold=1.0, **overrides):
+    def from_profile(cls, profile=DEFAULT_PROFILE, threshold=1.0, **overrides):
         return cls(threshold, get_profile(profile).choices("if").replace(**overrides))
 
 
@@ -67,7 +67,7 @@ class TernaryIFParams:
                                   self.choices.spikes_per_step)
 
     @classmethod
-    def from_profile(cls, profile="paper", threshold=1.0, **overrides):
+    def from_profile(cls, profile=DEFAULT_PROFILE, threshold=1.0, **overrides):
         return cls(threshold, get_profile(profile).choices("ternary").replace(**overrides))
 
 

@@ -42,7 +42,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import ValidationError
-from ..semantics import NeuronChoices, get_profile
+from ..semantics import DEFAULT_PROFILE, NeuronChoices, get_profile
 from . import if_
 from ._common import (MembraneState, as_threshold, broadcast_channels, check_choices, decision_rule, ordered_step,
                       reset_rule, zero_state)
@@ -92,7 +92,7 @@ class LIFParams:
         check_choices(self.choices, "LIFParams.choices")
 
     @classmethod
-    def from_profile(cls, profile="paper", threshold=1.0, beta=1.0, bias=0.0, **overrides):
+    def from_profile(cls, profile=DEFAULT_PROFILE, threshold=1.0, beta=1.0, bias=0.0, **overrides):
         return cls(threshold, beta, bias, get_profile(profile).choices("lif").replace(**overrides))
 
 
@@ -110,7 +110,7 @@ class CubaLIFParams(LIFParams):
         object.__setattr__(self, "gain", _bias(self.gain, "CubaLIFParams.gain"))
 
     @classmethod
-    def from_profile(cls, profile="paper", threshold=1.0, beta=1.0, bias=0.0, alpha=0.0, gain=1.0, **overrides):
+    def from_profile(cls, profile=DEFAULT_PROFILE, threshold=1.0, beta=1.0, bias=0.0, alpha=0.0, gain=1.0, **overrides):
         return cls(threshold, beta, bias, get_profile(profile).choices("cubalif").replace(**overrides), alpha, gain)
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ValidationError
-from ..semantics import NeuronChoices, get_profile
+from ..semantics import DEFAULT_PROFILE, NeuronChoices, get_profile
 from ._common import MembraneState, as_threshold, broadcast_channels, check_choices, exceeds, ordered_step, zero_state
 
 DEFAULT_LEVELS = (2.0, 1.0, 0.5, 0.25)
@@ -57,7 +57,7 @@ class MultiThresholdParams:
                                   self.choices.spikes_per_step)
 
     @classmethod
-    def from_profile(cls, profile="paper", levels=DEFAULT_LEVELS, threshold=1.0, **overrides):
+    def from_profile(cls, profile=DEFAULT_PROFILE, levels=DEFAULT_LEVELS, threshold=1.0, **overrides):
         return cls(levels, threshold, get_profile(profile).choices("multithreshold").replace(**overrides))
 
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..errors import ValidationError
 from . import get_model
+from ..semantics import DEFAULT_PROFILE
 
 
 class NeuronRun(NamedTuple):
@@ -48,7 +49,7 @@ def run_neuron(params, inputs, model: str = "if") -> NeuronRun:
 _DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
 
 
-def probe(profile="paper", inputs=(0.5,), T=8, threshold=1.0, model="if", levels=None):
+def probe(profile=DEFAULT_PROFILE, inputs=(0.5,), T=8, threshold=1.0, model="if", levels=None):
     """One neuron of ``model`` under ``profile`` driven by ``inputs`` (cycled over ``T`` steps), as
     ``refsim probe`` shows it. Returns ``(spikes per step, membranes)``: spikes are counts (signed
     for ternary; for multithreshold, the number of levels that fired)."""
@@ -68,7 +69,7 @@ def format_spikes(spikes) -> str:
     return "".join("-" if s < 0 else (_DIGITS[s] if s < len(_DIGITS) else "*") for s in spikes)
 
 
-def probe_levels(profile="paper", inputs=(0.5,), T=8, threshold=1.0, levels=None):
+def probe_levels(profile=DEFAULT_PROFILE, inputs=(0.5,), T=8, threshold=1.0, levels=None):
     """One multithreshold neuron (Li et al. eqs. 4-6) as ``refsim probe --model multithreshold``
     shows it: per step the levels that fired as a bit string (highest level first, '' when none),
     the value sent on (the sum of the fired levels times ``threshold``) and the membrane; with the
