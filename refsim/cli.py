@@ -89,8 +89,8 @@ def _parser() -> argparse.ArgumentParser:
             sp.add_argument("--seed", type=_natural_int, default=None, help=f"encoder seed (default {DEFAULTS['seed']})")
         if backend:
             sp.add_argument("--backend", default=None, choices=BACKENDS,
-                            help=f"event (default: Numba over each step's spikes; the reference's bits in float64) "
-                                 f"or reference (dense NumPy float64, the oracle; much slower)")
+                            help="event (default: Numba over each step's spikes; the reference's bits in float64) "
+                                 "or reference (dense NumPy float64, the oracle; much slower)")
             sp.add_argument("--threads", type=_positive_int, default=None,
                             help="event backend: Numba threads (default: Numba's); results do not depend on it")
             sp.add_argument("--dtype", default=None, choices=DTYPES,

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 
 import numpy as np
 
+from ._progress import Progress
 from .backends import BACKENDS, dense, get_backend
 from .encoding import Encoder, PoissonEncoder
 from .errors import EncodingError, UnknownNameError, ValidationError
@@ -26,30 +26,6 @@ from .semantics import DEFAULT_PROFILE, get_profile
 from .traces import Recorder, Traces
 
 DTYPES = ("float64", "float32")
-
-
-class _Progress:
-    def __init__(self, total, enabled, label="refsim"):
-        self.total, self.enabled, self.label = total, enabled, label
-        self.t0 = time.perf_counter()
-        self.last = 0.0
-
-    def update(self, done):
-        if not self.enabled:
-            return
-        now = time.perf_counter()
-        if done < self.total and now - self.last < 0.2:
-            return
-        self.last = now
-        el = now - self.t0
-        eta = el / done * (self.total - done) if done else 0.0
-        width = 30
-        fill = int(width * done / self.total)
-        sys.stderr.write(f"\r{self.label} [{'#' * fill}{'.' * (width - fill)}] step {done}/{self.total} "
-                         f"{el:5.1f}s elapsed, {eta:5.1f}s left")
-        if done >= self.total:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
 
 
 class Simulator:
@@ -281,7 +257,7 @@ class Simulator:
 
     def _loop(self, T, tr, recorder, streams, static, run, progress, synops=None):
         g = self.graph
-        bar = _Progress(T, progress, f"refsim {g.name}")
+        bar = Progress(f"refsim {g.name}", T, progress)
         cache = {}
         B = tr.batch
         delays = {n: np.zeros((B,) + g.shapes[n]) for n in g.order if g[n].TYPE == "Delay"}

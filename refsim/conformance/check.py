@@ -36,12 +36,11 @@ input equals the teacher-forced one, so the same search explains both modes.)
 from __future__ import annotations
 
 import dataclasses
-import sys
-import time
 
 import numpy as np
 
 from ..errors import ModelFormatError, RefsimError, UnknownNameError
+from .._progress import Progress
 from ..backends.event import kernels as EK
 from ..backends.event.plan import halo_conv
 from ..exactness import POOLS, U32, WEIGHTED, abs_node, fan_in, granularity, layer_exactness, param_granularity, \
@@ -70,31 +69,6 @@ class LayerReport:
 
     def as_dict(self):
         return dataclasses.asdict(self)
-
-
-class _Progress:
-    """Progress on stderr for passes that take more than a couple of seconds (silent before that)."""
-
-    def __init__(self, label, total, enabled):
-        self.label, self.total, self.enabled = label, total, enabled
-        self.t0 = time.perf_counter()
-        self.last = 0.0
-        self.shown = False
-
-    def update(self, done):
-        if not self.enabled:
-            return
-        now = time.perf_counter()
-        if now - self.t0 < 2.0 or (now - self.last < 0.5 and done < self.total):
-            return
-        self.last, self.shown = now, True
-        sys.stderr.write(f"\r{self.label}: step {done}/{self.total}, {now - self.t0:5.1f} s")
-        sys.stderr.flush()
-
-    def close(self):
-        if self.shown:
-            sys.stderr.write(f"\r{self.label}: {self.total} steps, {time.perf_counter() - self.t0:5.1f} s\n")
-            sys.stderr.flush()
 
 
 def _params(graph, prof, overrides=None):
@@ -337,7 +311,7 @@ def _check_layers(graph, traces, prof, mode="teacher-forced", progress=False):
     for n in graph.neurons:
         needed.update(_ancestors(graph, n))
     vals = _Values(graph, params, _spiking_inputs(graph, traces), needed)
-    bar = _Progress(f"refsim check ({mode})", T, progress)
+    bar = Progress(f"refsim check ({mode})", T, progress, delay=2.0)
     for t in range(T):
         vals.start()
         diverged = False
@@ -415,7 +389,7 @@ def explain_layer(graph, traces, prof, layer, progress=False) -> list:
     shape = (traces.batch,) + graph.shapes[layer]
     state = {k: (np.zeros(shape), np.zeros(shape)) for k in alts}
     vals = _Values(graph, params, _spiking_inputs(graph, traces), set(order))
-    bar = _Progress(f"refsim check: explaining {layer}", traces.T, progress)
+    bar = Progress(f"refsim check: explaining {layer}", traces.T, progress, delay=2.0)
     for t in range(traces.T):
         if not state:
             break
