@@ -49,12 +49,16 @@ def conversion_report(ann, snn, x, T=200, profile=None, backend="event", seed=0,
         src = n if n in ann.outputs else (ann.outputs[0] if len(ann.outputs) == 1 else None)
         if src is None:
             continue
-        a = acts[src].reshape(-1)
-        s = (np.concatenate(final[n]) / T).reshape(-1)
+        a_full, s_full = np.asarray(acts[src]), np.concatenate(final[n]) / T
+        a, s = a_full.reshape(-1), s_full.reshape(-1)
         corr = float(np.corrcoef(a, s)[0, 1]) if a.std() > 0 and s.std() > 0 else float("nan")
         slope = float(np.dot(a, s) / np.dot(a, a)) if np.dot(a, a) > 0 else float("nan")
         outs[n] = {"correlation": corr, "slope": slope, "max_abs_difference": float(np.abs(a - s).max()),
                    "mean_abs_difference": float(np.abs(a - s).mean())}
+        if a_full.ndim == 2 and a_full.shape[1] > 1:  # a classifier: only the class matters
+            agree = np.argmax(s_full, axis=1) == np.argmax(a_full, axis=1)
+            outs[n]["classifier"] = True
+            outs[n]["argmax_agreement"] = float(agree.mean())
     return {"model": snn.name, "method": conv.get("method"), "conversion": {k: v for k, v in conv.items()
                                                                            if k not in ("lambdas", "thresholds")},
             "evaluation": {"T": int(T), "profile": prof if isinstance(prof, str) else prof.name, "backend": backend,
@@ -68,7 +72,10 @@ def conversion_report(ann, snn, x, T=200, profile=None, backend="event", seed=0,
                 "correlation": "Pearson correlation of the layer's per-neuron rate with the ANN activation",
                 "slope": "least-squares slope (through 0) of rate against ANN activation / lambda; 1 is ideal",
                 "lambda": "the normalisation scale of the layer (its activation percentile; normalisations only)",
-                "output": "the SNN's output membrane / T against the ANN's output before its head (Yue eq. 3)"}}
+                "output": "the SNN's output membrane / T against the ANN's output before its head (Yue eq. 3)",
+                "argmax_agreement": "classifiers (a flat output of several classes): the fraction of samples whose "
+                                    "SNN class (argmax of the output membrane) is the ANN's; the output's scale, "
+                                    "and so its slope and difference, do not measure a classifier's accuracy"}}
 
 
 def format_report(rep) -> str:
@@ -88,6 +95,11 @@ def format_report(rep) -> str:
     lines.append(f"bounds: correlation >= {b['min_correlation']}, slope in {b['slope_range']} ({b['reference']}); "
                  + (f"first layer below them: {first}" if first else "every layer within them"))
     for n, o in rep["output"].items():
+        if o.get("classifier"):
+            lines.append(f"output {n} (a classifier): the class (argmax) agrees with the ANN's on "
+                         f"{100 * o['argmax_agreement']:.1f} % of the samples (the output's scale, correlation "
+                         f"{o['correlation']:.3f}, slope {o['slope']:.3f}, does not measure a classifier's accuracy)")
+            continue
         lines.append(f"output {n}: membrane / T vs ANN output: correlation {o['correlation']:.3f}, slope "
                      f"{o['slope']:.3f}, mean |difference| {o['mean_abs_difference']:.4g}")
     e = rep["evaluation"]

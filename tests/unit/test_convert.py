@@ -196,3 +196,25 @@ def test_pooling_followed_by_a_neuron_keeps_its_input_scale():
     tr = Simulator(nm).run(x, 400, StaticEncoder(), Recorder())
     for n in nm.neurons:
         assert np.abs(tr.counts[n] / 400 - np.minimum(act[n] / lam[n], 1)).max() < 0.02, n
+
+
+def test_conversion_report_of_a_classifier_gives_the_class_agreement():
+    """Issue 23: for a classifier's output the report gives the fraction of samples whose SNN class is
+    the ANN's (checked against a count from the run and a NumPy ANN forward), not only a slope."""
+    from refsim.config import RunConfig
+    from refsim.convert import convert_ann
+    from refsim.convert.report import format_report
+    from refsim.graph import Input, Linear
+    rng = np.random.default_rng(3)
+    ann = Graph([Input("x", (6,)), Linear("l1", ["x"], rng.standard_normal((8, 6)).astype(np.float32)),
+                 Neuron("n1", ["l1"]), Linear("l2", ["n1"], rng.standard_normal((3, 8)).astype(np.float32)),
+                 Output("o", ["l2"])], name="clf")
+    x = rng.random((20, 6))
+    snn, rep = convert_ann(ann, x, "balance", RunConfig.resolve(ann, backend="reference"), T=50, batch=20)
+    out = rep["output"]["o"]
+    assert out["classifier"]
+    ann_cls = np.argmax(np.maximum(x @ ann["l1"].weight.astype(np.float64).T, 0) @ ann["l2"].weight.astype(np.float64).T,
+                        axis=1)
+    final = Simulator(snn, "paper", "reference").run(x, 50, PoissonEncoder(seed=0), Recorder()).final_output["o"]
+    assert out["argmax_agreement"] == float(np.mean(np.argmax(final, axis=1) == ann_cls))
+    assert "a classifier" in format_report(rep) and "agrees with the ANN" in format_report(rep)
