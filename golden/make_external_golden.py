@@ -8,7 +8,6 @@ The network (conv 3x3, IF, average pool 2x2, conv 3x3, IF, flatten, linear, IF) 
 spikes are the equations' answer under its choices (``>=``, soft reset; refsim profile
 ``spikingjelly``), with no rounding ties, and refsim must reproduce them bit for bit.
 """
-import json
 import os
 import sys
 
@@ -21,7 +20,7 @@ import torch  # noqa: E402
 from spikingjelly.activation_based import neuron  # noqa: E402
 
 import spikingjelly  # noqa: E402
-from refsim import save_model  # noqa: E402
+from refsim.conformance import golden  # noqa: E402
 from refsim.conformance.record_torch import record  # noqa: E402
 from refsim.io.torch import export  # noqa: E402
 
@@ -47,21 +46,12 @@ def build():
 
 def main(folder=None):
     folder = os.path.join(HERE, NAME) if folder is None else os.fspath(folder)
-    os.makedirs(folder, exist_ok=True)
     net, rates, train = build()
     g = export(net, (1, 8, 8), name=NAME)
     tr = record(net, train)
-    save_model(g, os.path.join(folder, "model.safetensors"))
-    np.savez_compressed(os.path.join(folder, "input.npz"), x=rates, spikes=train.astype(np.float64))
-    tr.save(os.path.join(folder, "expected.npz"))
     source = f"SpikingJelly {spikingjelly.__version__ if hasattr(spikingjelly, '__version__') else '2.0.0'} " \
              f"IFNode(v_reset=None), torch {torch.__version__}"
-    spec = {"name": NAME, "profile": "spikingjelly", "T": T, "encoder": {"type": "replay"},
-            "record": {"spikes": True, "membranes": False}, "compare": ["spikes", "step_counts"],
-            "expected_from": source}
-    with open(os.path.join(folder, "case.json"), "w") as fh:
-        json.dump(spec, fh, indent=1, sort_keys=True)
-    counts = {k: int(v.sum()) for k, v in tr.step_counts.items()}
+    counts = golden.write_recorded_case(folder, g, rates, train, tr, "spikingjelly", source)
     with open(os.path.join(folder, "README.md"), "w") as fh:
         fh.write(f"""# {NAME}
 

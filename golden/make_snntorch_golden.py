@@ -9,7 +9,6 @@ each step adds at most one bit to it: over T=16 steps every float32 value in snn
 refsim's ``snntorch`` profile (``lif`` model, ``reset_timing="next-step"``) must give the same
 spikes bit for bit, with no rounding tie to allow for.
 """
-import json
 import os
 import sys
 
@@ -21,7 +20,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 import snntorch  # noqa: E402
 import torch  # noqa: E402
 
-from refsim import save_model  # noqa: E402
+from refsim.conformance import golden  # noqa: E402
 from refsim.graph import Graph, Input, Linear, Neuron, Output  # noqa: E402
 from refsim.traces import TraceWriter  # noqa: E402
 
@@ -40,7 +39,6 @@ def build():
 
 def main(folder=None):
     folder = os.path.join(HERE, NAME) if folder is None else os.fspath(folder)
-    os.makedirs(folder, exist_ok=True)
     w1, w2, rates, train = build()
     g = Graph([Input("in", (N_IN,)), Linear("fc1", ["in"], w1), Neuron("lif1", ["fc1"], "lif", 1.0, beta=0.5),
                Linear("fc2", ["lif1"], w2), Neuron("lif2", ["fc2"], "lif", 1.0, beta=0.5), Output("out", ["lif2"])],
@@ -57,16 +55,8 @@ def main(folder=None):
             s2, m2 = l2(s1 @ t2.T, m2)
             w.step(t, inputs={"in": train[t]}, spikes={"lif1": s1, "lif2": s2})
     tr = w.finish()
-    save_model(g, os.path.join(folder, "model.safetensors"))
-    np.savez_compressed(os.path.join(folder, "input.npz"), x=rates, spikes=train.astype(np.float64))
-    tr.save(os.path.join(folder, "expected.npz"))
     source = f"snnTorch {snntorch.__version__} Leaky(beta=0.5, reset_mechanism='subtract'), torch {torch.__version__}"
-    spec = {"name": NAME, "profile": "snntorch", "T": T, "encoder": {"type": "replay"},
-            "record": {"spikes": True, "membranes": False}, "compare": ["spikes", "step_counts"],
-            "expected_from": source}
-    with open(os.path.join(folder, "case.json"), "w") as fh:
-        json.dump(spec, fh, indent=1, sort_keys=True)
-    counts = {k: int(v.sum()) for k, v in tr.step_counts.items()}
+    counts = golden.write_recorded_case(folder, g, rates, train, tr, "snntorch", source)
     with open(os.path.join(folder, "README.md"), "w") as fh:
         fh.write(f"""# {NAME}
 

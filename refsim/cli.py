@@ -349,7 +349,8 @@ def _cmd_run(args):
 
 def _cmd_demo(args):
     from .demo import run_demo
-    check_output(args.out, "--out") if args.out else None
+    if args.out:
+        check_output(args.out, "--out")
     run_demo(args.volume, args.T, args.out_dir, progress=_progress(args), traces_out=args.out, profile=args.profile,
              backend=args.backend, threads=args.threads, dtype=args.dtype, seed=args.seed)
     return EXIT_OK

@@ -218,12 +218,10 @@ class _Values:
         if isinstance(node, Output) or (self.needed is not None and name not in self.needed):
             return
         fast = self.fast.get(name)
-        if fast is not None:
-            x, ax = self.vals[node.inputs[0]], self.absv[node.inputs[0]]
-            if ax.size == 0 or float(ax.max()) < fast[0]:
-                self.vals[name], self.absv[name] = fast[1](x, ax)
-                fast = True
-        if fast is not True:
+        ax = self.absv[node.inputs[0]]
+        if fast is not None and (ax.size == 0 or float(ax.max()) < fast[0]):  # within the exactness proof
+            self.vals[name], self.absv[name] = fast[1](self.vals[node.inputs[0]], ax)
+        else:
             self.vals[name] = node.forward([self.vals[i] for i in node.inputs])
             if name not in self.abs_nodes:
                 self.abs_nodes[name] = abs_node(node)

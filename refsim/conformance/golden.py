@@ -179,6 +179,25 @@ def regen(root, echo=print, force=False) -> dict:
     return moved
 
 
+def write_recorded_case(folder, graph, rates, train, traces, profile, source) -> dict:
+    """Write a case whose expected traces were recorded from another implementation: the model,
+    the input (``rates``, and the replayed spike ``train``), the recorded ``traces`` and a
+    ``case.json`` naming their ``source`` (``regen`` leaves such a case alone) that compares spikes
+    and spike counts under ``profile``. Returns the spikes per layer over the run (for the README)."""
+    from ..io import save_model
+    folder = os.fspath(folder)
+    os.makedirs(folder, exist_ok=True)
+    save_model(graph, os.path.join(folder, "model.safetensors"))
+    np.savez_compressed(os.path.join(folder, "input.npz"), x=rates, spikes=np.asarray(train, dtype=np.float64))
+    traces.save(os.path.join(folder, "expected.npz"))
+    spec = {"name": graph.name, "profile": profile, "T": int(traces.T), "encoder": {"type": "replay"},
+            "record": {"spikes": True, "membranes": False}, "compare": ["spikes", "step_counts"],
+            "expected_from": source}
+    with open(os.path.join(folder, "case.json"), "w") as fh:
+        json.dump(spec, fh, indent=1, sort_keys=True)
+    return {k: int(v.sum()) for k, v in traces.step_counts.items()}
+
+
 def init(directory, model, inputs, T=100, profile=None, encoder=None, name=None, record=None,
          description="", echo=print) -> str:
     """Make a golden case of a user's own model: folder ``directory/name`` (``name`` defaults to
