@@ -48,6 +48,122 @@ def _count_multi(v, t, ge):
     return int(n)
 
 
+@njit(cache=True, inline="always")
+def _neuron_row(crow, c0, zero_cur, bias, has_bias, vrow, vprow, keep_pre, th,
+                ge, fire_first, reset, multi, ternary, vmin, has_vmin, val_th,
+                exr, ecr, evr, crow_counts, has_counts, srow, has_spk, fl):
+    """One row of :func:`_neuron_rows` (also the second half of :func:`_conv_neuron_rows`): reads
+    the row's current ``crow[c0 + x, c]``, updates the membranes ``vrow[x, c]`` and writes the row's
+    events; returns ``(events, spikes, largest |event value|)``. ``fl`` (W, C + 1) uint8 scratch."""
+    W, C = vrow.shape
+    simple = not (fire_first or multi or ternary or has_vmin or keep_pre) and reset == RESET_SUBTRACT
+    n_ev = 0
+    tot = 0
+    if simple:
+        # pass 1, branch-free so it vectorises: v - f * t is the reference's v - n * theta
+        # (n = 0 subtracts 0.0); spike flags go to the scratch
+        cnt = 0
+        for x in range(W):
+            cx = crow[c0 + x]
+            vx = vrow[x]
+            fx = fl[x]
+            cx_ = 0
+            if has_bias:
+                for c in range(C):
+                    vp = vx[c] + (cx[c] + bias[c])
+                    t = th[c]
+                    f = (vp >= t) if ge else (vp > t)
+                    vx[c] = vp - f * t
+                    fx[c] = f
+                    cx_ += f
+            else:
+                for c in range(C):
+                    vp = vx[c] + cx[c]
+                    t = th[c]
+                    f = (vp >= t) if ge else (vp > t)
+                    vx[c] = vp - f * t
+                    fx[c] = f
+                    cx_ += f
+            fx[C] = cx_ > 0  # pixel mark: pass 2 skips silent pixels
+            cnt += cx_
+            if zero_cur:
+                for c in range(C):
+                    cx[c] = 0.0
+        # pass 2, only for rows that spiked: emit in raster order without a branch per neuron (each
+        # neuron writes the next slot, which only a spike keeps), count, record
+        if cnt:
+            for x in range(W):
+                fx = fl[x]
+                if not fx[C]:
+                    continue
+                for c in range(C):
+                    exr[n_ev] = x
+                    ecr[n_ev] = c
+                    evr[n_ev] = 1.0
+                    n_ev += fx[c]
+                if has_counts:
+                    kx = crow_counts[x]
+                    for c in range(C):
+                        kx[c] += fx[c]
+                if has_spk:
+                    sx = srow[x]
+                    for c in range(C):
+                        sx[c] = fx[c]
+        tot = n_ev
+    for x in range(W if not simple else 0):
+        cx = crow[c0 + x]
+        vx = vrow[x]
+        for c in range(C):
+            cv = cx[c] + bias[c] if has_bias else cx[c]
+            if zero_cur:
+                cx[c] = 0.0
+            t = th[c]
+            vp = vx[c]
+            if not fire_first:
+                vp = vp + cv
+            if ternary:
+                n = 0
+                if (vp >= t) if ge else (vp > t):
+                    n = 1
+                elif (-vp >= t) if ge else (-vp > t):
+                    n = -1
+            elif multi:
+                n = _count_multi(vp, t, ge)
+            else:
+                n = 1 if ((vp >= t) if ge else (vp > t)) else 0
+            vn = vp
+            if n != 0:
+                if reset == RESET_SUBTRACT:
+                    vn = vp - n * t
+                elif reset == RESET_ZERO:
+                    vn = 0.0
+            if fire_first:
+                vn = vn + cv
+            if has_vmin and vn < vmin:
+                vn = vmin
+            vx[c] = vn
+            if keep_pre:
+                vprow[x, c] = vp
+            if n != 0:
+                exr[n_ev] = x
+                ecr[n_ev] = c
+                evr[n_ev] = n
+                n_ev += 1
+                tot += abs(n)
+                if has_counts:
+                    crow_counts[x, c] += abs(n)
+                if has_spk:
+                    srow[x, c] = n
+    mx = 0.0
+    for e in range(n_ev):
+        if val_th:
+            evr[e] = evr[e] * th[ecr[e]]
+        a = abs(evr[e])
+        if a > mx:
+            mx = a
+    return n_ev, tot, mx
+
+
 @njit(cache=True, parallel=True)
 def _neuron_rows(cur, r0, c0, zero_cur, bias, has_bias, v, vpre, keep_pre, th,
                  ge, fire_first, reset, multi, ternary, vmin, has_vmin, val_th,
@@ -67,120 +183,144 @@ def _neuron_rows(cur, r0, c0, zero_cur, bias, has_bias, v, vpre, keep_pre, th,
     loop costs several times as much per neuron.
     """
     B, H, W, C = v.shape
-    simple = not (fire_first or multi or ternary or has_vmin or keep_pre) and reset == RESET_SUBTRACT
     for job in prange(B * H):
         b = job // H
         y = job - b * H
-        n_ev = 0
-        tot = 0
-        crow = cur[b, r0 + y]
-        vrow = v[b, y]
-        exr = ex[b, y]
-        ecr = ec[b, y]
-        evr = ev[b, y]
-        if simple:
-            # pass 1, branch-free so it vectorises: v - f * t is the reference's v - n * theta
-            # (n = 0 subtracts 0.0); spike flags go to a per-row scratch
-            fl = flags[job]
-            cnt = 0
-            for x in range(W):
-                cx = crow[c0 + x]
-                vx = vrow[x]
-                fx = fl[x]
-                cx_ = 0
-                if has_bias:
-                    for c in range(C):
-                        vp = vx[c] + (cx[c] + bias[c])
-                        t = th[c]
-                        f = (vp >= t) if ge else (vp > t)
-                        vx[c] = vp - f * t
-                        fx[c] = f
-                        cx_ += f
-                else:
-                    for c in range(C):
-                        vp = vx[c] + cx[c]
-                        t = th[c]
-                        f = (vp >= t) if ge else (vp > t)
-                        vx[c] = vp - f * t
-                        fx[c] = f
-                        cx_ += f
-                fx[C] = cx_ > 0  # pixel mark: pass 2 skips silent pixels
-                cnt += cx_
-                if zero_cur:
-                    for c in range(C):
-                        cx[c] = 0.0
-            # pass 2, only for rows that spiked: emit in raster order, count, record
-            if cnt:
-                for x in range(W):
-                    fx = fl[x]
-                    if not fx[C]:
-                        continue
-                    for c in range(C):
-                        if fx[c]:
-                            exr[n_ev] = x
-                            ecr[n_ev] = c
-                            evr[n_ev] = 1.0
-                            n_ev += 1
-                            if has_counts:
-                                counts[b, y, x, c] += 1
-                            if has_spk:
-                                spk[b, y, x, c] = 1
-            tot = n_ev
-        for x in range(W if not simple else 0):
-            cx = crow[c0 + x]
-            vx = vrow[x]
-            for c in range(C):
-                cv = cx[c] + bias[c] if has_bias else cx[c]
-                if zero_cur:
-                    cx[c] = 0.0
-                t = th[c]
-                vp = vx[c]
-                if not fire_first:
-                    vp = vp + cv
-                if ternary:
-                    n = 0
-                    if (vp >= t) if ge else (vp > t):
-                        n = 1
-                    elif (-vp >= t) if ge else (-vp > t):
-                        n = -1
-                elif multi:
-                    n = _count_multi(vp, t, ge)
-                else:
-                    n = 1 if ((vp >= t) if ge else (vp > t)) else 0
-                vn = vp
-                if n != 0:
-                    if reset == RESET_SUBTRACT:
-                        vn = vp - n * t
-                    elif reset == RESET_ZERO:
-                        vn = 0.0
-                if fire_first:
-                    vn = vn + cv
-                if has_vmin and vn < vmin:
-                    vn = vmin
-                vx[c] = vn
-                if keep_pre:
-                    vpre[b, y, x, c] = vp
-                if n != 0:
-                    exr[n_ev] = x
-                    ecr[n_ev] = c
-                    evr[n_ev] = n
-                    n_ev += 1
-                    tot += abs(n)
-                    if has_counts:
-                        counts[b, y, x, c] += abs(n)
-                    if has_spk:
-                        spk[b, y, x, c] = n
-        mx = 0.0
-        for e in range(n_ev):
-            if val_th:
-                evr[e] = evr[e] * th[ecr[e]]
-            a = abs(evr[e])
-            if a > mx:
-                mx = a
+        n_ev, tot, mx = _neuron_row(cur[b, r0 + y], c0, zero_cur, bias, has_bias, v[b, y],
+                                    vpre[b, y] if keep_pre else vpre[0, 0], keep_pre, th,
+                                    ge, fire_first, reset, multi, ternary, vmin, has_vmin, val_th,
+                                    ex[b, y], ec[b, y], ev[b, y], counts[b, y] if has_counts else counts[0, 0],
+                                    has_counts, spk[b, y] if has_spk else spk[0, 0], has_spk, flags[job])
         rcnt[b, y] = n_ev
         rsum[b, y] = tot
         rmax[b, y] = mx
 
+
+@njit(cache=True, inline="always")
+def _scatter_row(o_row, exr, ecr, evr, n, wF, ki, pl, cout, ch_off):
+    """Add one input row's events, through kernel row ``ki`` of the flipped kernel ``wF``
+    ([Cin, kh, kw * Cout]), into the channels-last output row ``o_row`` ((Wb * Cout,), output
+    pixel ox at ``(ox + kw - 1) * Cout``). A pixel's events are consecutive and add into the same
+    run, so they go four, then two at a time (each run loaded and stored once per group; the event
+    plan proved every partial sum exact, so the grouping changes no bit in float64)."""
+    L = wF.shape[2]
+    e = 0
+    while e < n:
+        x = exr[e]
+        e1 = e + 1
+        while e1 < n and exr[e1] == x:
+            e1 += 1
+        start = (np.int64(x) + pl) * cout
+        # a slice indexed from 0: Numba's negative-index check folds away and the loops vectorise
+        o = o_row[start:start + L]
+        while e + 4 <= e1:
+            w1, w2 = wF[ecr[e] + ch_off, ki], wF[ecr[e + 1] + ch_off, ki]
+            w3, w4 = wF[ecr[e + 2] + ch_off, ki], wF[ecr[e + 3] + ch_off, ki]
+            v1, v2, v3, v4 = evr[e], evr[e + 1], evr[e + 2], evr[e + 3]
+            for j in range(L):
+                o[j] += (v1 * w1[j] + v2 * w2[j]) + (v3 * w3[j] + v4 * w4[j])
+            e += 4
+        while e + 2 <= e1:
+            w1, w2 = wF[ecr[e] + ch_off, ki], wF[ecr[e + 1] + ch_off, ki]
+            v1, v2 = evr[e], evr[e + 1]
+            for j in range(L):
+                o[j] += v1 * w1[j] + v2 * w2[j]
+            e += 2
+        while e < e1:
+            w1 = wF[ecr[e] + ch_off, ki]
+            v1 = evr[e]
+            for j in range(L):
+                o[j] += v1 * w1[j]
+            e += 1
+
+
+@njit(cache=True, parallel=True)
+def _conv_neuron_rows(exs, ecs, evs, rcnts, offs, wF, pt, pl, Wb,
+                      bias, has_bias, v, vpre, keep_pre, th,
+                      ge, fire_first, reset, multi, ternary, vmin, has_vmin, val_th,
+                      ex, ec, ev, rcnt, rsum, rmax, counts, has_counts, spk, has_spk, flags):
+    """A stride-1 convolution fused with the IF (binary, counted) or ternary layer it feeds: each
+    output row's current is scattered into a row buffer that stays in cache (the input rows that
+    reach it, each through its kernel row), then that row's neurons are updated from it as
+    :func:`_neuron_rows` updates them. The current never goes to memory, and no layer-sized buffer
+    is read, zeroed or written back.
+
+    exs, ecs, evs, rcnts : tuples of the input's row-segmented event arrays, one per part of a
+    channel concatenation; offs : each part's first channel. wF : [Cin, kh, kw * Cout] flipped
+    kernel (:func:`refsim.kernels.scatter.prepare_conv_s1`); pt, pl : top and left padding;
+    Wb : the row buffer's width in pixels (at least ``max(W + pl, Wo) + kw - 1``). The remaining
+    arguments are :func:`_neuron_rows`'s. Rows run in parallel; each row's terms are added in the
+    same order on any thread count."""
+    B, Ho, Wo, C = v.shape
+    kh = wF.shape[1]
+    kw = wF.shape[2] // C
+    for job in prange(B * Ho):
+        b = job // Ho
+        oy = job - b * Ho
+        buf = np.zeros((Wb, C), v.dtype)
+        flat = buf.reshape(Wb * C)
+        for p in range(len(exs)):
+            rc = rcnts[p]
+            H = rc.shape[1]
+            for y in range(max(0, oy - pt), min(H, oy - pt + kh)):
+                n = rc[b, y]
+                if n:
+                    _scatter_row(flat, exs[p][b, y], ecs[p][b, y], evs[p][b, y], n, wF, y + pt - oy, pl, C, offs[p])
+        n_ev, tot, mx = _neuron_row(buf, kw - 1, False, bias, has_bias, v[b, oy],
+                                    vpre[b, oy] if keep_pre else vpre[0, 0], keep_pre, th,
+                                    ge, fire_first, reset, multi, ternary, vmin, has_vmin, val_th,
+                                    ex[b, oy], ec[b, oy], ev[b, oy], counts[b, oy] if has_counts else counts[0, 0],
+                                    has_counts, spk[b, oy] if has_spk else spk[0, 0], has_spk, flags[job])
+        rcnt[b, oy] = n_ev
+        rsum[b, oy] = tot
+        rmax[b, oy] = mx
+
+@njit(cache=True, parallel=True)
+def _convt_neuron_rows(exs, ecs, evs, rcnts, offs, w, sh, sw, ph, pw, dh, dw, cin_g,
+                       bias, has_bias, v, vpre, keep_pre, th,
+                       ge, fire_first, reset, multi, ternary, vmin, has_vmin, val_th,
+                       ex, ec, ev, rcnt, rsum, rmax, counts, has_counts, spk, has_spk, flags):
+    """A transposed convolution fused with the IF or ternary layer it feeds, as
+    :func:`_conv_neuron_rows` fuses a stride-1 one: output row ``oy`` collects, in a row buffer,
+    the events of every input row ``y`` and kernel row ``ki`` with ``y * sh - ph + ki * dh == oy``
+    (the terms :func:`_conv_transpose_rows` adds to that row), then its neurons are updated.
+    ``w`` is [Cin, kh, kw, Cout/groups]; ``cin_g`` = Cin/groups."""
+    B, Ho, Wo, C = v.shape
+    kh, kw, cout_g = w.shape[1], w.shape[2], w.shape[3]
+    for job in prange(B * Ho):
+        b = job // Ho
+        oy = job - b * Ho
+        buf = np.zeros((Wo, C), v.dtype)
+        for ki in range(kh):
+            t = oy + ph - ki * dh
+            if t < 0 or t % sh != 0:
+                continue
+            y = t // sh
+            for p in range(len(exs)):
+                if y >= rcnts[p].shape[1]:
+                    continue
+                exr, ecr, evr = exs[p][b, y], ecs[p][b, y], evs[p][b, y]
+                for e in range(rcnts[p][b, y]):
+                    x = exr[e]
+                    c = ecr[e] + offs[p]
+                    o0 = (c // cin_g) * cout_g
+                    val = evr[e]
+                    for kj in range(kw):
+                        ox = x * sw - pw + kj * dw
+                        if ox < 0 or ox >= Wo:
+                            continue
+                        orow = buf[ox, o0:o0 + cout_g]
+                        wrow = w[c, ki, kj]
+                        for o in range(cout_g):
+                            orow[o] += val * wrow[o]
+        n_ev, tot, mx = _neuron_row(buf, 0, False, bias, has_bias, v[b, oy],
+                                    vpre[b, oy] if keep_pre else vpre[0, 0], keep_pre, th,
+                                    ge, fire_first, reset, multi, ternary, vmin, has_vmin, val_th,
+                                    ex[b, oy], ec[b, oy], ev[b, oy], counts[b, oy] if has_counts else counts[0, 0],
+                                    has_counts, spk[b, oy] if has_spk else spk[0, 0], has_spk, flags[job])
+        rcnt[b, oy] = n_ev
+        rsum[b, oy] = tot
+        rmax[b, oy] = mx
 
 @njit(cache=True, parallel=True)
 def _mt_rows(cur, r0, c0, zero_cur, bias, has_bias, v, vpre, keep_pre, lv,
@@ -324,13 +464,14 @@ def _conv_s1_rows(buf, ex, ec, ev, rcnt, wF, pt, pl, cout, ch_off, nbands):
                     e += 1
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def _conv_transpose_rows(buf, ex, ec, ev, rcnt, w, sh, sw, ph, pw, dh, dw, r0, c0, Ho, Wo, ch_off, cin_g):
     """Transposed convolution as scatter into ``buf`` (B, R, Wb, Cout), output pixel (oy, ox) at
-    ``buf[b, oy + r0, ox + c0]``; ``w`` is [Cin, kh, kw, Cout/groups], ``cin_g`` = Cin/groups."""
+    ``buf[b, oy + r0, ox + c0]``; ``w`` is [Cin, kh, kw, Cout/groups], ``cin_g`` = Cin/groups.
+    Samples run in parallel (each writes its own part of ``buf``)."""
     B, H = rcnt.shape
     kh, kw, cout_g = w.shape[1], w.shape[2], w.shape[3]
-    for b in range(B):
+    for b in prange(B):
         for y in range(H):
             for e in range(rcnt[b, y]):
                 x = ex[b, y, e]
@@ -351,12 +492,12 @@ def _conv_transpose_rows(buf, ex, ec, ev, rcnt, w, sh, sw, ph, pw, dh, dw, r0, c
                             orow[o] += val * wrow[o]
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def _pool_rows(out, ex, ec, ev, rcnt, kh, kw, sh, sw, ph, pw, ch_off):
-    """Sum pooling as scatter into channels-last ``out`` (B, Ho, Wo, C)."""
+    """Sum pooling as scatter into channels-last ``out`` (B, Ho, Wo, C); samples run in parallel."""
     B, H = rcnt.shape
     Ho, Wo = out.shape[1], out.shape[2]
-    for b in range(B):
+    for b in prange(B):
         for y0 in range(H):
             y = y0 + ph
             oy_lo = (y - kh + sh) // sh if y - kh + 1 > 0 else 0

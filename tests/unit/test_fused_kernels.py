@@ -287,3 +287,121 @@ def test_engine_one_neuron_layer(profile):
     np.testing.assert_array_equal(a.membranes["n"], b.membranes["n"])
     np.testing.assert_array_equal(a.spikes["n"], b.spikes["n"])
     assert a.spikes["n"].any()
+
+
+@pytest.mark.parametrize("model", ["if", "ternary"])
+@pytest.mark.parametrize("idx", list(range(0, len(CHOICES), 11)) + [0])
+@pytest.mark.parametrize("k,pads,parts", [(3, (1, 1, 1, 1), 1), (3, (1, 1, 1, 1), 2), (3, (0, 0, 0, 0), 1),
+                                          (5, (2, 1, 0, 2), 2), (1, (0, 0, 0, 0), 1), (2, (1, 0, 0, 1), 1)])
+def test_conv_neuron_pass_equals_numpy(model, idx, k, pads, parts):
+    """The convolution fused with its neuron layer (conv_neuron_rows) against NumPy: the dense
+    convolution (refsim.graph.ops), bias after the sums, then the model's own step; the input is
+    one event map or a channel concatenation of two (each part its own events and offset)."""
+    kw = CHOICES[idx]
+    if model == "ternary":
+        kw = dict(kw, spikes_per_step="one")
+    choices = NeuronChoices(**kw)
+    rng = np.random.default_rng(1000 + idx + 7 * k)
+    B, H, W, cout = 2, 6, 7, 3
+    cins = [5, 4][:parts]
+    th = np.array([1.0, 0.5, 0.75])
+    p = (IFParams if model == "if" else TernaryIFParams)(th, choices)
+    m = get_model(model)
+    w = (rng.integers(-8, 9, size=(cout, sum(cins), k, k)) / 8.0).astype(np.float32)
+    bias = np.array([0.25, -0.5, 0.0])
+    pt, pb, pl, pr = pads
+    ho, wo = H + pt + pb - k + 1, W + pl + pr - k + 1
+    state = m.step.__globals__["zero_state"]((B, cout, ho, wo))
+    v, vpre = np.zeros((B, ho, wo, cout)), np.zeros((B, ho, wo, cout))
+    counts = np.zeros((B, cout, ho, wo), np.int64)
+    counts_ref = np.zeros_like(counts)
+    for t in range(5):
+        xs = [(rng.random((B, c, H, W)) < 0.5) * rng.choice([-1.0, 1.0, 2.0], size=(B, c, H, W)) for c in cins]
+        x = np.concatenate(xs, axis=1)
+        cur = ops.conv2d(x, w, bias, (1, 1), pads)
+        s_ref, state = m.step(state, cur, p)
+        parts_ev, off = [], 0
+        for xi in xs:
+            arrays = K.row_events(B, xi.shape[1:])
+            K.rows_from_nchw(a=np.ascontiguousarray(xi), events=arrays)
+            parts_ev.append((arrays, off))
+            off += xi.shape[1]
+        events = K.row_events(B, (cout, ho, wo))
+        rsum = np.zeros((B, ho), np.int64)
+        spk = np.zeros((B, cout, ho, wo), np.int16)
+        K.conv_neuron_rows(parts=parts_ev, weights=K.prepare_conv_s1(w), pad_top=pt, pad_left=pl,
+                           buffer_width=max(W + pl, wo) + k - 1, v=v, th=th, flags=K.choice_flags(model, choices),
+                           events=events, rsum=rsum, scratch=np.zeros((B * ho, wo, cout + 1), np.uint8),
+                           bias=bias, vpre=vpre, counts=counts.transpose(0, 2, 3, 1), spikes=spk.transpose(0, 2, 3, 1))
+        np.testing.assert_array_equal(v.transpose(0, 3, 1, 2), state.v)
+        np.testing.assert_array_equal(vpre.transpose(0, 3, 1, 2), state.v_pre)
+        np.testing.assert_array_equal(spk, s_ref)
+        dense = np.zeros((B, cout, ho, wo))
+        K.rows_to_nchw(out=dense, events=events)
+        np.testing.assert_array_equal(dense, m.emitted(s_ref, p))
+        np.testing.assert_array_equal(rsum.sum(axis=1), np.abs(s_ref).reshape(B, -1).sum(axis=1))
+        counts_ref += np.abs(s_ref)
+        np.testing.assert_array_equal(counts, counts_ref)
+    assert counts.sum() > 0
+
+
+def test_event_plan_fuses_a_halo_convolution_with_its_only_neuron_consumer():
+    """The plan says which convolutions run inside their neuron layer's pass, and why the others do not."""
+    g = _shared_current_net()
+    plans = Simulator(g, "paper", "event").plan(PoissonEncoder())
+    assert plans["c1"].kernel == "conv_s1_rows"  # one current, two consumers
+    assert plans["c2"].kernel == "conv_neuron_rows" and "fused with n2" in plans["c2"].reason
+    recorded = Simulator(g, "paper", "event").plan(PoissonEncoder(), Recorder(current_max=["n2"]))
+    assert recorded["c2"].kernel == "conv_s1_rows"  # the recorded current needs the whole map
+
+
+@pytest.mark.parametrize("model,idx", [("if", 0), ("if", 37), ("ternary", 0), ("ternary", 90), ("if", 151)])
+@pytest.mark.parametrize("cfg,parts", [(dict(stride=(2, 2), padding=(0, 0), dilation=(1, 1), groups=1, k=2), 2),
+                                       (dict(stride=(2, 1), padding=(1, 0), dilation=(1, 1), groups=1, k=3, op=(1, 0)), 1),
+                                       (dict(stride=(3, 2), padding=(1, 2), dilation=(2, 1), groups=3, k=3), 1),
+                                       (dict(stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, k=1), 2)])
+def test_convt_neuron_pass_equals_numpy(model, idx, cfg, parts):
+    """The transposed convolution fused with its neuron layer (convt_neuron_rows) against NumPy's
+    dense transposed convolution (refsim.graph.ops) and the model's own step."""
+    kw = CHOICES[idx % len(CHOICES)]
+    if model == "ternary":
+        kw = dict(kw, spikes_per_step="one")
+    choices = NeuronChoices(**kw)
+    rng = np.random.default_rng(2000 + idx)
+    g, k, op = cfg["groups"], cfg["k"], cfg.get("op", (0, 0))
+    B, H, W, cout = 2, 4, 5, 6
+    cins = [3, 3][:parts] if g == 1 else [6]
+    th = np.array([0.5, 0.75, 1.0, 0.625, 0.875, 1.25])
+    p = (IFParams if model == "if" else TernaryIFParams)(th, choices)
+    m = get_model(model)
+    w = (rng.integers(-8, 9, size=(sum(cins), cout // g, k, k)) / 8.0).astype(np.float32)
+    bias = rng.integers(-2, 3, size=cout) / 4.0
+    ref0 = ops.conv_transpose2d(np.zeros((B, sum(cins), H, W)), w, None, cfg["stride"], cfg["padding"], op,
+                                cfg["dilation"], g)
+    ho, wo = ref0.shape[2:]
+    state = m.step.__globals__["zero_state"]((B, cout, ho, wo))
+    v, vpre = np.zeros((B, ho, wo, cout)), np.zeros((B, ho, wo, cout))
+    for t in range(5):
+        xs = [(rng.random((B, c, H, W)) < 0.5) * rng.choice([-1.0, 1.0, 2.0], size=(B, c, H, W)) for c in cins]
+        cur = ops.conv_transpose2d(np.concatenate(xs, axis=1), w, bias, cfg["stride"], cfg["padding"], op,
+                                   cfg["dilation"], g)
+        s_ref, state = m.step(state, cur, p)
+        parts_ev, off = [], 0
+        for xi in xs:
+            arrays = K.row_events(B, xi.shape[1:])
+            K.rows_from_nchw(a=np.ascontiguousarray(xi), events=arrays)
+            parts_ev.append((arrays, off))
+            off += xi.shape[1]
+        events = K.row_events(B, (cout, ho, wo))
+        spk = np.zeros((B, cout, ho, wo), np.int16)
+        K.convt_neuron_rows(parts=parts_ev, weights=K.prepare_conv_transpose(w), stride=cfg["stride"],
+                            padding=cfg["padding"], dilation=cfg["dilation"], cin_per_group=sum(cins) // g, v=v, th=th,
+                            flags=K.choice_flags(model, choices), events=events, rsum=np.zeros((B, ho), np.int64),
+                            scratch=np.zeros((B * ho, wo, cout + 1), np.uint8), bias=bias, vpre=vpre,
+                            spikes=spk.transpose(0, 2, 3, 1))
+        np.testing.assert_array_equal(v.transpose(0, 3, 1, 2), state.v)
+        np.testing.assert_array_equal(vpre.transpose(0, 3, 1, 2), state.v_pre)
+        np.testing.assert_array_equal(spk, s_ref)
+        dense = np.zeros((B, cout, ho, wo))
+        K.rows_to_nchw(out=dense, events=events)
+        np.testing.assert_array_equal(dense, m.emitted(s_ref, p))

@@ -139,3 +139,17 @@ def test_granularity_kernel_equals_numpy(seed):
              np.array([np.inf, 0.75, np.nan, -0.5]), np.array([-2.0 ** 60]), rng.random((3, 4, 5)) * 2 ** 30]
     for a in cases:
         assert granularity(a) == _granularity_numpy(a), a
+
+
+def test_add_rate_kernels_equal_numpy():
+    """The benchmark's yardstick kernels (refsim.kernels.peak) compute what they say."""
+    from refsim.kernels import peak
+    rng = np.random.default_rng(0)
+    w = [rng.integers(-8, 9, 40) / 8.0 for _ in range(4)]
+    o = rng.integers(-8, 9, 40) / 8.0
+    ref = o + 3 * w[0]
+    peak._add_into(o, w[0], 3)
+    np.testing.assert_array_equal(o, ref)
+    ref = o + 2 * ((w[0] + w[1]) + (w[2] + w[3]))
+    peak._add4_into(o, *w, 2)
+    np.testing.assert_array_equal(o, ref)

@@ -93,12 +93,8 @@ def bind_neuron_rows(*, v, th, flags: NeuronFlags, events, rsum, scratch, vpre=N
 
     ``v`` (B, H, W, C) membranes, updated in place; ``vpre`` receives the pre-reset membranes when
     given; ``counts`` (B, H, W, C) int64 += |spikes|; ``scratch`` (B * H, W, C + 1) uint8."""
-    ex, ec, ev, rcnt, rmax = events
-    dt = v.dtype
-    kernel, nobias, nospk = _F._neuron_rows, _dummy(dt, 1), _dummy(np.int8)
-    mid = (v, vpre if vpre is not None else _dummy(dt), vpre is not None, th, flags.ge, flags.fire_first, flags.reset,
-           flags.multi, flags.ternary, dt.type(flags.vmin), flags.has_vmin, flags.val_th, ex, ec, ev, rcnt, rsum, rmax,
-           counts if counts is not None else _dummy(np.int64), counts is not None)
+    kernel, nobias, nospk = _F._neuron_rows, _dummy(v.dtype, 1), _dummy(np.int8)
+    mid = _neuron_args(v, th, flags, events, rsum, vpre, counts)
 
     def step(cur, r0, c0, zero_cur, bias, spk):
         kernel(cur, r0, c0, zero_cur, nobias if bias is None else bias, bias is not None, *mid,
@@ -111,6 +107,68 @@ def neuron_rows(*, cur, v, th, flags: NeuronFlags, events, rsum, scratch, r0=0, 
     """One call of :func:`bind_neuron_rows`'s step, all arguments by keyword (tests, benchmarks)."""
     bind_neuron_rows(v=v, th=th, flags=flags, events=events, rsum=rsum, scratch=scratch, vpre=vpre,
                      counts=counts)(cur, r0, c0, zero_cur, bias, spikes)
+
+
+def _neuron_args(v, th, flags, events, rsum, vpre, counts):
+    """The neuron layer's per-run arguments of the IF/ternary kernels, in their positional order."""
+    ex, ec, ev, rcnt, rmax = events
+    dt = v.dtype
+    return (v, vpre if vpre is not None else _dummy(dt), vpre is not None, th, flags.ge, flags.fire_first, flags.reset,
+            flags.multi, flags.ternary, dt.type(flags.vmin), flags.has_vmin, flags.val_th, ex, ec, ev, rcnt, rsum, rmax,
+            counts if counts is not None else _dummy(np.int64), counts is not None)
+
+
+def _bind_fused_synaptic(kernel, head, v, mid, scratch):
+    nobias, nospk = _dummy(v.dtype, 1), _dummy(np.int8)
+
+    def step(parts, bias, spk):
+        kernel(tuple(p[0][0] for p in parts), tuple(p[0][1] for p in parts), tuple(p[0][2] for p in parts),
+               tuple(p[0][3] for p in parts), np.array([p[1] for p in parts], np.int64), *head,
+               nobias if bias is None else bias, bias is not None, *mid, nospk if spk is None else spk,
+               spk is not None, scratch)
+    return step
+
+
+def bind_conv_neuron_rows(*, weights, pad_top, pad_left, buffer_width, v, th, flags: NeuronFlags, events, rsum,
+                          scratch, vpre=None, counts=None):
+    """:func:`refsim.kernels.fused._conv_neuron_rows` (a stride-1 convolution fused with the IF or
+    ternary layer it feeds) with the per-run arguments bound: the flipped kernel ``weights``
+    [Cin, kh, kw * Cout] (:func:`prepare_conv_s1`), the padding, the row buffer's width in pixels,
+    and the neuron layer's arguments as in :func:`bind_neuron_rows`. Returns
+    ``step(parts, bias, spk)``: ``parts`` is a list of ``(events, first channel)``, one per part of
+    the input (a channel concatenation has several); ``bias`` (Cout,) or None; ``spk`` as in
+    :func:`bind_neuron_rows`."""
+    head = (weights, int(pad_top), int(pad_left), int(buffer_width))
+    return _bind_fused_synaptic(_F._conv_neuron_rows, head, v, _neuron_args(v, th, flags, events, rsum, vpre, counts),
+                                scratch)
+
+
+def conv_neuron_rows(*, parts, weights, pad_top, pad_left, buffer_width, v, th, flags: NeuronFlags, events, rsum,
+                     scratch, bias=None, vpre=None, counts=None, spikes=None):
+    """One call of :func:`bind_conv_neuron_rows`'s step, all arguments by keyword (tests, benchmarks)."""
+    bind_conv_neuron_rows(weights=weights, pad_top=pad_top, pad_left=pad_left, buffer_width=buffer_width, v=v, th=th,
+                          flags=flags, events=events, rsum=rsum, scratch=scratch, vpre=vpre,
+                          counts=counts)(parts, bias, spikes)
+
+
+def bind_convt_neuron_rows(*, weights, stride, padding, dilation, cin_per_group, v, th, flags: NeuronFlags, events,
+                           rsum, scratch, vpre=None, counts=None):
+    """:func:`refsim.kernels.fused._convt_neuron_rows` (a transposed convolution fused with the IF
+    or ternary layer it feeds; ``weights`` [Cin, kh, kw, Cout/groups] from
+    :func:`prepare_conv_transpose`) with the per-run arguments bound. Returns
+    ``step(parts, bias, spk)`` as :func:`bind_conv_neuron_rows` does."""
+    head = (weights, int(stride[0]), int(stride[1]), int(padding[0]), int(padding[1]), int(dilation[0]),
+            int(dilation[1]), int(cin_per_group))
+    return _bind_fused_synaptic(_F._convt_neuron_rows, head, v, _neuron_args(v, th, flags, events, rsum, vpre, counts),
+                                scratch)
+
+
+def convt_neuron_rows(*, parts, weights, stride, padding, dilation, cin_per_group, v, th, flags: NeuronFlags, events,
+                      rsum, scratch, bias=None, vpre=None, counts=None, spikes=None):
+    """One call of :func:`bind_convt_neuron_rows`'s step, all arguments by keyword (tests, benchmarks)."""
+    bind_convt_neuron_rows(weights=weights, stride=stride, padding=padding, dilation=dilation,
+                           cin_per_group=cin_per_group, v=v, th=th, flags=flags, events=events, rsum=rsum,
+                           scratch=scratch, vpre=vpre, counts=counts)(parts, bias, spikes)
 
 
 def bind_mt_rows(*, v, levels, flags: NeuronFlags, events, rsum, vpre=None, counts=None):
@@ -310,7 +368,7 @@ def conv2d_events_s1(x, node, weights, out_shape, events=None):
 
 
 __all__ = ["fanout_sums", "NeuronFlags", "choice_flags", "row_events", "neuron_rows", "mt_rows", "conv_s1_rows", "conv_transpose_rows",
-           "pool_rows", "bind_neuron_rows", "bind_mt_rows", "bind_conv_s1_rows", "bind_conv_transpose_rows",
+           "pool_rows", "bind_neuron_rows", "bind_conv_neuron_rows", "conv_neuron_rows", "bind_convt_neuron_rows", "convt_neuron_rows", "bind_mt_rows", "bind_conv_s1_rows", "bind_conv_transpose_rows",
            "bind_pool_rows", "rows_from_nhwc", "rows_from_nchw", "rows_to_nchw", "events_hwc", "conv2d_events",
            "linear_events", "dense_events", "conv_transpose2d_events", "pool_events", "conv2d_events_s1", "prepare_conv",
            "prepare_conv_s1", "prepare_conv_transpose"]

@@ -10,7 +10,10 @@ decides whether a layer runs fused, scattered or dense.
   exact (:func:`refsim.exactness.layer_exactness`), so the scatter order gives the reference's
   bits; otherwise it runs dense. Stride-1, undilated, ungrouped convolutions scatter into halo
   buffers the next neuron pass reads in place; other convolutions and linear layers use the
-  dense-in, dense-out scatter kernels.
+  dense-in, dense-out scatter kernels. A halo or transposed convolution whose only consumer is an IF
+  or ternary layer on the fused pass runs in that layer's pass instead (``conv_neuron_rows``,
+  ``convt_neuron_rows``): each output row's current is scattered into a small row buffer and
+  consumed at once.
 * A **concatenation** of event-valued inputs stays as events; everything else runs dense.
 """
 from __future__ import annotations
@@ -68,4 +71,24 @@ def plan(graph, params, encoder, recorder=None) -> dict:
             events.add(name)
         else:
             out[name] = LayerPlan("dense", f"no event kernel for a {t}" if t != "Concat" else "some inputs are dense")
+    for name, p in list(out.items()):
+        fed = fused_neuron(graph, name, out, recorder)
+        if p.kernel in _FUSED_KERNEL and fed is not None:
+            out[name] = LayerPlan("scatter", f"{p.reason}; fused with {fed}'s update, row by row (the current stays "
+                                  "in a row buffer in cache)", _FUSED_KERNEL[p.kernel], p.bound)
     return out
+
+
+# scatter kernel -> its form fused with the neuron layer it feeds
+_FUSED_KERNEL = {"conv_s1_rows": "conv_neuron_rows", "conv_transpose_rows": "convt_neuron_rows"}
+
+
+def fused_neuron(graph, name, plans, recorder=None):
+    """The neuron layer a halo or transposed convolution ``name`` can run fused with (its only consumer, an IF or
+    ternary layer on the fused pass whose input current is not recorded), or None."""
+    cons = graph.consumers[name]
+    if len(cons) != 1 or getattr(plans.get(cons[0]), "kernel", None) != "neuron_rows":
+        return None
+    if recorder is not None and recorder.wants("current_max", cons[0]):
+        return None  # the recorded current needs the layer's whole map
+    return cons[0]

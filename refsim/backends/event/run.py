@@ -6,7 +6,9 @@ Values flowing between nodes are one of
 * :class:`EventMap`: one layer's spikes of this step as row-segmented events, channels-last
   (:mod:`refsim.kernels.fused`), or :class:`EventCat`, a channel concatenation of those;
 * :class:`HaloCurrent`: the summed input current of a layer, left in the channels-last halo
-  buffer its convolution scattered into, so the neuron pass reads (and zeroes) it in place.
+  buffer its convolution scattered into, so the neuron pass reads (and zeroes) it in place;
+* :class:`PendingConv`: a convolution the plan fused with the neuron layer it feeds; the neuron
+  pass computes it row by row.
 
 What runs how is the plan's decision (:mod:`.plan`); this module only carries it out. The one
 exception is a runtime guard: a scatter whose input exceeds the magnitude its exactness proof
@@ -106,6 +108,27 @@ class HaloCurrent:
         return self._dense
 
 
+class PendingConv:
+    """A convolution planned to run inside the pass of the neuron layer it feeds
+    (``conv_neuron_rows``, ``convt_neuron_rows``): its input events, computed there. Anything else
+    that asks for its value gets it scattered into the layer's buffer, as unfused."""
+
+    __slots__ = ("run", "node", "src", "shape", "halo")
+
+    def __init__(self, run, node, src, shape):
+        self.run, self.node, self.src, self.shape = run, node, src, shape
+        self.halo = None
+
+    def materialize(self) -> "HaloCurrent":
+        if self.halo is None:
+            unfused = self.run._conv_s1 if self.node.TYPE == "Conv2d" else self.run._conv_transpose
+            self.halo = unfused(self.node, self.src, self.shape)
+        return self.halo
+
+    def dense(self):
+        return self.materialize().dense()
+
+
 def is_events(val):
     return isinstance(val, (EventMap, EventCat))
 
@@ -138,6 +161,7 @@ class _FusedLayer:
         self.spikes = tr.spikes.get(name)
         self.membranes = tr.membranes.get(name)
         self.nhwc = (None, None)  # (dense input array, its channels-last copy)
+        self.conv_step = self.conv_bias = None  # bound on first use when the input convolution runs fused
         if self.mt:
             self.step = K.bind_mt_rows(v=self.v, levels=self.th, flags=self.flags, events=self.events, rsum=self.rsum,
                                        vpre=self.vpre, counts=self.counts)
@@ -172,6 +196,10 @@ class EventRun(Run):
         a = self._layers.get(name)
         if a is None:
             a = self._layers[name] = _FusedLayer(self, name)
+        if isinstance(val, PendingConv):
+            if val.halo is None:
+                return self._conv_neuron(a, name, val, t)
+            val = val.halo
         if isinstance(val, HaloCurrent):
             cur, r0, c0, bias, zero = val.buf, val.r0, val.c0, val.bias, val.zero_ok
             val.consumed = zero
@@ -184,10 +212,34 @@ class EventRun(Run):
             r0 = c0 = 0
             bias, zero = None, False
         a.step(cur, r0, c0, zero, bias, a.spikes[t].transpose(0, 2, 3, 1) if a.spikes is not None else None)
+        return self._emitted(a, t)
+
+    def _emitted(self, a, t):
         a.step_counts[t] = a.rsum.sum(axis=1)
         if a.membranes is not None:
             a.membranes[t] = (a.vpre if a.vpre is not None else a.v).transpose(0, 3, 1, 2)
         return EventMap(a.events, a.shape)
+
+    def _conv_neuron(self, a, name, pending, t):
+        """The convolution ``pending`` and neuron layer ``name`` in one pass (``conv_neuron_rows``)."""
+        node = pending.node
+        if a.conv_step is None:
+            layer = dict(v=a.v, th=a.th, flags=a.flags, events=a.events, rsum=a.rsum, scratch=a.scratch, vpre=a.vpre,
+                         counts=a.counts)
+            if node.TYPE == "Conv2d":
+                kw = node.weight.shape[3]
+                pl = node.pads[2]
+                a.conv_step = K.bind_conv_neuron_rows(weights=self._w[node.name], pad_top=node.pads[0], pad_left=pl,
+                                                      buffer_width=max(pending.src.shape[2] + pl, pending.shape[2]) + kw - 1,
+                                                      **layer)
+            else:
+                a.conv_step = K.bind_convt_neuron_rows(weights=self._w[node.name], stride=node.stride,
+                                                       padding=node.padding, dilation=node.dilation,
+                                                       cin_per_group=node.weight.shape[0] // node.groups, **layer)
+            a.conv_bias = None if node.bias is None else node.bias.astype(self.dt)
+        a.conv_step([(m.events, off) for m, off in pending.src.parts()], a.conv_bias,
+                    a.spikes[t].transpose(0, 2, 3, 1) if a.spikes is not None else None)
+        return self._emitted(a, t)
 
     # -- synaptic layers ----------------------------------------------------------------------
 
@@ -227,6 +279,8 @@ class EventRun(Run):
         if src.vmax() >= p.bound:
             return node.forward([src.dense()])
         shape = self.g.shapes[name]
+        if p.kernel in ("conv_neuron_rows", "convt_neuron_rows"):
+            return PendingConv(self, node, src, shape)
         if p.kernel == "conv_s1_rows":
             return self._conv_s1(node, src, shape)
         if p.kernel == "conv_transpose_rows":
