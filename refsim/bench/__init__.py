@@ -192,6 +192,167 @@ def real_model_benchmark(quick, threads=(1,)):
     return res
 
 
+def add_rates(repeats=7):
+    """The yardstick: float64 adds per second into an L1-resident array (``o[j] += w[j]``, and four
+    terms per store as the scatter groups a pixel's events), Numba-compiled like the kernels, one
+    thread; the median of ``repeats`` timings each."""
+    from ..kernels import peak
+    n, reps = 256, 100_000
+    rng = np.random.default_rng(0)
+    o, ws = np.zeros(n), [rng.random(n) for _ in range(4)]
+    peak._add_into(o, ws[0], 1)
+    peak._add4_into(o, *ws, 1)
+
+    def median(fn):
+        ts = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t0)
+        return float(np.median(ts))
+    return {"add_into_gadds": n * reps / median(lambda: peak._add_into(o, ws[0], reps)) / 1e9,
+            "add4_into_gadds": 4 * n * reps / median(lambda: peak._add4_into(o, *ws, reps)) / 1e9}
+
+
+class _NodeTimer:
+    """Wraps an engine's run so that each node's calls are timed (the benchmark's per-layer table):
+    ``calls[node]`` lists seconds per call (one call a step), ``stamps`` the clock at the end of
+    each step's output; everything else passes through."""
+
+    def __init__(self, run):
+        self._run = run
+        self.calls = {}
+        self.stamps = []
+
+    def __getattr__(self, name):
+        return getattr(self._run, name)
+
+    def _timed(self, name, fn, *args):
+        t0 = time.perf_counter()
+        out = fn(*args)
+        self.calls.setdefault(name, []).append(time.perf_counter() - t0)
+        return out
+
+    def neuron(self, name, val, t):
+        return self._timed(name, self._run.neuron, name, val, t)
+
+    def node(self, node, vals):
+        return self._timed(node.name, self._run.node, node, vals)
+
+    def output(self, name, val, t):
+        out = self._timed(name, self._run.output, name, val, t)
+        self.stamps.append(time.perf_counter())
+        return out
+
+
+def _torch_layer(node, x, with_if, threads=1):
+    """torch's float32 channels-last forward of one synaptic node on ``x`` (B, C, H, W), alone and
+    (``with_if``) followed by an IF update of its output (v += I; s = v > 1; v -= s), as the dense
+    peers step it: two callables, or None without torch."""
+    try:
+        import torch
+        import torch.nn.functional as F
+    except ImportError:
+        return None
+    torch.set_num_threads(threads)
+    cl = dict(memory_format=torch.channels_last)
+    tx = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).contiguous(**cl)
+    t = node.TYPE
+    if t in ("Conv2d", "ConvTranspose2d"):
+        w = torch.from_numpy(np.ascontiguousarray(node.weight, dtype=np.float32)).contiguous(**cl)
+        b = None if node.bias is None else torch.from_numpy(np.asarray(node.bias, np.float32))
+    if t == "Conv2d":
+        pt, pb, pl, pr = node.pads
+        op = lambda: F.conv2d(F.pad(tx, (pl, pr, pt, pb)) if (pt, pl) != (pb, pr) else tx, w, b, node.stride,
+                              0 if (pt, pl) != (pb, pr) else (pt, pl), node.dilation, node.groups)
+    elif t == "ConvTranspose2d":
+        op = lambda: F.conv_transpose2d(tx, w, b, node.stride, node.padding, node.output_padding, node.groups,
+                                        node.dilation)
+    else:
+        op = lambda: F.avg_pool2d(tx, node.kernel_size, node.stride, node.padding)
+    with torch.no_grad():
+        out = op()
+    v = torch.zeros_like(out)
+
+    def alone():
+        with torch.no_grad():
+            op()
+
+    def step():
+        with torch.no_grad():
+            cur = op()
+            if with_if:
+                v.add_(cur)
+                v.sub_((v > 1.0).to(v.dtype))
+    return alone, step
+
+
+def real_model_layers(quick):
+    """Where a steady step of the shipped model goes, layer by layer (event backend, float64, 1
+    thread, the demo volume's slices as one batch at their real activity, after a warm-up long
+    enough for the deep layers to fire): each synaptic layer with the neuron layer it feeds, the
+    path the plan chose, its input density, its share of the step, its synaptic operations per
+    second, and torch's dense float32 time for the same layer and IF update."""
+    from ..analysis.synops import dense_macs
+    from ..data import DEMO_MODEL, DEMO_VOLUMES
+    from ..encoding import ReplayEncoder
+    from ..io import load_model
+    from ..io.nifti import prepare_slices, read_volume
+    from ..simulator import Recorder, Simulator
+    g = load_model(DEMO_MODEL)
+    x, _ = prepare_slices(read_volume(DEMO_VOLUMES[0][0]), g.shapes[g.inputs[0]][1:], 0, g.metadata.get("normalize", "unit"))
+    warm, T = (10, 5) if quick else (60, 30)
+    train = _spike_train(x, warm + T)
+    sim = Simulator(g, "paper", "event", threads=1)
+    start, timers = sim.engine.start, []
+
+    def timed_start(*args, **kw):
+        timers.append(_NodeTimer(start(*args, **kw)))
+        return timers[-1]
+    sim.engine.start = timed_start
+    try:
+        sim.run(x, warm + T, ReplayEncoder(train), Recorder(counts=False, output=False))
+    finally:
+        del sim.engine.start
+    tm = timers[0]
+    step_s = (tm.stamps[-1] - tm.stamps[warm - 1]) / T
+    sec = {k: sum(v[-T:]) / T for k, v in tm.calls.items()}
+    tr = sim.run(x, warm + T, ReplayEncoder(train), Recorder(counts=False, output=False, synops=True))
+    plan = sim.plan(ReplayEncoder(train))
+    B = len(x)
+    macs = dense_macs(g)
+    rows = []
+    for name in g.order:
+        node = g[name]
+        if node.TYPE not in ("Conv2d", "ConvTranspose2d", "AvgPool2d", "SumPool2d", "Linear"):
+            continue
+        cons = g.consumers[name]
+        fed = cons[0] if len(cons) == 1 and g[cons[0]].TYPE == "Neuron" else None
+        s = sec.get(name, 0.0) + (sec.get(fed, 0.0) if fed else 0.0)
+        src = node.inputs[0]
+        n_in = B * int(np.prod(g.shapes[src]))
+        synops = float(tr.acs[name][warm:].sum()) / T
+        row = {"layer": name + (f" + {fed}" if fed else ""), "shape": f"{g.shapes[src][0]}->{g.shapes[name][0]} "
+               f"{g.shapes[name][1]}x{g.shapes[name][2]}", "path": plan[name].kernel or plan[name].how,
+               "input_density": float(tr.events[name][warm:].sum()) / T / n_in, "ms": s * 1e3, "share": s / step_s,
+               "gsynops": synops / s / 1e9 if s else 0.0}
+        dense_in = (np.random.default_rng(0).random((B,) + g.shapes[src]) < row["input_density"]).astype(np.float32)
+        made = _torch_layer(node, dense_in, fed is not None)
+        if made is not None:
+            alone, step = made
+            step()
+            row["torch_ms"] = _best(step, 0.05 if quick else 0.3) * 1e3
+            row["torch_op_ms"] = _best(alone, 0.05 if quick else 0.3) * 1e3
+            if macs.get(name):
+                row["torch_gmacs"] = macs[name] * B / row["torch_op_ms"] / 1e6
+            wall0, cpu0 = time.perf_counter(), time.process_time()
+            for _ in range(5):
+                alone()
+            row["torch_cpu_per_wall"] = (time.process_time() - cpu0) / (time.perf_counter() - wall0)
+        rows.append(row)
+    return {"warm_up": warm, "T": T, "slices": B, "ms_per_step": step_s * 1e3, "rows": rows,
+            "other_ms": step_s * 1e3 - sum(r["ms"] for r in rows)}
+
 def check_cost(quick):
     """``refsim check`` against the run that recorded its traces: the shipped model on the demo volume
     (every spiking layer's spikes and the input train recorded), event backend, 1 thread; seconds of
@@ -337,11 +498,15 @@ def run(quick=False, out_dir=None, echo=print):
            "quick": quick, "threads": 1}
     from .peers import torch_version
     res["machine"]["torch"] = torch_version()
+    res["add_rates"] = add_rates()
+    echo("yardstick, float64 adds/s into L1: {:.1f} G (one term per store), {:.1f} G (four)".format(
+        res["add_rates"]["add_into_gadds"], res["add_rates"]["add4_into_gadds"]))
     res["layers"] = layer_benchmarks(quick, min_time)
     res["neuron_pass"] = neuron_pass(min_time)
     echo("fused IF pass, ns/neuron: " + ", ".join(f"{k} {v:.2f}" for k, v in res["neuron_pass"].items()))
     res["network"] = network_benchmark(quick, threads=(1,) if quick else (1, 2))
     res["real_model"] = real_model_benchmark(quick, threads=(1,) if quick else (1, 2))
+    res["real_model_layers"] = real_model_layers(quick)
     res["check"] = check_cost(quick)
     echo("refsim check / recording run: teacher-forced {:.2f}x, free-running {:.2f}x".format(
         res["check"]["teacher-forced_ratio"], res["check"]["free-running_ratio"]))
@@ -363,7 +528,48 @@ def run(quick=False, out_dir=None, echo=print):
 
 
 def to_markdown(res):
-    L = ["Per layer, one thread. kernel: the scatter alone, float64 (the exact mode) and float32 (the float32 mode); "
+    thr = sorted({int(k.split("_")[1][:-1]) for n in res["network"] for k in n if k.startswith("event_") and k.endswith("_ms_per_step")})
+    L = []
+    rm = res.get("real_model")
+    if rm:
+        L += [f"The shipped trained model ({rm['model']}) on held-out volume {rm['volume']} ({rm['slices']} slices as one "
+              f"batch, T={rm['T']}, Poisson input density {100 * rm['input_density']:.1f} %, mean rate "
+              f"{rm.get('mean_rate', float('nan')):.4f} spikes/neuron/step): ms per step (s per volume).", "",
+              "| threads | event | event float32 | torch dense | SpikingJelly | snnTorch | event vs torch | event vs faster library |",
+              "|---|---|---|---|---|---|---|---|"]
+        for t in thr:
+            c = lambda k: (f"{rm[k + '_ms_per_step']:.2f} ({rm[k + '_s_per_volume']:.2f})" if k + "_ms_per_step" in rm
+                           else "n/a")
+            ev = rm.get(f"event_{t}t_ms_per_step")
+            tor = rm.get(f"torch_{t}t_ms_per_step")
+            libs = [rm[k] for k in (f"spikingjelly_{t}t_ms_per_step", f"snntorch_{t}t_ms_per_step") if k in rm]
+            L.append(f"| {t} | {c(f'event_{t}t')} | {c(f'event32_{t}t')} | {c(f'torch_{t}t')} | {c(f'spikingjelly_{t}t')} | "
+                     f"{c(f'snntorch_{t}t')} | {f'{tor / ev:.2f}x' if tor and ev else 'not measured'} | "
+                     f"{f'{min(libs) / ev:.2f}x' if libs and ev else 'not measured'} |")
+    lay = res.get("real_model_layers")
+    if lay:
+        L += ["", f"Where a step of the shipped model goes (event backend, float64, 1 thread, {lay['slices']} slices, "
+              f"steps {lay['warm_up'] + 1}-{lay['warm_up'] + lay['T']}, {lay['ms_per_step']:.1f} ms per step): each synaptic layer with the neuron layer it feeds. "
+              "torch: the same layer dense in float32 channels-last on 1 thread, with the IF update when a neuron layer "
+              "follows; torch G MAC/s counts the layer's synapses (borders excluded) over its time alone; "
+              "CPU/wall above 1 would mean torch used more than one thread.", "",
+              "| layer | shape | path | input density | ms | share of step | G synops/s | torch ms | event vs torch "
+              "| torch G MAC/s | torch CPU/wall |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r in lay["rows"]:
+            tm = r.get("torch_ms")
+            num = lambda key, fmt: format(r[key], fmt) if key in r else "n/a"
+            vs = "n/a" if tm is None else format(tm / r["ms"], ".2f") + "x"
+            L.append(f"| {r['layer']} | {r['shape']} | {r['path']} | {100 * r['input_density']:.1f} % | {r['ms']:.2f} | "
+                     f"{100 * r['share']:.0f} % | {r['gsynops']:.2f} | {num('torch_ms', '.2f')} | {vs} | "
+                     f"{num('torch_gmacs', '.1f')} | {num('torch_cpu_per_wall', '.2f')} |")
+        L.append(f"| everything else (concatenations, the encoder, glue) | | | | {lay['other_ms']:.2f} | "
+                 f"{100 * lay['other_ms'] / lay['ms_per_step']:.0f} % | | | | | |")
+    ar = res.get("add_rates")
+    if ar:
+        L += ["", f"Yardstick (this CPU, Numba, one thread, median of 7): {ar['add_into_gadds']:.1f} G float64 adds/s for "
+              f"`o[j] += w[j]` in L1 (the scatter's operation for one event), {ar['add4_into_gadds']:.1f} G adds/s with "
+              "four terms per store (four events of one pixel)."]
+    L += ["", "Per layer, one thread. kernel: the scatter alone, float64 (the exact mode) and float32 (the float32 mode); "
          "event step: float64 scatter + the fused IF pass over the layer; event vs torch: torch conv time / float64 "
          "scatter time (the same convolution).", "",
          "| layer | density | kernel G synops/s | float32 kernel G synops/s "
@@ -376,7 +582,6 @@ def to_markdown(res):
         L.append(f"| {r['shape']} | {100 * r['density']:.0f} % | {r['kernel_gsynops']:.2f} "
                  f"| {r['kernel32_gsynops']:.2f} "
                  f"| {r['kernel_ms']:.3f} | {r['event_step_ms']:.3f} | {r['numpy_dense_ms']:.3f} | {'n/a' if td is None else f'{td:.3f}'} | {ratio} | {ratio32} |")
-    thr = sorted({int(k.split("_")[1][:-1]) for n in res["network"] for k in n if k.startswith("event_") and k.endswith("_ms_per_step")})
     L += ["", "| U-Net 32/64 56x48 | threads | input density | mean rate/step | reference | event | event float32 | torch dense "
           "| SpikingJelly | snnTorch | event vs torch | event vs faster library | float32 vs torch |",
           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -392,22 +597,6 @@ def to_markdown(res):
                      f"{fx(n, f'speedup_vs_faster_library_{t}t')} | {fx(n, f'speedup_float32_vs_torch_{t}t')} |")
     L.append("")
     L.append("(ms per step; reference backend on one thread; peers are float32 torch on the CPU, same input spikes.)")
-    rm = res.get("real_model")
-    if rm:
-        L += ["", f"The shipped trained model ({rm['model']}) on held-out volume {rm['volume']} ({rm['slices']} slices as one "
-              f"batch, T={rm['T']}, Poisson input density {100 * rm['input_density']:.1f} %, mean rate "
-              f"{rm.get('mean_rate', float('nan')):.4f} spikes/neuron/step): ms per step (s per volume).", "",
-              "| threads | event | event float32 | torch dense | SpikingJelly | snnTorch | event vs torch | event vs faster library |",
-              "|---|---|---|---|---|---|---|---|"]
-        for t in thr:
-            c = lambda k: (f"{rm[k + '_ms_per_step']:.2f} ({rm[k + '_s_per_volume']:.2f})" if k + "_ms_per_step" in rm
-                           else "n/a")
-            ev = rm.get(f"event_{t}t_ms_per_step")
-            tor = rm.get(f"torch_{t}t_ms_per_step")
-            libs = [rm[k] for k in (f"spikingjelly_{t}t_ms_per_step", f"snntorch_{t}t_ms_per_step") if k in rm]
-            L.append(f"| {t} | {c(f'event_{t}t')} | {c(f'event32_{t}t')} | {c(f'torch_{t}t')} | {c(f'spikingjelly_{t}t')} | "
-                     f"{c(f'snntorch_{t}t')} | {f'{tor / ev:.2f}x' if tor and ev else 'not measured'} | "
-                     f"{f'{min(libs) / ev:.2f}x' if libs and ev else 'not measured'} |")
     ck = res.get("check")
     if ck:
         L += ["", f"refsim check of the shipped model's traces ({ck['slices']} slices, T={ck['T']}, every spiking layer "

@@ -48,7 +48,7 @@ def _count_multi(v, t, ge):
     return int(n)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _neuron_row(crow, c0, zero_cur, bias, has_bias, vrow, vprow, keep_pre, th,
                 ge, fire_first, reset, multi, ternary, vmin, has_vmin, val_th,
                 exr, ecr, evr, crow_counts, has_counts, srow, has_spk, fl):
@@ -196,13 +196,17 @@ def _neuron_rows(cur, r0, c0, zero_cur, bias, has_bias, v, vpre, keep_pre, th,
         rmax[b, y] = mx
 
 
-@njit(cache=True, inline="always")
-def _scatter_row(o_row, exr, ecr, evr, n, wF, ki, pl, cout, ch_off):
-    """Add one input row's events, through kernel row ``ki`` of the flipped kernel ``wF``
-    ([Cin, kh, kw * Cout]), into the channels-last output row ``o_row`` ((Wb * Cout,), output
-    pixel ox at ``(ox + kw - 1) * Cout``). A pixel's events are consecutive and add into the same
-    run, so they go four, then two at a time (each run loaded and stored once per group; the event
-    plan proved every partial sum exact, so the grouping changes no bit in float64)."""
+@njit(cache=True)
+def _scatter_row(o_row, exr, ecr, evr, n, wF, ki, pl, cout, ch_off, sx):
+    """Add one input row's events, through kernel row ``ki`` of ``wF`` ([Cin, kh, L]: per input
+    channel and kernel row, one contiguous run of L = kw * Cout weights), into the channels-last
+    output row ``o_row`` (a flat (Wb * Cout,) buffer): the event at x adds its run from element
+    ``(x * sx + pl) * cout`` on. For a stride-1 convolution ``wF`` is the kernel flipped along kw
+    and ``sx`` = 1 (output pixel ox at buffer pixel ox + kw - 1); for a transposed convolution
+    with one group and no column dilation it is the kernel as is and ``sx`` the column stride.
+    A pixel's events are consecutive and add into the same run, so they go four, then two at a
+    time (each run loaded and stored once per group; the event plan proved every partial sum
+    exact, so the grouping changes no bit in float64)."""
     L = wF.shape[2]
     e = 0
     while e < n:
@@ -210,7 +214,7 @@ def _scatter_row(o_row, exr, ecr, evr, n, wF, ki, pl, cout, ch_off):
         e1 = e + 1
         while e1 < n and exr[e1] == x:
             e1 += 1
-        start = (np.int64(x) + pl) * cout
+        start = (np.int64(x) * sx + pl) * cout
         # a slice indexed from 0: Numba's negative-index check folds away and the loops vectorise
         o = o_row[start:start + L]
         while e + 4 <= e1:
@@ -265,7 +269,7 @@ def _conv_neuron_rows(exs, ecs, evs, rcnts, offs, wF, pt, pl, Wb,
             for y in range(max(0, oy - pt), min(H, oy - pt + kh)):
                 n = rc[b, y]
                 if n:
-                    _scatter_row(flat, exs[p][b, y], ecs[p][b, y], evs[p][b, y], n, wF, y + pt - oy, pl, C, offs[p])
+                    _scatter_row(flat, exs[p][b, y], ecs[p][b, y], evs[p][b, y], n, wF, y + pt - oy, pl, C, offs[p], 1)
         n_ev, tot, mx = _neuron_row(buf, kw - 1, False, bias, has_bias, v[b, oy],
                                     vpre[b, oy] if keep_pre else vpre[0, 0], keep_pre, th,
                                     ge, fire_first, reset, multi, ternary, vmin, has_vmin, val_th,
@@ -276,7 +280,7 @@ def _conv_neuron_rows(exs, ecs, evs, rcnts, offs, wF, pt, pl, Wb,
         rmax[b, oy] = mx
 
 @njit(cache=True, parallel=True)
-def _convt_neuron_rows(exs, ecs, evs, rcnts, offs, w, sh, sw, ph, pw, dh, dw, cin_g,
+def _convt_neuron_rows(exs, ecs, evs, rcnts, offs, w, sh, sw, ph, pw, dh, dw, cin_g, Wb,
                        bias, has_bias, v, vpre, keep_pre, th,
                        ge, fire_first, reset, multi, ternary, vmin, has_vmin, val_th,
                        ex, ec, ev, rcnt, rsum, rmax, counts, has_counts, spk, has_spk, flags):
@@ -284,13 +288,20 @@ def _convt_neuron_rows(exs, ecs, evs, rcnts, offs, w, sh, sw, ph, pw, dh, dw, ci
     :func:`_conv_neuron_rows` fuses a stride-1 one: output row ``oy`` collects, in a row buffer,
     the events of every input row ``y`` and kernel row ``ki`` with ``y * sh - ph + ki * dh == oy``
     (the terms :func:`_conv_transpose_rows` adds to that row), then its neurons are updated.
-    ``w`` is [Cin, kh, kw, Cout/groups]; ``cin_g`` = Cin/groups."""
+    ``w`` is [Cin, kh, kw, Cout/groups]; ``cin_g`` = Cin/groups; output pixel ox sits at buffer
+    column ``ox + pw``, and ``Wb`` >= max((W - 1) * sw + kw, Wo + pw) columns hold every term.
+    With one group and no column dilation an event's kernel row is one contiguous run of
+    kw * Cout weights on kw adjacent pixels, added by :func:`_scatter_row` (terms beyond the
+    output's edges land in the margins, which nothing reads); otherwise weight by weight."""
     B, Ho, Wo, C = v.shape
     kh, kw, cout_g = w.shape[1], w.shape[2], w.shape[3]
+    runs = cout_g == C and dw == 1
+    wr = w.reshape(w.shape[0], kh, kw * cout_g)
     for job in prange(B * Ho):
         b = job // Ho
         oy = job - b * Ho
-        buf = np.zeros((Wo, C), v.dtype)
+        buf = np.zeros((Wb, C), v.dtype)
+        flat = buf.reshape(Wb * C)
         for ki in range(kh):
             t = oy + ph - ki * dh
             if t < 0 or t % sh != 0:
@@ -299,8 +310,13 @@ def _convt_neuron_rows(exs, ecs, evs, rcnts, offs, w, sh, sw, ph, pw, dh, dw, ci
             for p in range(len(exs)):
                 if y >= rcnts[p].shape[1]:
                     continue
+                n = rcnts[p][b, y]
+                if runs:
+                    if n:
+                        _scatter_row(flat, exs[p][b, y], ecs[p][b, y], evs[p][b, y], n, wr, ki, 0, C, offs[p], sw)
+                    continue
                 exr, ecr, evr = exs[p][b, y], ecs[p][b, y], evs[p][b, y]
-                for e in range(rcnts[p][b, y]):
+                for e in range(n):
                     x = exr[e]
                     c = ecr[e] + offs[p]
                     o0 = (c // cin_g) * cout_g
@@ -309,11 +325,11 @@ def _convt_neuron_rows(exs, ecs, evs, rcnts, offs, w, sh, sw, ph, pw, dh, dw, ci
                         ox = x * sw - pw + kj * dw
                         if ox < 0 or ox >= Wo:
                             continue
-                        orow = buf[ox, o0:o0 + cout_g]
+                        orow = buf[ox + pw, o0:o0 + cout_g]
                         wrow = w[c, ki, kj]
                         for o in range(cout_g):
                             orow[o] += val * wrow[o]
-        n_ev, tot, mx = _neuron_row(buf, 0, False, bias, has_bias, v[b, oy],
+        n_ev, tot, mx = _neuron_row(buf, pw, False, bias, has_bias, v[b, oy],
                                     vpre[b, oy] if keep_pre else vpre[0, 0], keep_pre, th,
                                     ge, fire_first, reset, multi, ternary, vmin, has_vmin, val_th,
                                     ex[b, oy], ec[b, oy], ev[b, oy], counts[b, oy] if has_counts else counts[0, 0],

@@ -359,7 +359,9 @@ def test_event_plan_fuses_a_halo_convolution_with_its_only_neuron_consumer():
 @pytest.mark.parametrize("cfg,parts", [(dict(stride=(2, 2), padding=(0, 0), dilation=(1, 1), groups=1, k=2), 2),
                                        (dict(stride=(2, 1), padding=(1, 0), dilation=(1, 1), groups=1, k=3, op=(1, 0)), 1),
                                        (dict(stride=(3, 2), padding=(1, 2), dilation=(2, 1), groups=3, k=3), 1),
-                                       (dict(stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, k=1), 2)])
+                                       (dict(stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, k=1), 2),
+                                       (dict(stride=(2, 3), padding=(2, 1), dilation=(1, 1), groups=1, k=4, op=(1, 2)), 2),
+                                       (dict(stride=(1, 2), padding=(0, 1), dilation=(1, 2), groups=1, k=3), 1)])
 def test_convt_neuron_pass_equals_numpy(model, idx, cfg, parts):
     """The transposed convolution fused with its neuron layer (convt_neuron_rows) against NumPy's
     dense transposed convolution (refsim.graph.ops) and the model's own step."""
@@ -395,7 +397,7 @@ def test_convt_neuron_pass_equals_numpy(model, idx, cfg, parts):
         events = K.row_events(B, (cout, ho, wo))
         spk = np.zeros((B, cout, ho, wo), np.int16)
         K.convt_neuron_rows(parts=parts_ev, weights=K.prepare_conv_transpose(w), stride=cfg["stride"],
-                            padding=cfg["padding"], dilation=cfg["dilation"], cin_per_group=sum(cins) // g, v=v, th=th,
+                            padding=cfg["padding"], dilation=cfg["dilation"], cin_per_group=sum(cins) // g, in_width=W, v=v, th=th,
                             flags=K.choice_flags(model, choices), events=events, rsum=np.zeros((B, ho), np.int64),
                             scratch=np.zeros((B * ho, wo, cout + 1), np.uint8), bias=bias, vpre=vpre,
                             spikes=spk.transpose(0, 2, 3, 1))

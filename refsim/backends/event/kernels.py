@@ -118,10 +118,20 @@ def _neuron_args(v, th, flags, events, rsum, vpre, counts):
             counts if counts is not None else _dummy(np.int64), counts is not None)
 
 
+def _no_events(dtype):
+    """An empty event part (no rows), padding a one-part input to two parts."""
+    return (np.zeros((1, 0, 0), np.int32), np.zeros((1, 0, 0), np.int32), np.zeros((1, 0, 0), dtype),
+            np.zeros((1, 0), np.int64))
+
+
 def _bind_fused_synaptic(kernel, head, v, mid, scratch):
     nobias, nospk = _dummy(v.dtype, 1), _dummy(np.int8)
+    empty = (_no_events(v.dtype), 0)
 
     def step(parts, bias, spk):
+        # at least two parts, so one compiled kernel serves plain inputs and two-way concatenations
+        # (Numba compiles once per tuple length; an empty part adds nothing)
+        parts = list(parts) + [empty] * (2 - len(parts))
         kernel(tuple(p[0][0] for p in parts), tuple(p[0][1] for p in parts), tuple(p[0][2] for p in parts),
                tuple(p[0][3] for p in parts), np.array([p[1] for p in parts], np.int64), *head,
                nobias if bias is None else bias, bias is not None, *mid, nospk if spk is None else spk,
@@ -151,23 +161,25 @@ def conv_neuron_rows(*, parts, weights, pad_top, pad_left, buffer_width, v, th, 
                           counts=counts)(parts, bias, spikes)
 
 
-def bind_convt_neuron_rows(*, weights, stride, padding, dilation, cin_per_group, v, th, flags: NeuronFlags, events,
-                           rsum, scratch, vpre=None, counts=None):
+def bind_convt_neuron_rows(*, weights, stride, padding, dilation, cin_per_group, in_width, v, th, flags: NeuronFlags,
+                           events, rsum, scratch, vpre=None, counts=None):
     """:func:`refsim.kernels.fused._convt_neuron_rows` (a transposed convolution fused with the IF
     or ternary layer it feeds; ``weights`` [Cin, kh, kw, Cout/groups] from
-    :func:`prepare_conv_transpose`) with the per-run arguments bound. Returns
-    ``step(parts, bias, spk)`` as :func:`bind_conv_neuron_rows` does."""
+    :func:`prepare_conv_transpose`; ``in_width`` the input's width) with the per-run arguments
+    bound. Returns ``step(parts, bias, spk)`` as :func:`bind_conv_neuron_rows` does."""
+    kw, wo = weights.shape[2], v.shape[2]
+    width = max((int(in_width) - 1) * int(stride[1]) + (kw - 1) * int(dilation[1]) + 1, wo + int(padding[1]), 1)
     head = (weights, int(stride[0]), int(stride[1]), int(padding[0]), int(padding[1]), int(dilation[0]),
-            int(dilation[1]), int(cin_per_group))
+            int(dilation[1]), int(cin_per_group), width)
     return _bind_fused_synaptic(_F._convt_neuron_rows, head, v, _neuron_args(v, th, flags, events, rsum, vpre, counts),
                                 scratch)
 
 
-def convt_neuron_rows(*, parts, weights, stride, padding, dilation, cin_per_group, v, th, flags: NeuronFlags, events,
-                      rsum, scratch, bias=None, vpre=None, counts=None, spikes=None):
+def convt_neuron_rows(*, parts, weights, stride, padding, dilation, cin_per_group, in_width, v, th, flags: NeuronFlags,
+                      events, rsum, scratch, bias=None, vpre=None, counts=None, spikes=None):
     """One call of :func:`bind_convt_neuron_rows`'s step, all arguments by keyword (tests, benchmarks)."""
     bind_convt_neuron_rows(weights=weights, stride=stride, padding=padding, dilation=dilation,
-                           cin_per_group=cin_per_group, v=v, th=th, flags=flags, events=events, rsum=rsum,
+                           cin_per_group=cin_per_group, in_width=in_width, v=v, th=th, flags=flags, events=events, rsum=rsum,
                            scratch=scratch, vpre=vpre, counts=counts)(parts, bias, spikes)
 
 

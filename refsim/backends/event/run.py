@@ -235,7 +235,8 @@ class EventRun(Run):
             else:
                 a.conv_step = K.bind_convt_neuron_rows(weights=self._w[node.name], stride=node.stride,
                                                        padding=node.padding, dilation=node.dilation,
-                                                       cin_per_group=node.weight.shape[0] // node.groups, **layer)
+                                                       cin_per_group=node.weight.shape[0] // node.groups,
+                                                       in_width=pending.src.shape[2], **layer)
             a.conv_bias = None if node.bias is None else node.bias.astype(self.dt)
         a.conv_step([(m.events, off) for m, off in pending.src.parts()], a.conv_bias,
                     a.spikes[t].transpose(0, 2, 3, 1) if a.spikes is not None else None)
