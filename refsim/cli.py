@@ -28,6 +28,7 @@ from .analysis.energy import CONVENTIONS, PRESETS
 from .analysis.metrics import EMPTY_POLICIES
 from .backends import BACKENDS
 from .config import DEFAULTS, RunConfig
+from .conformance.golden import ACTIONS as GOLDEN_ACTIONS
 from .convert import CONVERSION_METHODS
 from .convert.balance import BALANCE_ORDERS
 from .convert.normalize import PERCENTILE_OF
@@ -35,9 +36,9 @@ from .data import DEMO_IMAGE, DEMO_LABEL, DEMO_MODEL, DEMO_VOLUMES, demo_input  
 from .encoding import ENCODERS
 from .errors import RefsimError, UnknownNameError, ValidationError
 from .io.inputs import load_array, load_input, load_labels
-from .io.nifti import NORMALIZATIONS
+from .io.nifti import AXES, NORMALIZATIONS
 from .io.nir import DISCRETISATIONS
-from .neurons.probe import format_spikes, probe
+from .neurons.probe import probe_text
 from .readout import READOUTS
 from .semantics import DEFAULT_PROFILE, NEURON_MODELS, format_profiles, get_profile, list_profiles
 from .simulator import DTYPES
@@ -105,8 +106,18 @@ def _parser() -> argparse.ArgumentParser:
             sp.add_argument("--normalize", default=None, choices=NORMALIZATIONS,
                             help="NIfTI inputs: intensity normalisation over the volume (default: the model's, else "
                                  "by its encoding: zero-mean for poisson-ternary, unit otherwise)")
-            sp.add_argument("--axis", type=int, default=None, choices=(0, 1, 2),
+            sp.add_argument("--axis", type=int, default=None, choices=AXES,
                             help="NIfTI inputs: slicing axis (default: the model's, else 0)")
+
+    def evaluation(sp):
+        sp.add_argument("--readout", default=None, choices=READOUTS,
+                        help="output membrane to prediction (default: the model's, else sigmoid(v/T))")
+        sp.add_argument("--cutoff", type=float, default=0.5, help="probability cut-off for the mask (default 0.5)")
+        sp.add_argument("--empty", default="one", choices=EMPTY_POLICIES, help="Dice of an empty label (slice): 'one' "
+                        "(1 if the prediction is empty too, else 0) or 'nan' (left out)")
+
+    def output(sp, what, suffix=""):
+        sp.add_argument("-o", "--output", required=True, help=f"the {what} to write{suffix}")
 
     model_help, input_help = "refsim model file (.safetensors)", ".npy / .npz array (B, *input shape) or a NIfTI volume"
     r = cmd("run", "simulate a model file on an input")
@@ -177,7 +188,7 @@ def _parser() -> argparse.ArgumentParser:
     gd = cmd("golden", "make, verify or regenerate golden cases: a model, inputs and the traces they must give",
              "init: make a case of your own model (--model, --inputs); verify: run every case and compare (exit 1 "
              "on a difference); regen: recompute refsim-made cases (values that would move need --force).")
-    gd.add_argument("action", choices=("init", "verify", "regen"), help="init, verify or regen")
+    gd.add_argument("action", choices=GOLDEN_ACTIONS, help=" / ".join(GOLDEN_ACTIONS))
     gd.add_argument("directory", nargs="?", default="golden", help="folder of cases (default ./golden)")
     gd.add_argument("--backend", default="reference", choices=BACKENDS, help="verify only (default reference)")
     gd.add_argument("--force", action="store_true", help="regen: rewrite expected files whose values move")
@@ -196,11 +207,7 @@ def _parser() -> argparse.ArgumentParser:
     an.add_argument("--report", required=True, metavar="DIR", help="folder for report.json and report.html (created)")
     an.add_argument("--label", default=None, help="labels: a NIfTI volume matching a NIfTI input, masks (B, H, W), or "
                                                   "class indices (B,) for a classifier (accuracy)")
-    an.add_argument("--readout", default=None, choices=READOUTS,
-                    help="output membrane to prediction (default: the model's, else sigmoid(v/T))")
-    an.add_argument("--cutoff", type=float, default=0.5, help="probability cut-off for the mask (default 0.5)")
-    an.add_argument("--empty", default="one", choices=EMPTY_POLICIES,
-                    help="Dice of an empty label: 'one' (1 if the prediction is empty too, else 0) or 'nan' (left out)")
+    evaluation(an)
     an.add_argument("--energy", default="fp32", choices=tuple(PRESETS), help="energy per operation preset, 45 nm "
                                                                             "(default fp32)")
     an.add_argument("--e-mac", type=float, default=None, help="energy of a MAC in pJ (overrides --energy)")
@@ -225,12 +232,8 @@ def _parser() -> argparse.ArgumentParser:
     settings(sg, 200)
     encoding(sg)
     sg.add_argument("--prob", action="store_true", help="also write CASE_prob.nii.gz, the foreground probability")
-    sg.add_argument("--cutoff", type=float, default=0.5, help="probability cut-off for the mask (default 0.5)")
-    sg.add_argument("--readout", default=None, choices=READOUTS, help="output membrane to prediction (default: the "
-                                                                      "model's, else sigmoid(v/T))")
+    evaluation(sg)
     sg.add_argument("--batch-slices", type=_positive_int, default=16, help="slices simulated together (default 16)")
-    sg.add_argument("--empty", default="one", choices=EMPTY_POLICIES,
-                    help="Dice of an empty label (slice): 1 if the prediction is empty too, else 0; or nan (left out)")
     sg.add_argument("--scheduler", default=None, metavar="ADDRESS", help="an existing Dask cluster (tcp://host:8786)")
     sg.add_argument("--workers", type=_positive_int, default=None, help="a local Dask cluster of N processes")
     sg.add_argument("--sweep-T", default=None, metavar="T1,T2,..", help="evaluation sweep over steps (with --label)")
@@ -245,7 +248,7 @@ def _parser() -> argparse.ArgumentParser:
     cv.add_argument("--method", default="balance", choices=CONVERSION_METHODS,
                     help="threshold balancing (Yue's conversion; default), layer-wise (Li eq. 7) or connection-wise "
                          "(Li eq. 8) normalisation")
-    cv.add_argument("-o", "--output", required=True, help="the spiking model file to write (.safetensors)")
+    output(cv, "spiking model file", " (.safetensors)")
     settings(cv, 200, backend=False)
     encoding(cv)
     cv.add_argument("--backend", default=None, choices=BACKENDS, help="backend of the simulations (default event)")
@@ -265,7 +268,7 @@ def _parser() -> argparse.ArgumentParser:
 
     im = cmd("import", "import an ONNX ANN or a NIR graph as a refsim model file")
     im.add_argument("file", help="an .onnx or .nir file")
-    im.add_argument("-o", "--output", required=True, help="the refsim model file to write (.safetensors)")
+    output(im, "refsim model file", " (.safetensors)")
     im.add_argument("--input-shape", default=None, metavar="C,H,W", help="per-sample input shape, if the file leaves it")
     im.add_argument("--dt", type=float, default=None, help="NIR: the time step (default: the graph's, else 1e-4 s)")
     im.add_argument("--discretisation", default="euler", choices=DISCRETISATIONS,
@@ -273,7 +276,7 @@ def _parser() -> argparse.ArgumentParser:
 
     ex = cmd("export", "export a refsim model as a NIR graph (refuses what NIR cannot express)")
     ex.add_argument("model", help=model_help)
-    ex.add_argument("-o", "--output", required=True, help="the .nir file to write")
+    output(ex, ".nir file")
     ex.add_argument("--dt", type=float, default=1e-4, help="the time step the NIR parameters are written for (1e-4 s)")
 
     bn = cmd("bench", "measure the event backend against dense NumPy, torch, SpikingJelly and snnTorch (no assertions)")
@@ -365,19 +368,9 @@ def _cmd_info(args):
 
 
 def _cmd_probe(args):
-    inputs = _parse_floats(args.input, "--input")
     levels = _parse_floats(args.levels, "--levels") if args.levels else None
-    if args.model == "multithreshold":
-        from .neurons.probe import probe_levels
-        masks, sent, mems, lv = probe_levels(args.profile, inputs, args.T, args.threshold, levels)
-        print("levels " + ", ".join(f"{v:g}" for v in lv) + " (x threshold); per step, one bit per level, highest first:")
-        print(" ".join(m or "." for m in masks))
-        print("sent on per step: " + " ".join(f"{v:g}" for v in sent))
-    else:
-        spikes, mems = probe(args.profile, inputs, args.T, args.threshold, args.model, levels)
-        print(format_spikes(spikes))
-    if args.membrane:
-        print(" ".join(f"{v:.6g}" for v in mems))
+    print(probe_text(args.profile, _parse_floats(args.input, "--input"), args.T, args.threshold, args.model, levels,
+                     args.membrane))
     return EXIT_OK
 
 
@@ -445,19 +438,13 @@ def _cmd_bench(args):
 
 
 def _cmd_segment(args):
-    from .segment import SegmentOptions, segment, sweep
+    from .segment import SegmentOptions, segment, sweep, sweep_grid
     from .io import load_model
     cfg = _config(args, load_model(args.model))
     opts = SegmentOptions(T=args.T, cutoff=args.cutoff, prob=args.prob, batch_slices=args.batch_slices,
                           empty=args.empty, **{k: v for k, v in cfg.as_dict().items()})
     progress = args.progress if args.progress is not None else True
-    grid = {}
-    if args.sweep_T:
-        grid["T"] = [int(v) for v in _parse_floats(args.sweep_T, "--sweep-T")]
-    if args.sweep_profile:
-        grid["profile"] = [get_profile(p.strip()).name for p in args.sweep_profile.split(",") if p.strip()]
-    if args.sweep_backend:
-        grid["backend"] = [b.strip() for b in args.sweep_backend.split(",") if b.strip()]
+    grid = sweep_grid(args.sweep_T, args.sweep_profile, args.sweep_backend)
     kw = dict(scheduler=args.scheduler, workers=args.workers, progress=progress)
     if grid or args.sweep_cutoff:
         cut = _parse_floats(args.sweep_cutoff, "--sweep-cutoff") if args.sweep_cutoff else None
@@ -469,7 +456,7 @@ def _cmd_segment(args):
 
 def _cmd_analyze(args):
     from .analysis import energy
-    from .analysis.conversion import match_layers
+    from .convert.compare import match_layers
     from .analysis.report import analyze, compare, format_summary, write_report
     from .io import load_any_model, load_model
     rdir = os.path.abspath(args.report)
@@ -481,10 +468,7 @@ def _cmd_analyze(args):
     cfg = _config(args, g)
     x, _ = load_input(args.input, g, cfg)
     label = load_labels(args.label, g, x.shape[0], cfg) if args.label else None
-    em = energy.get_energy_model(args.energy)
-    if args.e_mac is not None or args.e_ac is not None:
-        em = energy.EnergyModel("custom", em.e_mac_pj if args.e_mac is None else args.e_mac,
-                                em.e_ac_pj if args.e_ac is None else args.e_ac)
+    em = energy.get_energy_model(args.energy, args.e_mac, args.e_ac)
     ann = not args.no_ann
     if args.ann:
         ann = load_any_model(args.ann)
@@ -539,18 +523,12 @@ def _cmd_convert(args):
 
 
 def _cmd_import(args):
-    from .io import import_file, save_model
+    from .io import import_file, import_summary, save_model
     check_output(args.output, "-o/--output", (args.file,), suffix=".safetensors")
     g = import_file(args.file, input_shape=_shape_arg(args.input_shape, "--input-shape"), dt=args.dt,
                     discretisation=args.discretisation)
     save_model(g, args.output)
-    types = {}
-    for n in g.order:
-        types[g[n].TYPE] = types.get(g[n].TYPE, 0) + 1
-    print(f"imported {args.file}: " + ", ".join(f"{v} {k}" for k, v in types.items()))
-    for key in ("folded_batchnorm", "ann_head", "nir_discretisation", "nir_notes"):
-        if g.metadata.get(key):
-            print(f"  {key}: {g.metadata[key]}")
+    print(import_summary(args.file, g))
     print(f"model written to {args.output} (refsim info {args.output} describes it)")
     return EXIT_OK
 

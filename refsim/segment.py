@@ -355,6 +355,32 @@ def segment(model_path, input_path, output, label=None, opts: SegmentOptions | N
 SWEEP_FIELDS = ("T", "profile", "backend", "dtype")
 
 
+def sweep_grid(T=None, profile=None, backend=None) -> dict:
+    """The grid of :func:`sweep` from comma-separated lists (``refsim segment --sweep-T 50,100``,
+    ``--sweep-profile``, ``--sweep-backend``); each name is checked against its registry."""
+    from .backends import BACKENDS
+    from .semantics import get_profile
+    grid = {}
+    if T:
+        steps = []
+        for v in T.split(","):
+            try:
+                steps.append(int(v))
+            except ValueError:
+                raise ValidationError("sweep T", "comma-separated positive integers", T) from None
+        if any(v < 1 for v in steps):
+            raise ValidationError("sweep T", "comma-separated positive integers", T)
+        grid["T"] = steps
+    if profile:
+        grid["profile"] = [get_profile(p.strip()).name for p in profile.split(",") if p.strip()]
+    if backend:
+        grid["backend"] = [b.strip() for b in backend.split(",") if b.strip()]
+        for b in grid["backend"]:
+            if b not in BACKENDS:
+                raise UnknownNameError("backend", b, BACKENDS)
+    return grid
+
+
 def sweep(model_path, input_path, output, label, opts: SegmentOptions | None = None, grid: dict | None = None,
           cutoffs=None, scheduler=None, workers=None, progress=True, echo=print) -> dict:
     """An evaluation sweep: every case under every combination of ``grid`` (a dict of

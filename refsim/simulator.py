@@ -204,7 +204,7 @@ class Simulator:
         g = self.graph
         synops = None
         if recorder.synops:
-            from .analysis.synops import SynopsCounter
+            from .synops import SynopsCounter
             synops = SynopsCounter(g, encoder, static, T, batch)
             tr.events, tr.acs, tr.macs = synops.events, synops.acs, synops.macs
         if progress and self.backend == "event" and not type(self.engine).warm:

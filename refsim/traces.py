@@ -13,7 +13,7 @@ File format ``refsim-traces`` version 1 (``docs/traces.md``): an npz archive (ne
   checks, since another library's random stream cannot be reproduced from a seed);
 * ``events/<synaptic node>``, ``acs/<synaptic node>``, ``macs/<synaptic node>`` (T, B) int64: the
   events a weighted or pooling layer received each step and the accumulates or multiply-accumulates
-  they cost (:mod:`refsim.analysis.synops`);
+  they cost (:mod:`refsim.synops`);
 * ``current_max/<layer>`` 0-d float64: the largest input current of a spiking layer over the run.
 
 A **trace folder** holds the same entries for runs too long to keep in memory: ``meta.json`` and one
@@ -69,7 +69,7 @@ class Recorder:
         The encoded input of every step (float64), for ``refsim check``.
     synops : bool
         Per synaptic layer and step, the events it received and their ACs or MACs (T, B) int64
-        (:mod:`refsim.analysis.synops`; costs a pass over each layer's input every step).
+        (:mod:`refsim.synops`; costs a pass over each layer's input every step).
     current_max : bool or list of layer names
         The largest input current a spiking layer received over all steps and elements (float64,
         0-d), as threshold balancing needs (:mod:`refsim.convert`).

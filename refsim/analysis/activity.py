@@ -9,7 +9,7 @@ Definitions (also in every report):
   the most a one-spike-a-step neuron can do;
 * **spikes per step**: the layer's spikes at each step, summed over the batch;
 * **input density**: the fraction of a synaptic layer's input elements that carried an event,
-  per step on average (:mod:`refsim.analysis.synops`).
+  per step on average (:mod:`refsim.synops`).
 """
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ papers): ``fp32`` 4.6 / 0.9, ``fp16`` 1.5 / 0.4, ``int8`` 0.23 / 0.03. Any other
 Conventions (:data:`CONVENTIONS`):
 
 * ``"synops"`` (default): ACs are the synaptic operations refsim counted, one per event per
-  synapse (:mod:`refsim.analysis.synops`); MACs those of analog inputs (direct coding's first layer).
+  synapse (:mod:`refsim.synops`); MACs those of analog inputs (direct coding's first layer).
 * ``"li-table5"``: Li et al. eq. (13) and Table 5: ACs are the raw spike count of the network (the
   spikes of every spiking layer, not multiplied by their fan-out) and MACs the first layer's under
   direct coding. Offered to reproduce the paper's numbers; it undercounts synaptic work.
@@ -42,10 +42,16 @@ PRESETS = {"fp32": EnergyModel("fp32", 4.6, 0.9), "fp16": EnergyModel("fp16", 1.
 CONVENTIONS = ("synops", "li-table5")
 
 
-def get_energy_model(name_or_model) -> EnergyModel:
+def get_energy_model(name_or_model, e_mac_pj=None, e_ac_pj=None) -> EnergyModel:
+    """A preset by name (or a model as is), with either energy replaced when given (a "custom" model)."""
     if isinstance(name_or_model, EnergyModel):
-        return name_or_model
-    try:
-        return PRESETS[name_or_model]
-    except (KeyError, TypeError):
-        raise UnknownNameError("energy preset", name_or_model, PRESETS) from None
+        em = name_or_model
+    else:
+        try:
+            em = PRESETS[name_or_model]
+        except (KeyError, TypeError):
+            raise UnknownNameError("energy preset", name_or_model, PRESETS) from None
+    if e_mac_pj is None and e_ac_pj is None:
+        return em
+    return EnergyModel("custom", em.e_mac_pj if e_mac_pj is None else e_mac_pj,
+                       em.e_ac_pj if e_ac_pj is None else e_ac_pj)

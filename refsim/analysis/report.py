@@ -24,7 +24,7 @@ from ..errors import ValidationError
 from ..simulator import Simulator
 from ..traces import Recorder
 from . import activity, conversion, curves, energy as energy_mod, metrics
-from .synops import dense_macs
+from ..synops import dense_macs
 from ..semantics import DEFAULT_PROFILE
 
 DEFINITIONS = {

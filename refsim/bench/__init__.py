@@ -259,7 +259,7 @@ def _torch_layer(node, x, with_if, threads=1):
     tx = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).contiguous(**cl)
     t = node.TYPE
     if t in ("Conv2d", "ConvTranspose2d"):
-        w = torch.from_numpy(np.ascontiguousarray(node.weight, dtype=np.float32)).contiguous(**cl)
+        w = torch.from_numpy(np.array(node.weight, dtype=np.float32)).contiguous(**cl)  # a copy: torch wants it writable
         b = None if node.bias is None else torch.from_numpy(np.asarray(node.bias, np.float32))
     if t == "Conv2d":
         pt, pb, pl, pr = node.pads
@@ -293,7 +293,7 @@ def real_model_layers(quick):
     enough for the deep layers to fire): each synaptic layer with the neuron layer it feeds, the
     path the plan chose, its input density, its share of the step, its synaptic operations per
     second, and torch's dense float32 time for the same layer and IF update."""
-    from ..analysis.synops import dense_macs
+    from ..synops import dense_macs
     from ..data import DEMO_MODEL, DEMO_VOLUMES
     from ..encoding import ReplayEncoder
     from ..io import load_model

@@ -104,6 +104,10 @@ def first_spike_difference(expected, actual, order) -> str | None:
             f"{expected.spikes[name][idx].item()} spike(s), found {actual.spikes[name][idx].item()}")
 
 
+#: what ``refsim golden`` does with a folder of cases
+ACTIONS = ("init", "verify", "regen")
+
+
 def verify_case(folder, backend="reference") -> list:
     """Differences between a case's expected traces and a run (empty when it passes), over the
     trace kinds the case compares; the first line names the earliest spike difference."""

@@ -1,7 +1,7 @@
 """Where does a conversion lose accuracy? The per-layer report of ``refsim convert`` (issue 11): the
 converted network runs on the calibration data, and per neuron layer its threshold (and lambda, for
 the normalisations), the correlation and slope of its rate against the ANN's activation
-(:func:`refsim.analysis.conversion.compare_with_ann`) and whether they fall outside the bounds;
+(:func:`refsim.convert.compare.compare_with_ann`) and whether they fall outside the bounds;
 the first such layer is named. The output is compared too: the SNN's output membrane / T against
 the ANN's pre-head output (correlation, slope, largest absolute difference).
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..analysis.conversion import compare_with_ann
+from .compare import compare_with_ann
 from ..encoding import make_encoder
 from ..simulator import Simulator
 from ..traces import Recorder

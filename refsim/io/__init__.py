@@ -27,4 +27,16 @@ def import_file(path, input_shape=None, dt=None, discretisation="euler"):
     raise ValidationError("FILE", "an .onnx or .nir file", f"{path} ({describe_file(path)})")
 
 
-__all__ = ["load_model", "save_model", "load_any_model", "import_file"]
+def import_summary(path, g) -> str:
+    """What ``refsim import`` says about the graph ``g`` imported from ``path``: its node types, and
+    the metadata the importer left (folded batch norms, the ANN head, NIR's discretisation)."""
+    types = {}
+    for n in g.order:
+        types[g[n].TYPE] = types.get(g[n].TYPE, 0) + 1
+    lines = [f"imported {path}: " + ", ".join(f"{v} {k}" for k, v in types.items())]
+    lines += [f"  {key}: {g.metadata[key]}" for key in ("folded_batchnorm", "ann_head", "nir_discretisation", "nir_notes")
+              if g.metadata.get(key)]
+    return "\n".join(lines)
+
+
+__all__ = ["load_model", "save_model", "load_any_model", "import_file", "import_summary"]

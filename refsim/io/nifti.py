@@ -133,7 +133,7 @@ class SliceGeometry:
 
 
 def _geometry(shape, hw, axis):
-    if axis not in (0, 1, 2):
+    if axis not in AXES:
         raise ValidationError("slicing axis", "0, 1 or 2", axis)
     h, w = (s for i, s in enumerate(shape) if i != axis)
     H, W = hw
@@ -164,6 +164,8 @@ def slice_volume(volume, hw, axis=0, fill=0.0):
 
 
 NORMALIZATIONS = ("unit", "zero-mean", "none")
+#: the axes a volume can be sliced along
+AXES = (0, 1, 2)
 
 
 def prepare_slices(volume, hw, axis=0, normalize="unit"):

@@ -64,6 +64,23 @@ def probe(profile=DEFAULT_PROFILE, inputs=(0.5,), T=8, threshold=1.0, model="if"
     return [int(s) for s in r.signed[:, 0]], [float(v) for v in r.v[:, 0]]
 
 
+def probe_text(profile=DEFAULT_PROFILE, inputs=(0.5,), T=8, threshold=1.0, model="if", levels=None,
+               membrane=False) -> str:
+    """What ``refsim probe`` prints: the spike train (:func:`format_spikes`), or for a
+    multithreshold neuron the levels that fired and the value sent each step; then the membranes
+    when ``membrane``."""
+    if model == "multithreshold":
+        masks, sent, mems, lv = probe_levels(profile, inputs, T, threshold, levels)
+        lines = ["levels " + ", ".join(f"{v:g}" for v in lv) + " (x threshold); per step, one bit per level, highest first:",
+                 " ".join(m or "." for m in masks), "sent on per step: " + " ".join(f"{v:g}" for v in sent)]
+    else:
+        spikes, mems = probe(profile, inputs, T, threshold, model, levels)
+        lines = [format_spikes(spikes)]
+    if membrane:
+        lines.append(" ".join(f"{v:.6g}" for v in mems))
+    return "\n".join(lines)
+
+
 def format_spikes(spikes) -> str:
     """One character per step: 0-9, then a-z for 10-35, '-' for a negative (ternary) spike, '*' beyond."""
     return "".join("-" if s < 0 else (_DIGITS[s] if s < len(_DIGITS) else "*") for s in spikes)

@@ -6,9 +6,10 @@ import json
 import numpy as np
 import pytest
 
-from refsim.analysis import conversion, curves, energy, metrics
+from refsim.analysis import curves, energy, metrics
+from refsim.convert import compare as conversion
 from refsim.analysis.report import analyze, summarize
-from refsim.analysis.synops import dense_macs, fanout
+from refsim.synops import dense_macs, fanout
 from refsim.encoding import PoissonEncoder, StaticEncoder
 from refsim.graph import AvgPool2d, Conv2d, ConvTranspose2d, Flatten, Graph, Input, Linear, Neuron, Output, SumPool2d
 from refsim.simulator import Recorder, Simulator

@@ -4,6 +4,7 @@ import pytest
 
 import refsim
 from refsim import cli
+from refsim.neurons.probe import format_spikes, probe
 from refsim.errors import UnknownNameError, ValidationError
 from refsim.semantics import NeuronChoices, Profile, get_profile, list_profiles
 from refsim.simulator import Recorder, Simulator
@@ -40,13 +41,13 @@ def test_every_registered_profile_has_a_tie_table():
 
 @pytest.mark.parametrize("profile,x,expected", [(p, x, e) for p, tab in EXPECTED.items() for x, e in tab.items()])
 def test_tie_table_api(profile, x, expected):
-    spikes, _ = cli.probe(profile, [x], 8)
-    assert cli.format_spikes(spikes) == expected
+    spikes, _ = probe(profile, [x], 8)
+    assert format_spikes(spikes) == expected
 
 
 @pytest.mark.parametrize("profile", ONE_PER_STEP)
 def test_input_two_gives_one_spike_a_step_without_multispike(profile):
-    spikes, _ = cli.probe(profile, [2.0], 8)
+    spikes, _ = probe(profile, [2.0], 8)
     assert max(spikes) == 1
 
 
@@ -80,8 +81,8 @@ def test_one_third_differs_between_float32_and_float64_under_strict_comparison()
             out += "1" if s else "0"
             v = dtype(v - one) if s else v
         return out
-    ref, _ = cli.probe("paper", [1 / 3], 9)
-    assert cli.format_spikes(ref) == run(np.float64)
+    ref, _ = probe("paper", [1 / 3], 9)
+    assert format_spikes(ref) == run(np.float64)
     assert run(np.float32) != run(np.float64)
 
 

@@ -19,7 +19,7 @@ import torch  # noqa: E402
 
 from refsim import load_model  # noqa: E402
 from refsim.analysis import curves, metrics  # noqa: E402
-from refsim.analysis.synops import dense_macs  # noqa: E402
+from refsim.synops import dense_macs  # noqa: E402
 from refsim.encoding import make_encoder  # noqa: E402
 from refsim.simulator import Simulator  # noqa: E402
 from refsim.traces import Recorder  # noqa: E402

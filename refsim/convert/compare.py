@@ -1,0 +1,126 @@
+"""Where does the spiking network depart from its rate model? Per layer, the SNN's measured firing
+rate against the rate the ANN with the same graph predicts (Li et al. Fig. 3).
+
+The ANN reference (:func:`rate_model`) runs the graph densely in float64 with each neuron layer
+replaced by the rate an ideal integrate-and-fire neuron reaches on a constant input: the ReLU of
+its input current divided by its threshold, clipped at the most it can emit a step (1 for one spike
+a step), and passing on ``rate x spike value`` as the spikes would. For a network converted by
+threshold balancing or normalisation, the measured SNN rates approach these as T grows; a layer
+whose correlation or slope falls away is where conversion loses accuracy.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ValidationError
+from ..graph.nodes import Input, Neuron, Output
+from ..neurons._common import broadcast_channels
+from .normalize import ann_activations
+
+
+def _max_rate(p, model):
+    if model == "multithreshold":
+        return float(sum(p.levels))
+    return 1.0 if p.choices.spikes_per_step == "one" else np.inf
+
+
+def rate_model(graph, params, x) -> dict:
+    """Predicted per-neuron rates (B, ...) of every neuron layer for analog input ``x`` (B, ...)."""
+    vals, rates = {}, {}
+    for name in graph.order:
+        node = graph[name]
+        if isinstance(node, Input):
+            vals[name] = np.asarray(x, dtype=np.float64)
+        elif isinstance(node, Neuron):
+            p = params[name]
+            cur = vals[node.inputs[0]]
+            theta = broadcast_channels(p.threshold, cur.ndim)
+            lo = -_max_rate(p, node.model) if node.model == "ternary" else 0.0
+            r = np.clip(cur / theta, lo, _max_rate(p, node.model))
+            rates[name] = r
+            vals[name] = r * theta if (p.choices.spike_value == "threshold" or node.model == "multithreshold") else r
+        elif isinstance(node, Output):
+            vals[name] = vals[node.inputs[0]]
+        else:
+            vals[name] = node.forward([vals[i] for i in node.inputs])
+    return rates
+
+
+def conversion_quality(graph, params, x, traces, min_correlation=0.9, slope_range=(0.8, 1.25), max_points=4000):
+    """Per neuron layer: Pearson correlation and least-squares slope of the measured SNN rate
+    (spikes per neuron per step, ``traces.counts / T``) against :func:`rate_model`'s prediction,
+    and the first layer (in graph order) where the correlation is below ``min_correlation`` or the
+    slope outside ``slope_range``. ``points`` keeps a sample of (predicted, measured) pairs for plots."""
+    pred = rate_model(graph, params, x)
+    rng = np.random.default_rng(0)
+    layers, first = {}, None
+    for name in graph.neurons:
+        if name not in traces.counts:
+            continue
+        a = pred[name].reshape(-1)
+        r = (traces.counts[name] / traces.T).reshape(-1)
+        if graph[name].model == "ternary":
+            a = np.abs(a)
+        if a.std() == 0 or r.std() == 0:
+            corr = float("nan")
+        else:
+            corr = float(np.corrcoef(a, r)[0, 1])
+        slope = float(np.dot(a, r) / np.dot(a, a)) if np.dot(a, a) > 0 else float("nan")
+        idx = rng.choice(a.size, size=min(max_points, a.size), replace=False)
+        bad = not (corr >= min_correlation) or not (slope_range[0] <= slope <= slope_range[1])
+        layers[name] = {"correlation": corr, "slope": slope, "below_bound": bad,
+                        "points": [a[idx].tolist(), r[idx].tolist()]}
+        if bad and first is None:
+            first = name
+    return {"layers": layers, "first_below_bound": first, "min_correlation": min_correlation,
+            "slope_range": list(slope_range)}
+
+
+def match_layers(ann_graph, snn_graph) -> dict:
+    """``{snn layer: ann layer}``: the same names when the SNN was converted from this ANN (refsim
+    keeps the importer's names), else the neuron layers in graph order when both have as many."""
+    a, s = list(ann_graph.neurons), list(snn_graph.neurons)
+    same = lambda pairs: all(ann_graph.shapes[y] == snn_graph.shapes[x] for x, y in pairs.items())
+    if set(s) <= set(a) and same({n: n for n in s}):
+        return {n: n for n in s}
+    if len(a) == len(s) and same(dict(zip(s, a))):
+        return dict(zip(s, a))
+    raise ValidationError("ANN reference", f"an ANN with the SNN's {len(s)} neuron layers and their shapes (by name "
+                          "or in order)", f"{len(a)} ReLU layers ({', '.join(a[:5])}{'...' if len(a) > 5 else ''})")
+
+
+def compare_with_ann(ann_graph, snn_graph, x, counts, T, percentile=99.9, min_correlation=0.9,
+                     slope_range=(0.8, 1.25), max_points=4000) -> dict:
+    """Per neuron layer: Pearson correlation and least-squares slope of the SNN's measured rate
+    (``counts / T``, spikes per neuron per step) against the ANN's activation of the same layer
+    (:func:`refsim.convert.ann_activations` of ``ann_graph``: a trained ANN, e.g. imported from
+    ONNX) divided by ``lambda``, that activation's ``percentile`` over the data (Li et al. eq. 7's
+    scale). Slope 1 and correlation 1 are a perfect conversion (Li Fig. 3); the first layer, in graph
+    order, whose correlation is below ``min_correlation`` or slope outside ``slope_range`` is where
+    the conversion loses accuracy. For a network converted by threshold balancing, slopes below 1
+    mean the layer fires less than its ANN activation range would allow."""
+    acts = ann_activations(ann_graph, x)
+    pairs = match_layers(ann_graph, snn_graph)
+    rng = np.random.default_rng(0)
+    layers, first = {}, None
+    for name in snn_graph.neurons:
+        if name not in counts:
+            continue
+        a = acts[pairs[name]].reshape(-1)
+        lam = float(np.percentile(a, percentile)) if a.size else 0.0
+        lam = lam if lam > 0 else 1.0
+        a = a / lam
+        r = (np.asarray(counts[name]) / T).reshape(-1)
+        if snn_graph[name].model == "ternary":
+            a, r = np.abs(a), np.abs(r)
+        corr = float(np.corrcoef(a, r)[0, 1]) if a.std() > 0 and r.std() > 0 else float("nan")
+        slope = float(np.dot(a, r) / np.dot(a, a)) if np.dot(a, a) > 0 else float("nan")
+        idx = rng.choice(a.size, size=min(max_points, a.size), replace=False)
+        bad = not (corr >= min_correlation) or not (slope_range[0] <= slope <= slope_range[1])
+        layers[name] = {"ann_layer": pairs[name], "ann_lambda": lam, "correlation": corr, "slope": slope,
+                        "below_bound": bad, "points": [a[idx].tolist(), r[idx].tolist()]}
+        if bad and first is None:
+            first = name
+    return {"layers": layers, "first_below_bound": first, "min_correlation": min_correlation,
+            "slope_range": list(slope_range), "reference": "ANN activations / their "
+            f"{percentile:g}th percentile"}

@@ -1,0 +1,60 @@
+"""The package's layering, read from the import statements of every module (so a test fails when a
+module reaches across a line, whatever runs when).
+
+* the core (everything but the front ends) never imports :mod:`refsim.analysis`;
+* nothing under ``refsim/`` imports torch at module level (torch is an optional dependency,
+  imported inside the functions that need it)."""
+import ast
+import pathlib
+
+import refsim
+
+ROOT = pathlib.Path(refsim.__file__).parent
+#: modules that compose the core with the analysis for a user (docs/architecture.md)
+FRONT_ENDS = {"cli.py", "demo.py", "segment.py", "bench"}
+
+
+def _imports(path):
+    """(module name, at module level?) of every import in ``path``, relative imports resolved."""
+    rel = path.relative_to(ROOT.parent).with_suffix("")
+    package = list(rel.parts[:-1]) if rel.name != "__init__" else list(rel.parts[:-1])
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    top = set(id(n) for n in tree.body)
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out += [(a.name, id(node) in top) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = package[:len(package) - node.level + 1] if node.level else []
+            mod = ".".join(base + ([node.module] if node.module else []))
+            names = [mod] if node.module else [f"{mod}.{a.name}" for a in node.names]
+            if node.module:
+                names += [f"{mod}.{a.name}" for a in node.names]
+            out += [(n, id(node) in top) for n in names]
+    return out
+
+
+def _core_files():
+    for path in sorted(ROOT.rglob("*.py")):
+        first = path.relative_to(ROOT).parts[0]
+        if first in FRONT_ENDS or first == "analysis":
+            continue
+        yield path
+
+
+def test_the_core_never_imports_analysis():
+    bad = [(str(p.relative_to(ROOT)), m) for p in _core_files() for m, _ in _imports(p)
+           if m == "refsim.analysis" or m.startswith("refsim.analysis.")]
+    assert not bad, bad
+
+
+def test_the_resolver_sees_relative_imports():
+    """The check above can fail: the resolver finds a relative import of analysis in a front end."""
+    found = [m for m, _ in _imports(ROOT / "demo.py")]
+    assert any(m.startswith("refsim.analysis") for m in found), found
+
+
+def test_no_module_imports_torch_at_module_level():
+    bad = [(str(p.relative_to(ROOT)), m) for p in sorted(ROOT.rglob("*.py")) for m, top in _imports(p)
+           if top and (m == "torch" or m.startswith("torch."))]
+    assert not bad, bad

@@ -1,0 +1,225 @@
+"""Mutation testing: one-line deliberate bugs in the modules where a wrong line gives a wrong answer,
+each run against the tests that cover its module. A mutant the tests fail on is *killed*; one they
+pass is a *survivor*: a line no test can tell from a bug (or an equivalent mutant, which
+validation/mutation_results.json must then justify).
+
+Mutations (one per mutant, found in the module's code through its syntax tree, never in
+docstrings, error messages or ``raise`` statements):
+
+* a comparison flipped at its boundary (``<`` / ``<=``, ``>`` / ``>=``) or inverted (``==`` /
+  ``!=``);
+* an arithmetic operator swapped (``+`` / ``-``, ``*`` / ``/``, ``//`` / ``/``), also in ``x += y``;
+* ``and`` / ``or`` swapped;
+* a small integer constant moved by one (0 -> 1, 1 -> 0, n -> n + 1).
+
+The mutants of a module are drawn with a fixed seed (``--per-module``); each runs in a private
+copy of the repository (``PYTHONPATH`` points there, with its own Numba cache), with ``pytest -x``
+over the module's tests, without torch-only tests being needed: the run uses whatever is
+installed, and the results record whether torch was.
+
+Run from the repository root (not in CI: a few minutes per module)::
+
+    python -m validation.mutation                      # every module, 12 mutants each
+    python -m validation.mutation --modules refsim/synops.py --per-module 40
+
+Writes validation/mutation_results.json (merged with the modules already there).
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+#: module -> the tests that cover it
+TARGETS = {
+    "refsim/semantics.py": ["tests/unit/test_semantics.py", "tests/unit/test_choice_guard.py"],
+    "refsim/neurons/_common.py": ["tests/unit/test_neurons.py", "tests/unit/test_choice_guard.py"],
+    "refsim/neurons/multithreshold.py": ["tests/unit/test_neurons.py", "tests/unit/test_choice_guard.py"],
+    "refsim/neurons/lif.py": ["tests/unit/test_lif.py", "tests/golden/test_golden.py"],
+    "refsim/kernels/fused.py": ["tests/unit/test_fused_kernels.py", "tests/unit/test_kernels.py"],
+    "refsim/exactness.py": ["tests/unit/test_fused_kernels.py", "tests/unit/test_kernels.py",
+                            "tests/properties/test_event_backend.py"],
+    "refsim/conformance/check.py": ["tests/conformance/test_check.py"],
+    "refsim/synops.py": ["tests/unit/test_analysis.py"],
+    "refsim/analysis/metrics.py": ["tests/unit/test_analysis.py", "tests/unit/test_segment.py"],
+    "refsim/convert/balance.py": ["tests/unit/test_convert.py"],
+    "refsim/convert/normalize.py": ["tests/unit/test_convert.py"],
+    "refsim/segment.py": ["tests/unit/test_segment.py"],
+    "refsim/io/onnx.py": ["tests/unit/test_onnx.py"],
+    "refsim/io/nir.py": ["tests/unit/test_nir.py"],
+    "refsim/encoding.py": ["tests/unit/test_encoding.py"],
+}
+
+_CMP = {ast.Lt: ("<", "<="), ast.LtE: ("<=", "<"), ast.Gt: (">", ">="), ast.GtE: (">=", ">"),
+        ast.Eq: ("==", "!="), ast.NotEq: ("!=", "==")}
+_BIN = {ast.Add: ("+", "-"), ast.Sub: ("-", "+"), ast.Mult: ("*", "/"), ast.Div: ("/", "*"),
+        ast.FloorDiv: ("//", "/")}
+_BOOL = {ast.And: ("and", "or"), ast.Or: ("or", "and")}
+
+
+def _skipped_spans(tree):
+    """Line ranges whose code only builds messages: raise statements, f-strings, docstrings."""
+    spans = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Raise, ast.JoinedStr, ast.Assert)):
+            spans.append((node.lineno, node.end_lineno))
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.Module)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(getattr(first, "value", None), ast.Constant) \
+                    and isinstance(first.value.value, str):
+                spans.append((first.lineno, first.end_lineno))
+    return spans
+
+
+def _find(line, token, lo, hi):
+    """Column of ``token`` in ``line[lo:hi]`` (as a whole operator), or -1."""
+    i = line.find(token, lo, hi)
+    while i >= 0:
+        before, after = line[i - 1:i] if i else "", line[i + len(token):i + len(token) + 1]
+        if before not in "<>=!*/" and after not in "<>=*/":
+            return i
+        i = line.find(token, i + 1, hi)
+    return -1
+
+
+def mutants(path):
+    """Every mutant of the module at ``path``: dicts of line, column, old and new text."""
+    src = open(path, encoding="utf-8").read()
+    lines = src.splitlines(keepends=True)
+    tree = ast.parse(src)
+    skip = _skipped_spans(tree)
+    out = []
+
+    def add(node_line, col, old, new, kind):
+        if any(a <= node_line <= b for a, b in skip):
+            return
+        out.append({"line": node_line, "col": col, "old": old, "new": new, "kind": kind})
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare) and len(node.ops) == 1 and type(node.ops[0]) in _CMP:
+            a, b = node.left, node.comparators[0]
+            if a.end_lineno == b.lineno:
+                old, new = _CMP[type(node.ops[0])]
+                col = _find(lines[b.lineno - 1], old, a.end_col_offset, b.col_offset)
+                if col >= 0:
+                    add(b.lineno, col, old, new, "comparison")
+        elif isinstance(node, ast.BinOp) and type(node.op) in _BIN:
+            a, b = node.left, node.right
+            if a.end_lineno == b.lineno:
+                old, new = _BIN[type(node.op)]
+                col = _find(lines[b.lineno - 1], old, a.end_col_offset, b.col_offset)
+                if col >= 0:
+                    add(b.lineno, col, old, new, "arithmetic")
+        elif isinstance(node, ast.AugAssign) and type(node.op) in _BIN:
+            old, new = _BIN[type(node.op)]
+            line = lines[node.lineno - 1]
+            col = line.find(old + "=", node.target.end_col_offset, node.value.col_offset) \
+                if node.target.end_lineno == node.value.lineno == node.lineno else -1
+            if col >= 0:
+                add(node.lineno, col, old + "=", new + "=", "arithmetic")
+        elif isinstance(node, ast.BoolOp) and len(node.values) == 2:
+            a, b = node.values
+            if a.end_lineno == b.lineno:
+                old, new = _BOOL[type(node.op)]
+                col = lines[b.lineno - 1].find(f" {old} ", a.end_col_offset - 1, b.col_offset + 1)
+                if col >= 0:
+                    add(b.lineno, col + 1, old, new, "boolean")
+        elif isinstance(node, ast.Constant) and type(node.value) is int and 0 <= node.value <= 8 \
+                and node.lineno == node.end_lineno:
+            new = {0: "1", 1: "0"}.get(node.value, str(node.value + 1))
+            add(node.lineno, node.col_offset, str(node.value), new, "constant")
+    out.sort(key=lambda m: (m["line"], m["col"]))
+    return out
+
+
+def apply(src, m):
+    lines = src.splitlines(keepends=True)
+    line = lines[m["line"] - 1]
+    assert line[m["col"]:m["col"] + len(m["old"])] == m["old"], (m, line)
+    lines[m["line"] - 1] = line[:m["col"]] + m["new"] + line[m["col"] + len(m["old"]):]
+    return "".join(lines)
+
+
+def _copy_repo(dest):
+    ignore = shutil.ignore_patterns(".git", ".venv", "__pycache__", "*.egg-info", ".pytest_cache", "build", "dist")
+    shutil.copytree(ROOT, dest, ignore=ignore)
+
+
+def run_mutant(copy, module, m, tests, timeout):
+    path = os.path.join(copy, module)
+    original = open(path, encoding="utf-8").read()
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(apply(original, m))
+    env = dict(os.environ, PYTHONPATH=copy, NUMBA_CACHE_DIR=os.path.join(copy, ".numba-cache"),
+               PYTHONDONTWRITEBYTECODE="1")
+    t0 = time.perf_counter()
+    try:
+        r = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests], cwd=copy,
+                           env=env, capture_output=True, text=True, timeout=timeout)
+        status = "survived" if r.returncode == 0 else "killed" if r.returncode == 1 else f"error (pytest exit {r.returncode})"
+        if r.returncode not in (0, 1):
+            status += ": " + (r.stdout + r.stderr).strip().splitlines()[-1][:200]
+    except subprocess.TimeoutExpired:
+        status = "killed (timeout)"
+    finally:
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(original)
+    return status, time.perf_counter() - t0
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--modules", default=None, help="comma-separated modules (default: every one in TARGETS)")
+    ap.add_argument("--per-module", type=int, default=12, help="mutants drawn per module (default 12)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the draw (default 0)")
+    ap.add_argument("--timeout", type=float, default=900, help="seconds per mutant before it counts as killed")
+    ap.add_argument("--out", default=os.path.join(ROOT, "validation", "mutation_results.json"))
+    args = ap.parse_args(argv)
+    modules = args.modules.split(",") if args.modules else list(TARGETS)
+    try:
+        import torch  # noqa: F401
+        have_torch = True
+    except ImportError:
+        have_torch = False
+    res = json.load(open(args.out)) if os.path.exists(args.out) else {"modules": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = os.path.join(tmp, "repo")
+        _copy_repo(copy)
+        check = subprocess.run([sys.executable, "-c", "import refsim; print(refsim.__file__)"], cwd=copy,
+                               env=dict(os.environ, PYTHONPATH=copy), capture_output=True, text=True, check=True)
+        if not check.stdout.strip().startswith(copy):
+            raise SystemExit(f"the copy's refsim is not the one imported ({check.stdout.strip()}); cannot mutate safely")
+        for module in modules:
+            tests = TARGETS[module]
+            everything = mutants(os.path.join(ROOT, module))
+            picked = random.Random(f"{args.seed}:{module}").sample(everything, min(args.per_module, len(everything)))
+            picked.sort(key=lambda m: (m["line"], m["col"]))
+            rows = []
+            for m in picked:
+                status, secs = run_mutant(copy, module, m, tests, args.timeout)
+                line = open(os.path.join(ROOT, module), encoding="utf-8").read().splitlines()[m["line"] - 1].strip()
+                rows.append(dict(m, status=status, seconds=round(secs, 1), code=line))
+                print(f"{module}:{m['line']} {m['old']!r} -> {m['new']!r}: {status} ({secs:.0f} s)", flush=True)
+            killed = sum(r["status"].startswith("killed") for r in rows)
+            res["modules"][module] = {"tests": tests, "candidates": len(everything), "drawn": len(rows),
+                                      "killed": killed, "score": round(killed / len(rows), 3) if rows else None,
+                                      "seed": args.seed, "torch_installed": have_torch, "mutants": rows}
+            with open(args.out, "w") as fh:
+                json.dump(res, fh, indent=1)
+    total = sum(m["drawn"] for m in res["modules"].values())
+    killed = sum(m["killed"] for m in res["modules"].values())
+    print(f"mutation score: {killed}/{total} killed" + (f" ({killed / total:.0%})" if total else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
