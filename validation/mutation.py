@@ -21,6 +21,10 @@ Run from the repository root (not in CI: a few minutes per module)::
 
     python -m validation.mutation                      # every module, 12 mutants each
     python -m validation.mutation --modules refsim/synops.py --per-module 40
+    python -m validation.mutation --only-survivors     # after adding tests: the survivors again
+
+A survivor that no test should kill (an equivalent mutant) gets a ``"equivalent"`` reason in the
+results file by hand; the score counts it as neither killed nor survived.
 
 Writes validation/mutation_results.json (merged with the modules already there).
 """
@@ -183,6 +187,9 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0, help="seed of the draw (default 0)")
     ap.add_argument("--timeout", type=float, default=900, help="seconds per mutant before it counts as killed")
     ap.add_argument("--out", default=os.path.join(ROOT, "validation", "mutation_results.json"))
+    ap.add_argument("--only-survivors", action="store_true",
+                    help="rerun only the mutants the results file records as survivors (after adding tests); "
+                         "a mutant killed now keeps its first verdict under 'first_status'")
     args = ap.parse_args(argv)
     modules = args.modules.split(",") if args.modules else list(TARGETS)
     try:
@@ -201,22 +208,36 @@ def main(argv=None):
         for module in modules:
             tests = TARGETS[module]
             everything = mutants(os.path.join(ROOT, module))
-            picked = random.Random(f"{args.seed}:{module}").sample(everything, min(args.per_module, len(everything)))
-            picked.sort(key=lambda m: (m["line"], m["col"]))
-            rows = []
+            if args.only_survivors:
+                rows = res["modules"].get(module, {}).get("mutants", [])
+                picked = [r for r in rows if r["status"] == "survived"]
+            else:
+                picked = random.Random(f"{args.seed}:{module}").sample(everything, min(args.per_module, len(everything)))
+                picked.sort(key=lambda m: (m["line"], m["col"]))
+                rows = []
             for m in picked:
                 status, secs = run_mutant(copy, module, m, tests, args.timeout)
                 line = open(os.path.join(ROOT, module), encoding="utf-8").read().splitlines()[m["line"] - 1].strip()
-                rows.append(dict(m, status=status, seconds=round(secs, 1), code=line))
+                if args.only_survivors:
+                    if status != m["status"]:
+                        m.update(first_status=m["status"], status=status, seconds=round(secs, 1))
+                else:
+                    rows.append(dict(m, status=status, seconds=round(secs, 1), code=line))
                 print(f"{module}:{m['line']} {m['old']!r} -> {m['new']!r}: {status} ({secs:.0f} s)", flush=True)
-            killed = sum(r["status"].startswith("killed") for r in rows)
+            if not rows:
+                continue
+            counted = [r for r in rows if "equivalent" not in r]
+            killed = sum(r["status"].startswith("killed") for r in counted)
+            old = res["modules"].get(module, {})
             res["modules"][module] = {"tests": tests, "candidates": len(everything), "drawn": len(rows),
-                                      "killed": killed, "score": round(killed / len(rows), 3) if rows else None,
-                                      "seed": args.seed, "torch_installed": have_torch, "mutants": rows}
+                                      "equivalent": len(rows) - len(counted), "killed": killed,
+                                      "score": round(killed / len(counted), 3) if counted else None,
+                                      "seed": old.get("seed", args.seed) if args.only_survivors else args.seed,
+                                      "torch_installed": have_torch, "mutants": rows}
             with open(args.out, "w") as fh:
                 json.dump(res, fh, indent=1)
-    total = sum(m["drawn"] for m in res["modules"].values())
-    killed = sum(m["killed"] for m in res["modules"].values())
+    rows = [r for m in res["modules"].values() for r in m["mutants"] if "equivalent" not in r]
+    total, killed = len(rows), sum(r["status"].startswith("killed") for r in rows)
     print(f"mutation score: {killed}/{total} killed" + (f" ({killed / total:.0%})" if total else ""))
     return 0
 

@@ -232,3 +232,25 @@ def test_report_json_is_strict_json_with_null_for_undefined_values(tmp_path):
     assert "null" in back["definitions"]
     corr = [v.get("correlation") for v in back["conversion"]["layers"].values()]
     assert None in corr
+
+
+@pytest.mark.parametrize("node,in_shape", [
+    (Conv2d("c", ["i"], np.ones((3, 2, 2, 3), np.float32), padding=(0, 1, 2, 0)), (2, 5, 6)),
+    (Conv2d("c", ["i"], np.ones((2, 2, 3, 3), np.float32), stride=2, padding=(1, 2), dilation=(1, 2)), (2, 7, 9)),
+    (Conv2d("c", ["i"], np.ones((4, 1, 3, 2), np.float32), stride=(2, 1), padding=(2, 0, 1, 1), groups=2), (2, 6, 5)),
+    (ConvTranspose2d("t", ["i"], np.ones((2, 3, 3, 3), np.float32), stride=2, padding=1, output_padding=1), (2, 4, 5)),
+    (ConvTranspose2d("t", ["i"], np.ones((2, 2, 4, 3), np.float32), stride=(3, 2), padding=(2, 0), output_padding=(0, 1),
+                     dilation=(1, 2)), (2, 3, 4)),
+    (AvgPool2d("p", ["i"], 3, 2, 1), (2, 7, 6)),
+    (SumPool2d("p", ["i"], (2, 3), (1, 2), (1, 0)), (1, 5, 7)),
+])
+def test_fanout_of_every_input_element_equals_an_all_ones_count(node, in_shape):
+    """Each input element's synapses, one element at a time: the all-ones node applied to a map with
+    that single event (asymmetric padding, stride, dilation, groups, output padding: the borders
+    where a wrong pad or tap shows)."""
+    g = Graph([Input("i", in_shape), node, Output("o", [node.name])])
+    fo = fanout(node, in_shape, g.shapes[node.name])
+    for c, y, x in np.ndindex(*in_shape):
+        ev = np.zeros((1,) + in_shape)
+        ev[0, c, y, x] = 1.0
+        assert fo[c, y, x] == _ones_count(node, ev), (c, y, x)

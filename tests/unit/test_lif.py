@@ -87,3 +87,17 @@ def test_check_refuses_leaky_layers():
     tr = Simulator(g).run(np.full((1, 4), 0.7), 6, PoissonEncoder(seed=0), Recorder(spikes=True, inputs=True))
     with pytest.raises(ValidationError, match="leak"):
         check(g, tr, "paper")
+
+
+@pytest.mark.parametrize("cls,field", [(lif.LIFParams, "beta"), (lif.CubaLIFParams, "alpha")])
+def test_decay_bounds_are_inclusive(cls, field):
+    """beta (alpha) = 0 (no memory) and 1 (no leak) are valid; a hair outside [0, 1] is not."""
+    for ok in (0.0, 1.0, [0.0, 0.5, 1.0]):
+        p = cls(**{field: ok})
+        np.testing.assert_array_equal(np.ravel(getattr(p, field)), np.ravel(np.asarray(ok, np.float32)))
+    for bad in (-1e-6, 1.000001, np.nan, [0.5, -0.5]):
+        with pytest.raises(ValidationError, match=field):
+            cls(**{field: bad})
+    # beta = 0: the membrane keeps nothing of the previous step
+    r = run_neuron(lif.LIFParams(threshold=10.0, beta=0.0), np.array([1.0, 2.0, 3.0]), "lif")
+    np.testing.assert_array_equal(r.v[:, 0], [1.0, 2.0, 3.0])

@@ -133,3 +133,44 @@ def test_integrator_never_resets():
         s, st = integrator.step(st, np.array([x]))
         assert s is None
     assert st.v[0] == 2.5
+
+
+def _next_to_multiples(n=4000, seed=0):
+    """Membranes within an ulp of k * theta (float32 thresholds): where v / theta rounds across an
+    integer and the count needs its corrections."""
+    rng = np.random.default_rng(seed)
+    th = rng.random(n).astype(np.float32).astype(np.float64) * 2 + 0.01
+    k = rng.integers(1, 50, n).astype(np.float64)
+    v = k * th
+    return np.concatenate([np.nextafter(v, -np.inf), v, np.nextafter(v, np.inf)]), np.tile(th, 3)
+
+
+def _count_by_definition(v, th, cmp):
+    """The largest n >= 0 with n*theta <= v (>=) or n*theta < v (>), float products, searched."""
+    n0 = np.floor(v / th).astype(np.int64)
+    out = np.zeros_like(n0)
+    for d in range(-2, 3):
+        k = np.maximum(n0 + d, 0)
+        fits = (k * th <= v) if cmp == ">=" else (k * th < v)
+        out = np.where(fits & (k > out), k, out)
+    return out
+
+
+@pytest.mark.parametrize("cmp", [">=", ">"])
+def test_multi_spike_count_next_to_multiples(cmp):
+    """count_multi and the fused kernel's count against the definition where the quotient rounds
+    the wrong way; the naive quotient is wrong on some of these inputs, so the corrections matter."""
+    from refsim.backends.event import kernels as K
+    v, th = _next_to_multiples()
+    want = _count_by_definition(v, th, cmp)
+    naive = np.floor(v / th) if cmp == ">=" else np.ceil(v / th) - 1
+    assert np.any(naive != want), "the inputs must exercise the corrections"
+    np.testing.assert_array_equal(count_multi(v, th, cmp), want)
+    # the fused kernel, one neuron per channel, membrane v reached in one step from 0
+    C = v.size
+    flags = K.choice_flags("if", NeuronChoices(comparison=cmp, spikes_per_step="multi", reset="none"))
+    cur = np.ascontiguousarray(v.reshape(1, 1, 1, C))
+    spikes = np.zeros((1, 1, 1, C), np.int16)
+    K.neuron_rows(cur=cur, v=np.zeros((1, 1, 1, C)), th=th, flags=flags, events=K.row_events(1, (C, 1, 1)),
+                  rsum=np.zeros((1, 1), np.int64), scratch=np.zeros((1, 1, C + 1), np.uint8), spikes=spikes)
+    np.testing.assert_array_equal(spikes.reshape(-1), want)

@@ -59,6 +59,20 @@ def test_odd_shapes_orientations_and_dtypes(tmp_path, shape, dtype, axis):
     assert rc == 0
     m = nib.load(str(tmp_path / "out" / "v.nii.gz"))
     assert m.shape == shape and np.allclose(m.affine, OBLIQUE)
+    # slice Dice along the slicing axis, recomputed here slice by slice from the written mask
+    # (empty in both: 1, refsim segment's default policy)
+    pred, ref = np.asarray(m.dataobj) > 0, lab > 0
+    want = []
+    for i in range(shape[axis]):
+        a, b = np.take(pred, i, axis=axis), np.take(ref, i, axis=axis)
+        n = int(a.sum()) + int(b.sum())
+        want.append(1.0 if n == 0 else 2.0 * int((a & b).sum()) / n)
+    with open(tmp_path / "out" / "slice_dice.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [int(r["slice"]) for r in rows] == list(range(shape[axis]))
+    np.testing.assert_allclose([float(r["dice"]) for r in rows], want, atol=1e-6)
+    with open(tmp_path / "out" / "dice.csv") as fh:
+        assert float(next(csv.DictReader(fh))["slice_dice_mean"]) == pytest.approx(np.mean(want), abs=1e-6)
 
 
 def test_4d_file_with_one_volume(tmp_path):
