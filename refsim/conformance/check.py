@@ -282,7 +282,7 @@ def _classify(model, p, s_ours, s_rec, pre, bound):
     diff = s_ours != s_rec
     if not diff.any():
         return diff, diff
-    dist = get_model(model).boundary_distance(pre, p)
+    dist = get_model(model).boundary_distance(pre, p, s_ours, s_rec)
     # bound 0: the other side's float32 value is exactly ours, so a different decision diverges
     tie = diff & (bound > 0) & (dist <= bound)
     if model != "multithreshold":  # a rounding error moves a count or sign by one, never more

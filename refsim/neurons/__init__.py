@@ -15,8 +15,9 @@ The Output node's non-firing integrator (Yue eq. 3) is :mod:`refsim.neurons.inte
 Every model's ``step(state, inputs, params, forced=None)`` composes the update order, decision,
 reset and floor through :func:`refsim.neurons._common.ordered_step`; ``forced`` resets with given
 spikes instead of the decided ones (teacher forcing in ``refsim check``), so the checker derives
-from the models' own steps. ``boundary_distance(v, params)`` says how far the decision membrane is
-from the nearest decision boundary (rounding-tie classification).
+from the models' own steps. ``boundary_distance(v, params, a=None, b=None)`` says how far the decision
+membrane is from the decision boundary between two decisions ``a`` and ``b`` (the nearest one when
+they are not given): rounding-tie classification.
 """
 from __future__ import annotations
 

@@ -94,13 +94,17 @@ def emitted(spikes: np.ndarray, params) -> np.ndarray:
     return spikes.astype(np.float64)
 
 
-def boundary_distance(v: np.ndarray, params) -> np.ndarray:
-    """Distance of the membrane ``v`` a decision is taken on from the nearest decision boundary
-    (the threshold; for several spikes a step, the nearest multiple of it): how far a rounding
-    error must move ``v`` to change the decision (``refsim check``)."""
+def boundary_distance(v: np.ndarray, params, a=None, b=None) -> np.ndarray:
+    """Distance of the membrane ``v`` a decision is taken on from the decision boundary a rounding
+    error would have to cross (``refsim check``): the threshold; for several spikes a step, the
+    multiple of it between the two counts ``a`` and ``b`` (max(a, b) * theta) when they are given,
+    else the nearest multiple."""
     theta = broadcast_channels(params.threshold, v.ndim)
     if params.choices.spikes_per_step == "multi":
-        k = np.maximum(np.round(v / theta), 1.0)
+        if a is not None:
+            k = np.maximum(np.maximum(np.abs(a), np.abs(b)), 1).astype(np.float64)
+        else:
+            k = np.maximum(np.round(v / theta), 1.0)
         return np.abs(v - k * theta)
     return np.abs(v - theta)
 
@@ -119,7 +123,14 @@ def ternary_step(state: MembraneState, inputs: np.ndarray, params: TernaryIFPara
 ternary_emitted = emitted
 
 
-def ternary_boundary_distance(v: np.ndarray, params) -> np.ndarray:
-    """Distance of ``v`` from the nearer of the two decision boundaries, +theta and -theta."""
+def ternary_boundary_distance(v: np.ndarray, params, a=None, b=None) -> np.ndarray:
+    """Distance of ``v`` from the boundary between the two signs ``a`` and ``b`` when they are given
+    (+theta between 0 and +1, -theta between 0 and -1; a flip between +1 and -1 crosses both, so
+    the farther one), else from the nearer of +theta and -theta. A 0 -> +1 flip next to -theta is
+    no rounding tie."""
     theta = broadcast_channels(params.threshold, v.ndim)
-    return np.minimum(np.abs(v - theta), np.abs(v + theta))
+    up, down = np.abs(v - theta), np.abs(v + theta)
+    if a is None:
+        return np.minimum(up, down)
+    hi, lo = np.maximum(a, b), np.minimum(a, b)
+    return np.where((hi > 0) & (lo < 0), np.maximum(up, down), np.where(hi > 0, up, down))

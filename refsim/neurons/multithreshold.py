@@ -99,8 +99,9 @@ def step(state: MembraneState, inputs: np.ndarray, params: MultiThresholdParams,
     return ordered_step(state.v, x, c, decide, reset, forced)
 
 
-def boundary_distance(v: np.ndarray, params: MultiThresholdParams) -> np.ndarray:
-    """Distance of ``v`` from the nearest level boundary the greedy pass compares against."""
+def boundary_distance(v: np.ndarray, params: MultiThresholdParams, a=None, b=None) -> np.ndarray:
+    """Distance of ``v`` from the nearest level boundary the greedy pass compares against (the two
+    level masks ``a``, ``b`` are not needed: any level a rounding error moves is one of these)."""
     d = np.full(np.shape(v), np.inf)
     rest = v
     for lvl in _scaled_levels(params, np.ndim(v)):

@@ -399,3 +399,63 @@ def test_spikes_out_of_range_or_fractional_refused(dtype, value, expect):
         check(g, tr, "paper")
     msg = str(e.value)
     assert "spikes/if2" in msg and expect in msg and "(3, 1, 2, 4, 5)" in msg
+
+
+def test_large_fan_in_float32_peer_needs_the_fan_in_term():
+    """A float32 peer written here (not refsim's float32 mode): it adds one neuron's 256 input terms
+    in float32 in its own order, a large weight first and then 255 weights of 3/4 of the running
+    sum's ulp, so every addition rounds the same way and the error grows with the fan-in (about 64
+    ulps). Its spike at a threshold just above the exact sum is a rounding tie, which only a bound
+    with the fan-in term (gamma_n = n u / (1 - n u), docs/check.md) can tell from a divergence."""
+    n = 256
+    small = np.float32(0.75 * 2.0 ** -21)  # 3/4 of ulp(4) in float32
+    w = np.full((1, n), small, np.float32)
+    w[0, 0] = 4.0
+    exact = 4.0 + (n - 1) * float(small)  # the float64 sum, exact
+    theta = np.float32(4.0 + 200 * 2.0 ** -21)  # just above it, a float32 value
+    assert exact < theta
+    g = Graph([Input("in", (n,)), Linear("l", ["in"], w), Neuron("n", ["l"], "if", float(theta)), Output("out", ["n"])])
+    x = np.ones((1, n))
+    tr = Simulator(g, "paper", "reference").run(x, 1, PoissonEncoder(seed=0), REC)
+    assert tr.inputs["in"].min() == 1.0 and tr.spikes["n"].sum() == 0  # the equations: no spike
+    acc = np.float32(0.0)
+    for k in range(n):  # the peer's order and precision
+        acc = np.float32(acc + w[0, k])
+    assert acc > theta  # the peer fires
+    tr.spikes["n"][0, 0, 0] = 1
+    tr.dtype = "float32"
+    for mode in ("teacher-forced", "free-running"):
+        rep = check(g, tr, "paper", mode=mode)
+        assert rep["conforms"], rep
+        assert sum(r["ties"] for r in rep["layers"]) == 1
+    # check takes every peer to be float32 at worst, but the bound stays finite: with the threshold
+    # 2^-14 above the exact sum (more than gamma_256 * sum|terms|, about 6e-5) the spike diverges
+    far = np.float32(4.0 + 400 * 2.0 ** -21)
+    g2 = Graph([Input("in", (n,)), Linear("l", ["in"], w), Neuron("n", ["l"], "if", float(far)), Output("out", ["n"])])
+    rep = check(g2, tr, "paper")
+    assert not rep["conforms"] and rep["layers"][0]["divergences"] == 1, rep
+
+
+def test_ternary_float32_peer_tie_at_minus_theta():
+    """The same float32 peer as above with the weights negated, on a ternary layer: the exact
+    membrane sits just above -theta (no spike), the peer's just below (a -1 spike). The tie is
+    at the negative boundary, which the distance must measure from -theta too."""
+    n = 256
+    small = np.float32(0.75 * 2.0 ** -21)
+    w = np.full((1, n), -small, np.float32)
+    w[0, 0] = -4.0
+    theta = np.float32(4.0 + 200 * 2.0 ** -21)
+    g = Graph([Input("in", (n,)), Linear("l", ["in"], w), Neuron("n", ["l"], "ternary", float(theta)),
+               Output("out", ["n"])])
+    tr = Simulator(g, "paper", "reference").run(np.ones((1, n)), 1, PoissonEncoder(seed=0), REC)
+    assert tr.spikes["n"].sum() == 0
+    acc = np.float32(0.0)
+    for k in range(n):
+        acc = np.float32(acc + w[0, k])
+    assert acc < -theta  # the peer sends -1
+    tr.spikes["n"][0, 0, 0] = -1
+    for mode in ("teacher-forced", "free-running"):
+        rep = check(g, tr, "paper", mode=mode)
+        assert rep["conforms"] and rep["layers"][0]["ties"] == 1, rep
+    tr.spikes["n"][0, 0, 0] = 1  # a +1 spike there is no rounding: 8 away from +theta
+    assert not check(g, tr, "paper")["conforms"]
