@@ -144,14 +144,12 @@ def test_dice_hand_cases_and_empty_policy():
 
 
 def test_metrics_against_scikit_image_on_real_mri():
+    """On a shipped MSD volume (refsim/data), so it runs wherever refsim is installed."""
     skm = pytest.importorskip("skimage.metrics")
+    from refsim.data import DEMO_VOLUMES
     from refsim.io.nifti import load_volume
-    import os
-    root = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "hippocampus-msd")
-    if not os.path.isdir(root):
-        pytest.skip("../shared/data not present")
-    img = load_volume(os.path.join(root, "imagesTr", "hippocampus_004.nii.gz"))
-    lab = load_volume(os.path.join(root, "labelsTr", "hippocampus_004.nii.gz")) > 0
+    img = load_volume(DEMO_VOLUMES[0][0])
+    lab = load_volume(DEMO_VOLUMES[0][1]) > 0
     a = img[img.shape[0] // 2]
     noisy = a + np.random.default_rng(0).normal(0, 0.05 * a.max(), a.shape)
     R = float(a.max() - a.min())

@@ -218,3 +218,20 @@ def test_conversion_report_of_a_classifier_gives_the_class_agreement():
     final = Simulator(snn, "paper", "reference").run(x, 50, PoissonEncoder(seed=0), Recorder()).final_output["o"]
     assert out["argmax_agreement"] == float(np.mean(np.argmax(final, axis=1) == ann_cls))
     assert "a classifier" in format_report(rep) and "agrees with the ANN" in format_report(rep)
+
+
+def test_balancing_arguments_at_their_edges():
+    """T = 1 is the shortest calibration (one step still gives a current maximum); T = 0, a scale of
+    0 and an unknown order are refused by name."""
+    from refsim.errors import UnknownNameError, ValidationError
+    rng = np.random.default_rng(0)
+    g = Graph([Input("x", (1, 6, 6)), Conv2d("c", ["x"], rng.standard_normal((2, 1, 3, 3)).astype(np.float32), padding=1),
+               Neuron("n", ["c"], "if", 1.0), Output("o", ["n"])])
+    x = rng.random((2, 1, 6, 6))
+    out = threshold_balance(g, x, T=1, backend="reference", batch=2)
+    assert out.metadata["conversion"]["T"] == 1
+    for kw, what in ((dict(T=0), "threshold_balance\\(T\\)"), (dict(T=1, scale=0.0), "scale")):
+        with pytest.raises(ValidationError, match=what):
+            threshold_balance(g, x, backend="reference", **kw)
+    with pytest.raises(UnknownNameError, match="order"):
+        threshold_balance(g, x, T=1, backend="reference", order="sideways")
