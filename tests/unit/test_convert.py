@@ -235,3 +235,42 @@ def test_balancing_arguments_at_their_edges():
             threshold_balance(g, x, backend="reference", **kw)
     with pytest.raises(UnknownNameError, match="order"):
         threshold_balance(g, x, T=1, backend="reference", order="sideways")
+
+
+@pytest.mark.parametrize("percentile,of", [(100.0, "all"), (99.0, "all"), (90.0, "nonzero")])
+def test_layerwise_normalisation_equals_a_numpy_oracle(percentile, of):
+    """Layer-wise normalisation (Diehl et al.; Li eq. 7) recomputed here in NumPy, without torch and
+    without refsim's ANN forward: W' = W * lambda_in / lambda_out, b' = b / lambda_out, lambda the
+    percentile of each ReLU layer's activations (of all, or of the nonzero ones). The net has a
+    dead layer (lambda falls back to 1) and a Flatten after a (C, H, W) layer (each input element
+    keeps its layer's lambda)."""
+    from refsim.convert import normalize
+    from refsim.graph import Flatten, Linear, ops
+    rng = np.random.default_rng(3)
+    w1 = rng.standard_normal((3, 1, 3, 3)).astype(np.float32)
+    b1 = rng.standard_normal(3).astype(np.float32) * 0.1
+    w2 = -np.abs(rng.standard_normal((2, 3, 3, 3))).astype(np.float32)  # non-negative inputs: always silent
+    lw = rng.standard_normal((4, 2 * 6 * 6)).astype(np.float32)
+    lb = np.abs(rng.standard_normal(4)).astype(np.float32) + 0.1
+    g = Graph([Input("x", (1, 6, 6)), Conv2d("c1", ["x"], w1, b1, padding=1), Neuron("n1", ["c1"], "if", 1.0),
+               Conv2d("c2", ["n1"], w2, None, padding=1), Neuron("n2", ["c2"], "if", 1.0), Flatten("f", ["n2"]),
+               Linear("l", ["f"], lw, lb), Neuron("n3", ["l"], "if", 1.0), Output("o", ["n3"])])
+    x = rng.random((5, 1, 6, 6))
+    a1 = np.maximum(ops.conv2d(x, w1, b1, (1, 1), (1, 1, 1, 1)), 0)
+    a2 = np.maximum(ops.conv2d(a1, w2, None, (1, 1), (1, 1, 1, 1)), 0)
+    a3 = np.maximum(a2.reshape(5, -1) @ lw.astype(np.float64).T + lb, 0)
+    assert not a2.any() and a1.any() and a3.any()
+
+    def lam(a):
+        a = a.ravel()
+        a = a[a > 0] if of == "nonzero" else a
+        v = np.percentile(a, percentile) if a.size else 0.0
+        return v if v > 0 else 1.0
+    l1, l2, l3 = lam(a1), lam(a2), lam(a3)
+    assert l2 == 1.0
+    out = normalize(g, x, "layerwise", percentile=percentile, percentile_of=of)
+    np.testing.assert_allclose(out["c1"].weight, w1 / l1, rtol=1e-6)
+    np.testing.assert_allclose(out["c1"].bias, b1 / l1, rtol=1e-6)
+    np.testing.assert_allclose(out["c2"].weight, w2 * l1 / l2, rtol=1e-6)
+    np.testing.assert_allclose(out["l"].weight, lw * l2 / l3, rtol=1e-6)
+    np.testing.assert_allclose(out["l"].bias, lb / l3, rtol=1e-6)
