@@ -459,3 +459,16 @@ def test_ternary_float32_peer_tie_at_minus_theta():
         assert rep["conforms"] and rep["layers"][0]["ties"] == 1, rep
     tr.spikes["n"][0, 0, 0] = 1  # a +1 spike there is no rounding: 8 away from +theta
     assert not check(g, tr, "paper")["conforms"]
+
+
+def test_spike_valued_inputs_are_recognised():
+    """check takes the event path only when every recorded input is -1, 0 or 1 (the grid its
+    exactness proof assumes); any other value sends it to the dense path."""
+    from refsim.conformance.check import _spiking_inputs
+    g = dyadic_net()
+    tr = record(g, T=3)
+    assert set(np.unique(tr.inputs["in"])) <= {0.0, 1.0} and _spiking_inputs(g, tr)
+    tr.inputs["in"] = -tr.inputs["in"]  # ternary-style -1 / 0
+    assert _spiking_inputs(g, tr)
+    tr.inputs["in"][1, 0, 0, 0, 0] = 0.5
+    assert not _spiking_inputs(g, tr)
