@@ -274,3 +274,27 @@ def test_layerwise_normalisation_equals_a_numpy_oracle(percentile, of):
     np.testing.assert_allclose(out["c2"].weight, w2 * l1 / l2, rtol=1e-6)
     np.testing.assert_allclose(out["l"].weight, lw * l2 / l3, rtol=1e-6)
     np.testing.assert_allclose(out["l"].bias, lb / l3, rtol=1e-6)
+
+
+def test_balancing_accepts_small_currents_and_refuses_a_silent_layer():
+    """A layer whose largest current is below 1 is balanced (threshold 0.7 x that current); one whose
+    current never rises above 0 is refused by name."""
+    from refsim.errors import ValidationError
+    w = np.full((1, 1, 1, 1), 0.5, np.float32)
+    g = Graph([Input("x", (1, 2, 2)), Conv2d("c", ["x"], w), Neuron("n", ["c"], "if", 1.0), Output("o", ["n"])])
+    out = threshold_balance(g, np.ones((1, 1, 2, 2)), T=2, backend="reference", batch=1)
+    assert float(np.ravel(out["n"].threshold)[0]) == pytest.approx(0.7 * 0.5)
+    for wd in (-w, 0 * w):  # currents below 0, and exactly 0
+        dead = Graph([Input("x", (1, 2, 2)), Conv2d("c", ["x"], wd), Neuron("n", ["c"], "if", 1.0), Output("o", ["n"])])
+        with pytest.raises(ValidationError, match="positive input current"):
+            threshold_balance(dead, np.ones((1, 1, 2, 2)), T=2, backend="reference", batch=1)
+
+
+def test_ann_reference_sigmoid_head_and_small_percentiles():
+    from refsim.convert import normalize
+    from refsim.convert.normalize import ann_activations
+    g = net()
+    x = np.random.default_rng(4).random((3, 1, 8, 8))
+    plain = ann_activations(g, x, head="none")["o"]
+    np.testing.assert_allclose(ann_activations(g, x, head="sigmoid")["o"], 1.0 / (1.0 + np.exp(-plain)), rtol=1e-12)
+    assert normalize(g, x, "layerwise", percentile=0.5).metadata["conversion"]["percentile"] == 0.5

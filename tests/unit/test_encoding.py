@@ -79,3 +79,12 @@ def test_registry():
         make_encoder("rate")
     with pytest.raises(EncodingError):
         PoissonEncoder(comparison="<<")
+
+
+def test_poisson_default_seed_is_zero():
+    """The documented default (seed 0): the same spikes as an explicit seed=0."""
+    x = np.random.default_rng(1).random((2, 1, 4, 4))
+    a = list(PoissonEncoder().stream(x, 5))
+    b = list(PoissonEncoder(seed=0).stream(x, 5))
+    c = list(PoissonEncoder(seed=1).stream(x, 5))
+    assert all(np.array_equal(p, q) for p, q in zip(a, b)) and not all(np.array_equal(p, q) for p, q in zip(a, c))

@@ -211,3 +211,11 @@ def test_segment_refuses_volumes_and_models_it_cannot_finish(tmp_path, capsys, c
     assert cli.main(["segment", model, vol, "-o", str(tmp_path / "out"), "--T", "2", "--no-progress"]) == 2
     cap = capsys.readouterr()
     assert {"nan_affine": "affine", "empty_volume": "v.nii.gz: image", "no_output": "Output node"}[case] in cap.out + cap.err
+
+
+@pytest.mark.parametrize("cutoff", [0.0, 1.0, 1.5, -0.2, "0.5"])
+def test_segment_options_refuse_a_cutoff_outside_0_1(cutoff):
+    from refsim.errors import ValidationError
+    from refsim.segment import SegmentOptions
+    with pytest.raises(ValidationError, match="cutoff"):
+        SegmentOptions(cutoff=cutoff)
