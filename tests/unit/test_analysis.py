@@ -252,3 +252,18 @@ def test_fanout_of_every_input_element_equals_an_all_ones_count(node, in_shape):
         ev = np.zeros((1,) + in_shape)
         ev[0, c, y, x] = 1.0
         assert fo[c, y, x] == _ones_count(node, ev), (c, y, x)
+
+
+def test_psnr_and_ssim_edges():
+    """PSNR at MSE exactly 1 (finite: 20 log10 R) and of identical images (inf); SSIM on the smallest
+    image its 11-tap window allows (11 x 11, scikit-image agrees) and refused below it."""
+    from refsim.errors import ValidationError
+    ref = np.arange(121, dtype=np.float64).reshape(11, 11)
+    assert metrics.psnr(ref + 1.0, ref) == pytest.approx(20 * np.log10(120.0))
+    assert metrics.psnr(ref, ref) == float("inf")
+    img = ref + np.random.default_rng(0).normal(0, 3, ref.shape)
+    skm = pytest.importorskip("skimage.metrics")
+    assert metrics.ssim(img, ref, data_range=120.0) == pytest.approx(skm.structural_similarity(
+        img, ref, data_range=120.0, gaussian_weights=True, use_sample_covariance=False), abs=1e-12)
+    with pytest.raises(ValidationError, match="11x11"):
+        metrics.ssim(img[:10, :10], ref[:10, :10])
