@@ -267,3 +267,29 @@ def test_psnr_and_ssim_edges():
         img, ref, data_range=120.0, gaussian_weights=True, use_sample_covariance=False), abs=1e-12)
     with pytest.raises(ValidationError, match="11x11"):
         metrics.ssim(img[:10, :10], ref[:10, :10])
+
+
+@pytest.mark.parametrize("backend", ["reference", "event"])
+def test_synops_through_upsample_and_add_of_spikes_are_accumulates(backend):
+    """Up-sampled spikes, and the sum of two spike maps (values 0, 1, 2), are still spike-derived:
+    the convolutions after them cost ACs (one per event and synapse, the all-ones count of the
+    nonzero map), no MACs."""
+    from refsim.graph import Add, Upsample
+    rng = np.random.default_rng(2)
+    w = lambda *s: (rng.standard_normal(s) * 0.8).astype(np.float32)
+    g = Graph([Input("x", (1, 6, 6)), Conv2d("c1", ["x"], w(2, 1, 3, 3), padding=1), Neuron("n1", ["c1"], "if", 0.5),
+               Conv2d("c2", ["x"], w(2, 1, 3, 3), padding=1), Neuron("n2", ["c2"], "if", 0.5),
+               Add("a", ["n1", "n2"]), Conv2d("c3", ["a"], w(2, 2, 3, 3), padding=(0, 2, 1, 0)),
+               Neuron("n3", ["c3"], "if", 0.5), Upsample("u", ["n3"], 2),
+               Conv2d("c4", ["u"], w(1, 2, 3, 3), stride=2, padding=1), Output("o", ["c4"])])
+    T = 10
+    tr = Simulator(g, "paper", backend).run(rng.random((2, 1, 6, 6)), T, PoissonEncoder(seed=1),
+                                            Recorder(spikes=True, synops=True))
+    n1, n2, n3 = (tr.spikes[k].astype(np.float64) for k in ("n1", "n2", "n3"))
+    added = n1 + n2
+    assert added.max() == 2.0 and n3.any()  # both spikes at once somewhere; the last layer fires
+    up = np.stack([g["u"].forward([n3[t]]) for t in range(T)])
+    for name, src in (("c3", added), ("c4", up)):
+        assert tr.macs[name].sum() == 0, name
+        assert tr.acs[name].sum() == sum(_ones_count(g[name], src[t]) for t in range(T)), name
+        assert tr.events[name].sum() == int((src != 0).sum()), name
