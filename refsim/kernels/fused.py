@@ -49,12 +49,19 @@ def _count_multi(v, t, ge):
 
 
 @njit(cache=True)
-def _neuron_row(crow, c0, zero_cur, bias, has_bias, vrow, vprow, keep_pre, th,
+def _neuron_row(crow, c0, zero_cur, b, y, bias, has_bias, v, vpre, keep_pre, th,
                 ge, fire_first, reset, multi, ternary, vmin, has_vmin, val_th,
-                exr, ecr, evr, crow_counts, has_counts, srow, has_spk, fl):
-    """One row of :func:`_neuron_rows` (also the second half of :func:`_conv_neuron_rows`): reads
-    the row's current ``crow[c0 + x, c]``, updates the membranes ``vrow[x, c]`` and writes the row's
-    events; returns ``(events, spikes, largest |event value|)``. ``fl`` (W, C + 1) uint8 scratch."""
+                ex, ec, ev, rcnt, rsum, rmax, counts, has_counts, spk, has_spk, fl):
+    """Row ``y`` of sample ``b`` of :func:`_neuron_rows` (also the second half of the fused
+    convolution kernels): reads the row's current ``crow[c0 + x, c]``, updates the membranes
+    ``v[b, y]``, writes the row's events, counts and spikes, and its ``rcnt``, ``rsum`` and
+    ``rmax`` entries. The other arguments are :func:`_neuron_rows`'s; ``fl`` (W, C + 1) uint8
+    scratch of this row."""
+    vrow = v[b, y]
+    vprow = vpre[b, y] if keep_pre else vpre[0, 0]
+    exr, ecr, evr = ex[b, y], ec[b, y], ev[b, y]
+    crow_counts = counts[b, y] if has_counts else counts[0, 0]
+    srow = spk[b, y] if has_spk else spk[0, 0]
     W, C = vrow.shape
     simple = not (fire_first or multi or ternary or has_vmin or keep_pre) and reset == RESET_SUBTRACT
     n_ev = 0
@@ -161,7 +168,9 @@ def _neuron_row(crow, c0, zero_cur, bias, has_bias, vrow, vprow, keep_pre, th,
         a = abs(evr[e])
         if a > mx:
             mx = a
-    return n_ev, tot, mx
+    rcnt[b, y] = n_ev
+    rsum[b, y] = tot
+    rmax[b, y] = mx
 
 
 @njit(cache=True, parallel=True)
@@ -186,14 +195,9 @@ def _neuron_rows(cur, r0, c0, zero_cur, bias, has_bias, v, vpre, keep_pre, th,
     for job in prange(B * H):
         b = job // H
         y = job - b * H
-        n_ev, tot, mx = _neuron_row(cur[b, r0 + y], c0, zero_cur, bias, has_bias, v[b, y],
-                                    vpre[b, y] if keep_pre else vpre[0, 0], keep_pre, th,
-                                    ge, fire_first, reset, multi, ternary, vmin, has_vmin, val_th,
-                                    ex[b, y], ec[b, y], ev[b, y], counts[b, y] if has_counts else counts[0, 0],
-                                    has_counts, spk[b, y] if has_spk else spk[0, 0], has_spk, flags[job])
-        rcnt[b, y] = n_ev
-        rsum[b, y] = tot
-        rmax[b, y] = mx
+        _neuron_row(cur[b, r0 + y], c0, zero_cur, b, y, bias, has_bias, v, vpre, keep_pre, th, ge, fire_first, reset,
+                    multi, ternary, vmin, has_vmin, val_th, ex, ec, ev, rcnt, rsum, rmax, counts, has_counts, spk,
+                    has_spk, flags[job])
 
 
 @njit(cache=True)
@@ -270,14 +274,10 @@ def _conv_neuron_rows(exs, ecs, evs, rcnts, offs, wF, pt, pl, Wb,
                 n = rc[b, y]
                 if n:
                     _scatter_row(flat, exs[p][b, y], ecs[p][b, y], evs[p][b, y], n, wF, y + pt - oy, pl, C, offs[p], 1)
-        n_ev, tot, mx = _neuron_row(buf, kw - 1, False, bias, has_bias, v[b, oy],
-                                    vpre[b, oy] if keep_pre else vpre[0, 0], keep_pre, th,
-                                    ge, fire_first, reset, multi, ternary, vmin, has_vmin, val_th,
-                                    ex[b, oy], ec[b, oy], ev[b, oy], counts[b, oy] if has_counts else counts[0, 0],
-                                    has_counts, spk[b, oy] if has_spk else spk[0, 0], has_spk, flags[job])
-        rcnt[b, oy] = n_ev
-        rsum[b, oy] = tot
-        rmax[b, oy] = mx
+        _neuron_row(buf, kw - 1, False, b, oy, bias, has_bias, v, vpre, keep_pre, th, ge,
+                    fire_first, reset, multi, ternary, vmin, has_vmin, val_th, ex, ec, ev, rcnt, rsum, rmax,
+                    counts, has_counts, spk, has_spk, flags[job])
+
 
 @njit(cache=True, parallel=True)
 def _convt_neuron_rows(exs, ecs, evs, rcnts, offs, w, sh, sw, ph, pw, dh, dw, cin_g, Wb,
@@ -329,14 +329,10 @@ def _convt_neuron_rows(exs, ecs, evs, rcnts, offs, w, sh, sw, ph, pw, dh, dw, ci
                         wrow = w[c, ki, kj]
                         for o in range(cout_g):
                             orow[o] += val * wrow[o]
-        n_ev, tot, mx = _neuron_row(buf, pw, False, bias, has_bias, v[b, oy],
-                                    vpre[b, oy] if keep_pre else vpre[0, 0], keep_pre, th,
-                                    ge, fire_first, reset, multi, ternary, vmin, has_vmin, val_th,
-                                    ex[b, oy], ec[b, oy], ev[b, oy], counts[b, oy] if has_counts else counts[0, 0],
-                                    has_counts, spk[b, oy] if has_spk else spk[0, 0], has_spk, flags[job])
-        rcnt[b, oy] = n_ev
-        rsum[b, oy] = tot
-        rmax[b, oy] = mx
+        _neuron_row(buf, pw, False, b, oy, bias, has_bias, v, vpre, keep_pre, th, ge,
+                    fire_first, reset, multi, ternary, vmin, has_vmin, val_th, ex, ec, ev, rcnt, rsum, rmax,
+                    counts, has_counts, spk, has_spk, flags[job])
+
 
 @njit(cache=True, parallel=True)
 def _mt_rows(cur, r0, c0, zero_cur, bias, has_bias, v, vpre, keep_pre, lv,
@@ -416,12 +412,11 @@ def _mt_rows(cur, r0, c0, zero_cur, bias, has_bias, v, vpre, keep_pre, lv,
 def _conv_s1_rows(buf, ex, ec, ev, rcnt, wF, pt, pl, cout, ch_off, nbands):
     """Stride-1 convolution as scatter of row-segmented events into a halo buffer ``buf``
     (B, R, Wb * cout). Bands of buffer rows run in parallel; a band visits the input rows that
-    reach it, in order, and adds only the kernel rows that land inside it. The grouping of a
-    pixel's events depends on the events only, so float32 results too are the same on any
-    number of threads."""
+    reach it, in order, and adds only the kernel rows that land inside it, each through
+    :func:`_scatter_row` (the fused kernels' scatter). The grouping of a pixel's events depends on
+    the events only, so float32 results too are the same on any number of threads."""
     B, H = rcnt.shape
     kh = wF.shape[1]
-    L = wF.shape[2]
     R = buf.shape[1]
     band = (R + nbands - 1) // nbands
     for job in prange(B * nbands):
@@ -434,50 +429,10 @@ def _conv_s1_rows(buf, ex, ec, ev, rcnt, wF, pt, pl, cout, ch_off, nbands):
         yhi = min(H, hi - pt)
         for y in range(ylo, yhi):
             top = y + pt + kh - 1          # buffer row of ki = 0
-            ki0 = max(0, top - hi + 1)
-            ki1 = min(kh, top - lo + 1)
             n = rcnt[b, y]
-            e = 0
-            while e < n:
-                # the events of one pixel are consecutive (raster order) and add into the same
-                # output runs: take them four, then two at a time, so each run is loaded and
-                # stored once per group. Regrouping the terms changes no bit in float64, where
-                # the event plan proved every partial sum exact.
-                x = ex[b, y, e]
-                e1 = e + 1
-                while e1 < n and ex[b, y, e1] == x:
-                    e1 += 1
-                start = (np.int64(x) + pl) * cout
-                while e + 4 <= e1:
-                    c1, c2 = ec[b, y, e] + ch_off, ec[b, y, e + 1] + ch_off
-                    c3, c4 = ec[b, y, e + 2] + ch_off, ec[b, y, e + 3] + ch_off
-                    v1, v2, v3, v4 = ev[b, y, e], ev[b, y, e + 1], ev[b, y, e + 2], ev[b, y, e + 3]
-                    for ki in range(ki0, ki1):
-                        # sliced rows indexed from 0: Numba's negative-index check folds away
-                        # and the loop vectorises (indexing orow[start + j] ran 2.5x slower)
-                        o = buf[b, top - ki, start:start + L]
-                        w1, w2, w3, w4 = wF[c1, ki], wF[c2, ki], wF[c3, ki], wF[c4, ki]
-                        for j in range(L):
-                            o[j] += (v1 * w1[j] + v2 * w2[j]) + (v3 * w3[j] + v4 * w4[j])
-                    e += 4
-                while e + 2 <= e1:
-                    c1, c2 = ec[b, y, e] + ch_off, ec[b, y, e + 1] + ch_off
-                    v1, v2 = ev[b, y, e], ev[b, y, e + 1]
-                    for ki in range(ki0, ki1):
-                        o = buf[b, top - ki, start:start + L]
-                        w1, w2 = wF[c1, ki], wF[c2, ki]
-                        for j in range(L):
-                            o[j] += v1 * w1[j] + v2 * w2[j]
-                    e += 2
-                while e < e1:
-                    c1 = ec[b, y, e] + ch_off
-                    v1 = ev[b, y, e]
-                    for ki in range(ki0, ki1):
-                        o = buf[b, top - ki, start:start + L]
-                        w1 = wF[c1, ki]
-                        for j in range(L):
-                            o[j] += v1 * w1[j]
-                    e += 1
+            if n:
+                for ki in range(max(0, top - hi + 1), min(kh, top - lo + 1)):
+                    _scatter_row(buf[b, top - ki], ex[b, y], ec[b, y], ev[b, y], n, wF, ki, pl, cout, ch_off, 1)
 
 
 @njit(cache=True, parallel=True)

@@ -289,6 +289,18 @@ def test_engine_one_neuron_layer(profile):
     assert a.spikes["n"].any()
 
 
+def _event_parts(xs):
+    """The fused kernels' ``parts``: each map's row-segmented events with its first channel (a
+    channel concatenation of ``xs``)."""
+    parts, off = [], 0
+    for xi in xs:
+        arrays = K.row_events(xi.shape[0], xi.shape[1:])
+        K.rows_from_nchw(a=np.ascontiguousarray(xi), events=arrays)
+        parts.append((arrays, off))
+        off += xi.shape[1]
+    return parts
+
+
 @pytest.mark.parametrize("model", ["if", "ternary"])
 @pytest.mark.parametrize("idx", list(range(0, len(CHOICES), 11)) + [0])
 @pytest.mark.parametrize("k,pads,parts", [(3, (1, 1, 1, 1), 1), (3, (1, 1, 1, 1), 2), (3, (0, 0, 0, 0), 1),
@@ -320,12 +332,7 @@ def test_conv_neuron_pass_equals_numpy(model, idx, k, pads, parts):
         x = np.concatenate(xs, axis=1)
         cur = ops.conv2d(x, w, bias, (1, 1), pads)
         s_ref, state = m.step(state, cur, p)
-        parts_ev, off = [], 0
-        for xi in xs:
-            arrays = K.row_events(B, xi.shape[1:])
-            K.rows_from_nchw(a=np.ascontiguousarray(xi), events=arrays)
-            parts_ev.append((arrays, off))
-            off += xi.shape[1]
+        parts_ev = _event_parts(xs)
         events = K.row_events(B, (cout, ho, wo))
         rsum = np.zeros((B, ho), np.int64)
         spk = np.zeros((B, cout, ho, wo), np.int16)
@@ -388,12 +395,7 @@ def test_convt_neuron_pass_equals_numpy(model, idx, cfg, parts):
         cur = ops.conv_transpose2d(np.concatenate(xs, axis=1), w, bias, cfg["stride"], cfg["padding"], op,
                                    cfg["dilation"], g)
         s_ref, state = m.step(state, cur, p)
-        parts_ev, off = [], 0
-        for xi in xs:
-            arrays = K.row_events(B, xi.shape[1:])
-            K.rows_from_nchw(a=np.ascontiguousarray(xi), events=arrays)
-            parts_ev.append((arrays, off))
-            off += xi.shape[1]
+        parts_ev = _event_parts(xs)
         events = K.row_events(B, (cout, ho, wo))
         spk = np.zeros((B, cout, ho, wo), np.int16)
         K.convt_neuron_rows(parts=parts_ev, weights=K.prepare_conv_transpose(w), stride=cfg["stride"],

@@ -219,3 +219,15 @@ def test_segment_options_refuse_a_cutoff_outside_0_1(cutoff):
     from refsim.segment import SegmentOptions
     with pytest.raises(ValidationError, match="cutoff"):
         SegmentOptions(cutoff=cutoff)
+
+
+@pytest.mark.parametrize("option,value,named", [("--sweep-T", "4.5", "sweep T"), ("--sweep-T", "4,0", "sweep T"),
+                                                ("--sweep-backend", "gpu", "backend"),
+                                                ("--sweep-profile", "nosuch", "profile")])
+def test_bad_sweep_lists_exit_2_naming_the_field(tmp_path, capsys, option, value, named):
+    inp, labs = _folder(tmp_path)
+    rc = cli.main(["segment", DEMO_MODEL, str(inp), "--label", str(labs), option, value, "-o", str(tmp_path / "o"),
+                   "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and named in err and value.split(",")[-1] in err, err
+    assert not (tmp_path / "o").exists()  # refused before anything is written
