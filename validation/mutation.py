@@ -192,6 +192,9 @@ def main(argv=None):
                          "a mutant killed now keeps its first verdict under 'first_status'")
     args = ap.parse_args(argv)
     modules = args.modules.split(",") if args.modules else list(TARGETS)
+    unknown = [m for m in modules if m not in TARGETS]
+    if unknown:
+        ap.error(f"--modules: expected modules from {', '.join(TARGETS)}, found {', '.join(unknown)}")
     try:
         import torch  # noqa: F401
         have_torch = True
