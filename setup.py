@@ -1,8 +1,13 @@
+import re
+
 from setuptools import find_packages, setup
+
+# the version is written once, in refsim/_version.py
+VERSION = re.search(r'__version__ = "([^"]+)"', open("refsim/_version.py", encoding="utf-8").read()).group(1)
 
 setup(
     name="refsim",
-    version="0.1.0",
+    version=VERSION,
     description="Reference simulator for spiking neural networks converted from ANNs (IF, ternary, multi-threshold)",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",

@@ -3,8 +3,7 @@
 Exact integrate-and-fire, ternary and multi-threshold dynamics as the papers write them
 (Yue et al. 2023; Li et al., Spiking-UNet), or as a named library does on request.
 """
-__version__ = "0.1.0"
-
+from ._version import __version__
 from .errors import (EncodingError, ModelFormatError, RefsimError, ShapeError, UnknownNameError,  # noqa: E402
                      ValidationError)
 from .semantics import NeuronChoices, Profile, get_profile, list_profiles, register_profile  # noqa: E402

@@ -9,6 +9,7 @@ import signal
 import tempfile
 
 from .errors import ValidationError
+import stat
 
 _PENDING: set = set()
 _HANDLER_SET = False
@@ -38,7 +39,6 @@ def _install():
 def require_regular_file(path, what: str) -> str:
     """Refuse, before opening it, anything but an existing regular file (a FIFO or a device would
     block or never end; a folder is not a file). Raises :class:`ValidationError` naming ``what``."""
-    import stat
     path = os.fspath(path)
     try:
         mode = os.stat(path).st_mode

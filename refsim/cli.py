@@ -19,29 +19,41 @@ import json
 import os
 import sys
 import time
+import traceback
 
 import numpy as np
 
-from . import __version__
+from . import bench
 from ._files import atomic_path, check_output
+from ._version import __version__
+from .analysis import energy
 from .analysis.energy import CONVENTIONS, PRESETS
 from .analysis.metrics import EMPTY_POLICIES
+from .analysis.report import DEFINITIONS_TEXT, analyze_config, format_summary, write_report
 from .backends import BACKENDS
 from .config import DEFAULTS, RunConfig
+from .conformance import fingerprint as fpm
+from .conformance import golden, load_traces
+from .conformance.check import check, format_report as format_check_report
 from .conformance.golden import ACTIONS as GOLDEN_ACTIONS
-from .convert import CONVERSION_METHODS
+from .convert import CONVERSION_METHODS, convert_ann
 from .convert.balance import BALANCE_ORDERS
 from .convert.normalize import PERCENTILE_OF
+from .convert.report import format_report as format_conversion_report
 from .data import DEMO_IMAGE, DEMO_LABEL, DEMO_MODEL, DEMO_VOLUMES, demo_input  # noqa: F401 (re-exported)
+from .demo import run_demo
 from .encoding import ENCODERS
-from .errors import RefsimError, UnknownNameError, ValidationError
+from .errors import RefsimError, ValidationError
+from .io import import_file, import_summary, load_any_model, load_model, save_model
 from .io.inputs import load_array, load_input, load_labels
 from .io.nifti import AXES, NORMALIZATIONS
-from .io.nir import DISCRETISATIONS
+from .io.nir import DISCRETISATIONS, save_nir
 from .neurons.probe import probe_text
 from .readout import READOUTS
-from .semantics import DEFAULT_PROFILE, NEURON_MODELS, format_profiles, get_profile, list_profiles
-from .simulator import DTYPES
+from .segment import SegmentOptions, segment, sweep, sweep_grid
+from .semantics import DEFAULT_PROFILE, MODEL_NAMES, format_profiles, get_profile, list_profiles
+from .simulator import DTYPES, Recorder
+from .traces import check_trace_folder
 
 EXIT_OK, EXIT_FAILED_CHECK, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -149,7 +161,7 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--input", type=str, default="0.5", help="input per step; a comma list is cycled (default 0.5)")
     pr.add_argument("--T", type=_positive_int, default=8, help="time steps (default 8)")
     pr.add_argument("--threshold", type=float, default=1.0, help="threshold (multithreshold: the levels' scale; default 1)")
-    pr.add_argument("--model", default="if", choices=NEURON_MODELS, help="neuron model (default if)")
+    pr.add_argument("--model", default="if", choices=MODEL_NAMES, help="neuron model (default if)")
     pr.add_argument("--levels", type=str, default=None, help="multithreshold levels, comma separated")
     pr.add_argument("--membrane", action="store_true", help="also print the membrane after each step")
 
@@ -165,7 +177,7 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default=None, metavar="NPZ", help="also write the run's traces (.npz)")
 
     pf = cmd("profiles", "list the profiles and the choices each makes for one neuron model")
-    pf.add_argument("--model", default="if", choices=NEURON_MODELS, help="whose choices to show (default if)")
+    pf.add_argument("--model", default="if", choices=MODEL_NAMES, help="whose choices to show (default if)")
 
     ck = cmd("check", "compare recorded traces with the equations, layer by layer (teacher-forced or free-running)",
              "Exit 0: conforms (rounding ties allowed and reported); 1: diverges; 2: bad input.")
@@ -318,9 +330,6 @@ def _shape_arg(text, option):
 
 
 def _cmd_run(args):
-    from .io import load_model
-    from .simulator import Recorder
-    from .traces import check_trace_folder
     stream = bool(args.out) and not args.out.lower().endswith(".npz")
     if stream:
         check_trace_folder(args.out, "--out")
@@ -338,7 +347,6 @@ def _cmd_run(args):
     t0 = time.perf_counter()
     tr = sim.run(x, args.T, encoder=cfg.encoder(), recorder=rec, progress=_progress(args))
     el = time.perf_counter() - t0
-    from .analysis.report import DEFINITIONS_TEXT
     print(f"model {g.name}: {len(g.neurons)} spiking layers, batch {tr.batch}, T={args.T}, profile {cfg.profile}, "
           f"encoder {cfg.encoding} (seed {cfg.seed}), backend {cfg.backend}: {el:.2f} s ({1e3 * el / args.T:.1f} ms/step)")
     print(tr.table())
@@ -351,7 +359,6 @@ def _cmd_run(args):
 
 
 def _cmd_demo(args):
-    from .demo import run_demo
     if args.out:
         check_output(args.out, "--out")
     run_demo(args.volume, args.T, args.out_dir, progress=_progress(args), traces_out=args.out, profile=args.profile,
@@ -360,7 +367,6 @@ def _cmd_demo(args):
 
 
 def _cmd_info(args):
-    from .io import load_model
     g = load_model(args.model)
     print(f"model: {g.name}   file: {args.model}")
     print(g.describe(args.profile or g.metadata.get("profile") or DEFAULTS["profile"]))
@@ -380,9 +386,6 @@ def _cmd_profiles(args):
 
 
 def _cmd_check(args):
-    from .conformance import load_traces
-    from .conformance.check import check, format_report
-    from .io import load_model
     if args.json:
         check_output(args.json, "--json", (args.model, args.traces))
     g = load_model(args.model)
@@ -390,7 +393,7 @@ def _cmd_check(args):
     profile = args.profile or tr.profile or g.metadata.get("profile") or DEFAULTS["profile"]
     rep = check(g, tr, profile, explain_divergences=not args.no_explain,
                 mode="free-running" if args.free_running else "teacher-forced", progress=_progress(args))
-    print(format_report(rep))
+    print(format_check_report(rep))
     if args.json:
         with atomic_path(args.json) as tmp, open(tmp, "w") as fh:
             json.dump(rep, fh, indent=1)
@@ -398,7 +401,6 @@ def _cmd_check(args):
 
 
 def _cmd_fingerprint(args):
-    from .conformance import fingerprint as fpm
     if args.write_probes:
         check_output(args.write_probes, "--write-probes", (args.spikes,) if args.spikes else ())
         with atomic_path(args.write_probes, ".npy") as tmp:
@@ -416,7 +418,6 @@ def _cmd_fingerprint(args):
 
 
 def _cmd_golden(args):
-    from .conformance import golden
     if args.action == "init":
         if not args.model or not args.inputs:
             raise ValidationError("golden init", "--model MODEL and --inputs ARRAY", "missing")
@@ -432,14 +433,11 @@ def _cmd_golden(args):
 
 
 def _cmd_bench(args):
-    from . import bench
     bench.run(quick=args.quick, out_dir=args.out_dir)
     return EXIT_OK
 
 
 def _cmd_segment(args):
-    from .segment import SegmentOptions, segment, sweep, sweep_grid
-    from .io import load_model
     cfg = _config(args, load_model(args.model))
     opts = SegmentOptions(T=args.T, cutoff=args.cutoff, prob=args.prob, batch_slices=args.batch_slices,
                           empty=args.empty, **{k: v for k, v in cfg.as_dict().items()})
@@ -455,10 +453,6 @@ def _cmd_segment(args):
 
 
 def _cmd_analyze(args):
-    from .analysis import energy
-    from .convert.compare import match_layers
-    from .analysis.report import analyze, compare, format_summary, write_report
-    from .io import load_any_model, load_model
     rdir = os.path.abspath(args.report)
     if os.path.exists(rdir) and not os.path.isdir(rdir) or not os.path.isdir(os.path.dirname(rdir)):
         raise ValidationError("--report", "a folder (created if missing) in an existing folder", args.report)
@@ -468,22 +462,12 @@ def _cmd_analyze(args):
     cfg = _config(args, g)
     x, _ = load_input(args.input, g, cfg)
     label = load_labels(args.label, g, x.shape[0], cfg) if args.label else None
-    em = energy.get_energy_model(args.energy, args.e_mac, args.e_ac)
-    ann = not args.no_ann
-    if args.ann:
-        ann = load_any_model(args.ann)
-        match_layers(ann, g)  # before the simulation: the ANN must have the model's layers
-    if args.raster_layer is not None and args.raster_layer not in g.neurons:
-        raise UnknownNameError("spiking layer (--raster-layer)", args.raster_layer, g.neurons)
-    kw = dict(label=label, readout=cfg.readout, cutoff=args.cutoff, empty=args.empty, energy=em,
-              convention=args.convention, ann=ann, progress=_progress(args), threads=cfg.threads, dtype=cfg.dtype)
-    rep, tr = analyze(g, x, args.T, cfg.profile, cfg.backend, cfg.encoder(), raster_layer=args.raster_layer, **kw)
-    comparison = None
-    if args.against or args.against_profile or args.against_backend:
-        g2 = load_model(args.against) if args.against else g
-        p2, b2 = args.against_profile or cfg.profile, args.against_backend or cfg.backend
-        rep2, _ = analyze(g2, x, args.T, p2, b2, cfg.encoder(), **kw)
-        comparison = compare(rep, rep2, (f"{g.name} ({cfg.profile}, {cfg.backend})", f"{g2.name} ({p2}, {b2})"))
+    ann = load_any_model(args.ann) if args.ann else not args.no_ann
+    rep, tr, comparison = analyze_config(
+        g, x, args.T, cfg, ann=ann, against=load_model(args.against) if args.against else None,
+        against_profile=args.against_profile, against_backend=args.against_backend, raster_layer=args.raster_layer,
+        label=label, cutoff=args.cutoff, empty=args.empty, energy=energy.get_energy_model(args.energy, args.e_mac,
+        args.e_ac), convention=args.convention, progress=_progress(args))
     jpath, hpath = write_report(rep, tr, args.report, comparison)
     print(format_summary(rep))
     print(f"report: {hpath} (plots) and {jpath} (numbers, units and definitions)")
@@ -491,9 +475,6 @@ def _cmd_analyze(args):
 
 
 def _cmd_convert(args):
-    from .convert import convert_ann
-    from .convert.report import format_report
-    from .io import load_any_model, save_model
     check_output(args.output, "-o/--output", (args.ann, args.calib), suffix=".safetensors")
     if args.report:
         check_output(args.report, "--report", (args.ann, args.calib, args.output))
@@ -512,7 +493,7 @@ def _cmd_convert(args):
                            min_correlation=args.min_correlation, slope_range=tuple(lo_hi), progress=_progress(args),
                            echo=print, where=f"--calib {args.calib}")
     print(f"converted in {time.perf_counter() - t0:.1f} s")
-    print(format_report(rep))
+    print(format_conversion_report(rep))
     save_model(snn, args.output)  # only now: nothing is written unless the whole command succeeds
     print(f"spiking model written to {args.output}")
     if args.report:
@@ -523,7 +504,6 @@ def _cmd_convert(args):
 
 
 def _cmd_import(args):
-    from .io import import_file, import_summary, save_model
     check_output(args.output, "-o/--output", (args.file,), suffix=".safetensors")
     g = import_file(args.file, input_shape=_shape_arg(args.input_shape, "--input-shape"), dt=args.dt,
                     discretisation=args.discretisation)
@@ -534,8 +514,6 @@ def _cmd_import(args):
 
 
 def _cmd_export(args):
-    from .io import load_model
-    from .io.nir import save_nir
     check_output(args.output, "-o/--output", (args.model,), suffix=".nir")
     g = load_model(args.model)
     save_nir(g, args.output, dt=args.dt)
@@ -577,7 +555,6 @@ def entry() -> None:  # console_scripts
         os.dup2(devnull, sys.stdout.fileno())
         code = 0
     except Exception:  # a bug: show it, with its own exit code
-        import traceback
         traceback.print_exc()
         print("refsim: internal error (exit 3); please report it with the traceback above", file=sys.stderr)
         code = EXIT_INTERNAL

@@ -20,6 +20,7 @@ from .io.nifti import NORMALIZATIONS
 from .readout import READOUTS
 from .semantics import DEFAULT_PROFILE, get_profile
 from .simulator import DTYPES
+from .simulator import Simulator
 
 #: every setting's default, written once
 DEFAULTS = {"profile": DEFAULT_PROFILE, "backend": "event", "dtype": "float64", "threads": None,
@@ -84,7 +85,6 @@ class RunConfig:
 
     def simulator(self, graph):
         """A :class:`~refsim.simulator.Simulator` of ``graph`` with these settings."""
-        from .simulator import Simulator
         return Simulator(graph, self.profile, self.backend, threads=self.threads, dtype=self.dtype)
 
     def encoder(self):

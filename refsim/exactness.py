@@ -22,6 +22,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .kernels.bits import NONE as NO_BIT, min_low_bit
+from .neurons import get_model
 
 #: unit roundoff of float32
 U32 = 2.0 ** -24
@@ -43,7 +44,8 @@ def neuron_grid(params, model):
     c = params.choices
     th = np.atleast_1d(params.threshold)
     count_bits = 8 if c.spikes_per_step == "multi" else 1  # multi: counts < 256 assumed, checked each step
-    if model == "multithreshold":
+    bitmask = get_model(model).bitmask
+    if bitmask:
         lv = np.concatenate([lvl * th for lvl in params.levels])
     elif c.spike_value == "threshold":
         lv = th
@@ -53,7 +55,7 @@ def neuron_grid(params, model):
     if not np.all(m == 0.5):  # not all powers of two
         return None
     kmin, kmax = int(e.min()) - 1, int(e.max()) - 1  # values 2**k
-    if model == "multithreshold":
+    if bitmask:
         return (-kmin, kmax - kmin + 1 + (len(params.levels) > 1))
     return (-kmin, kmax - kmin + count_bits)
 

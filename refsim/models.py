@@ -167,20 +167,14 @@ def ann_forward(graph: Graph, x, percentile=99.9):
     """Run the graph as an ANN (Neuron -> ReLU, Output -> identity) and return per-neuron-layer
     activation scales (the ``percentile`` of the ReLU output over the batch). Used to set demo
     thresholds; the conversion issue implements the papers' balancing procedures."""
-    vals, scales = {}, {}
-    x = np.asarray(x, dtype=np.float64)
-    for name in graph.order:
-        node = graph[name]
-        if isinstance(node, Input):
-            vals[name] = x
-        elif isinstance(node, Neuron):
-            a = np.maximum(vals[node.inputs[0]], 0.0)
-            lam = float(np.percentile(a, percentile)) if a.size else 1.0
-            lam = lam if lam > 0 else 1.0
-            scales[name] = lam
-            vals[name] = np.minimum(a / lam, 1.0)
-        elif isinstance(node, Output):
-            vals[name] = vals[node.inputs[0]]
-        else:
-            vals[name] = node.forward([vals[i] for i in node.inputs])
+    scales = {}
+
+    def neuron(name, node, v):
+        a = np.maximum(v, 0.0)
+        lam = float(np.percentile(a, percentile)) if a.size else 1.0
+        lam = lam if lam > 0 else 1.0
+        scales[name] = lam
+        return np.minimum(a / lam, 1.0)
+
+    vals = graph.propagate(x, neuron)
     return vals, scales

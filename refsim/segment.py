@@ -23,16 +23,31 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import os
 import re
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
+from ._files import atomic_path
+from ._optional import optional_import
+from .analysis import metrics
+from .analysis.curves import CUTOFFS
+from .analysis.metrics import EMPTY_POLICIES
+from .backends import BACKENDS
+from .config import RunConfig
+from .encoding import make_encoder
 from .errors import RefsimError, UnknownNameError, ValidationError
+from .io import load_model
+from .io.nifti import prepare_slices, read_volume, save_like, unslice
+from .readout import predict, probability
+from .semantics import get_profile
+from .simulator import DTYPES, Simulator
+from .traces import Recorder
 
 NII = (".nii.gz", ".nii")
 
@@ -57,9 +72,6 @@ class SegmentOptions:
     empty: str = "one"
 
     def __post_init__(self):
-        from .analysis.metrics import EMPTY_POLICIES
-        from .backends import BACKENDS
-        from .simulator import DTYPES
         if isinstance(self.T, bool) or not isinstance(self.T, (int, np.integer)) or self.T < 1:
             raise ValidationError("segment T", "a positive number of steps", self.T)
         if not (isinstance(self.cutoff, (int, float)) and 0.0 < float(self.cutoff) < 1.0):
@@ -75,8 +87,6 @@ class SegmentOptions:
 
     def resolved(self, graph) -> "SegmentOptions":
         """The options with the model's declared defaults filled in (:class:`refsim.config.RunConfig`)."""
-        from dataclasses import replace
-        from .config import RunConfig
         cfg = RunConfig.resolve(graph, **{k: getattr(self, k) for k in RunConfig.__dataclass_fields__})
         return replace(self, **cfg.as_dict())
 
@@ -150,10 +160,6 @@ def find_cases(input_path, output, label=None, prob=False) -> list:
 def predict_volume(graph, data: np.ndarray, opts: SegmentOptions, progress=False):
     """Segment one 3-D volume (float64 voxels): returns ``(mask, prob, geometry)`` on the volume's
     grid (``prob`` None for an argmax readout). Pure: the same inputs give the same bits anywhere."""
-    from .encoding import make_encoder
-    from .io.nifti import prepare_slices
-    from .simulator import Simulator
-    from .traces import Recorder
     shape = graph.shapes[graph.inputs[0]]
     if len(shape) != 3 or shape[0] != 1:
         raise ValidationError("model input", "a (1, H, W) input for slice-wise segmentation", shape)
@@ -164,14 +170,10 @@ def predict_volume(graph, data: np.ndarray, opts: SegmentOptions, progress=False
     sim = Simulator(graph, opts.profile, opts.backend, threads=opts.threads, dtype=opts.dtype)
     enc = make_encoder(opts.encoding, seed=opts.seed)
     out_name = graph.outputs[0]
-    finals = []
-    for start in range(0, x.shape[0], opts.batch_slices):
-        if progress:
-            n = min(start + opts.batch_slices, x.shape[0])
-            print(f"    slices {start + 1}-{n} of {x.shape[0]}", file=sys.stderr, flush=True)
-        tr = sim.run(x[start:start + opts.batch_slices], opts.T, encoder=enc, sample_offset=start,
-                     recorder=Recorder(counts=False, output=False), progress=progress and sys.stderr.isatty())
-        finals.append(tr.final_output[out_name])
+    echo = (lambda line: print(line.replace("samples", "slices"), file=sys.stderr, flush=True)) if progress else None
+    finals = [tr.final_output[out_name] for _, tr in
+              sim.run_batches(x, opts.T, opts.batch_slices, encoder=enc, recorder=Recorder(counts=False, output=False),
+                              progress=progress and sys.stderr.isatty(), echo=echo)]
     mask, prob = output_to_mask(np.concatenate(finals), opts.T, opts.readout, opts.cutoff, geo)
     return mask, prob, geo
 
@@ -180,8 +182,6 @@ def output_to_mask(final, T, readout, cutoff, geometry):
     """The mask (uint8) and foreground probability (float32; None for an argmax readout) on the
     volume's grid, from the output membranes of its slices after ``T`` steps: the one readout of
     ``refsim segment`` and ``refsim demo``."""
-    from .io.nifti import unslice
-    from .readout import predict, probability
     if readout == "argmax":
         return unslice(predict(final, T, "argmax").astype(np.uint8), geometry, fill=0), None
     p = probability(final[:, 0], T, readout)
@@ -192,7 +192,6 @@ def output_to_mask(final, T, readout, cutoff, geometry):
 def segment_case(model_bytes: bytes, data: np.ndarray, opts: SegmentOptions, progress=False):
     """One case as a task for any executor: the model file's bytes and the volume in, the prediction
     out (``{"mask", "prob", "geometry", "seconds"}``). Numba's threads follow ``opts.threads``."""
-    from .io import load_model
     t0 = time.perf_counter()
     fd, tmp = tempfile.mkstemp(suffix=".safetensors")
     try:
@@ -206,13 +205,11 @@ def segment_case(model_bytes: bytes, data: np.ndarray, opts: SegmentOptions, pro
 
 
 def _dice_rows(mask, lab, axis, empty):
-    from .analysis import metrics
     sl = metrics.slice_dice(mask > 0, lab, axis, empty)
     return metrics.dice(mask > 0, lab, empty), sl
 
 
 def _write_csv(path, header, rows):
-    from ._files import atomic_path
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(header)
@@ -224,10 +221,8 @@ def _write_csv(path, header, rows):
 def _client(scheduler, workers, threads):
     if scheduler is None and workers is None:
         return None, None
-    from ._optional import optional_import
     distributed = optional_import("distributed", "running segmentation on a Dask cluster")
     if scheduler is not None:
-        import re
         if not isinstance(scheduler, str) or not re.fullmatch(r"(tcp|tls|inproc|ucx)://[^\s:/]+(:\d{1,5})?/?"
                                                              r"|[^\s:/]+:\d{1,5}", scheduler):
             raise ValidationError("scheduler", "a Dask scheduler address such as tcp://host:8786", repr(scheduler))
@@ -246,8 +241,6 @@ def segment(model_path, input_path, output, label=None, opts: SegmentOptions | N
             workers=None, progress=True, echo=print) -> dict:
     """Segment a file or a folder (see the module docstring). Returns ``{"cases": [...], "failed": [...],
     "csv": path or None}``; each case row has its Dice when a label was given."""
-    from .io import load_model
-    from .io.nifti import read_volume, save_like
     opts = opts or SegmentOptions()
     model_path = os.fspath(model_path)
     graph = load_model(model_path)
@@ -316,7 +309,6 @@ def segment(model_path, input_path, output, label=None, opts: SegmentOptions | N
                 msg = f"    {geo.describe()}; {row['predicted_voxels']} voxels segmented in {res['seconds']:.1f} s"
                 if lab is not None:
                     d3, sl = _dice_rows(res["mask"], lab, opts.axis, opts.empty)
-                    from .analysis import metrics
                     row.update(dice_3d=d3, slice_dice_mean=metrics.mean(sl), label_voxels=int(lab.sum()))
                     slice_rows += [(c.name, k, f"{v:.6f}") for k, v in enumerate(sl)]
                     msg += f"; Dice {d3:.4f} (3-D), {row['slice_dice_mean']:.4f} (mean per slice)"
@@ -332,7 +324,6 @@ def segment(model_path, input_path, output, label=None, opts: SegmentOptions | N
             cluster.close()
     csv_path = None
     if rows and label is not None:
-        from .analysis import metrics
         out_dir = sorted(out_dirs)[0]
         csv_path = os.path.join(out_dir, "dice.csv")
         _write_csv(csv_path, ["case", "dice_3d", "slice_dice_mean", "label_voxels", "predicted_voxels"],
@@ -358,8 +349,6 @@ SWEEP_FIELDS = ("T", "profile", "backend", "dtype")
 def sweep_grid(T=None, profile=None, backend=None) -> dict:
     """The grid of :func:`sweep` from comma-separated lists (``refsim segment --sweep-T 50,100``,
     ``--sweep-profile``, ``--sweep-backend``); each name is checked against its registry."""
-    from .backends import BACKENDS
-    from .semantics import get_profile
     grid = {}
     if T:
         steps = []
@@ -387,19 +376,13 @@ def sweep(model_path, input_path, output, label, opts: SegmentOptions | None = N
     :data:`SWEEP_FIELDS` to lists of values), Dice at every cut-off of ``cutoffs`` from the same
     probability map. Each (case, setting) is one task, so the sweep runs on a Dask cluster as a folder
     does, with the serial results. Writes ``OUTPUT/sweep.csv`` (no masks) and returns its rows."""
-    import itertools
-    from dataclasses import replace
-    from .analysis import metrics
-    from .analysis.curves import CUTOFFS
-    from .io import load_model
-    from .io.nifti import read_volume
     opts = opts or SegmentOptions()
     grid = {k: list(v) for k, v in (grid or {}).items()}
     for k in grid:
         if k not in SWEEP_FIELDS:
             raise UnknownNameError("sweep field", k, SWEEP_FIELDS)
     if label is None:
-        raise ValidationError("sweep", "labels (--label) to score the settings with", "none")
+        raise ValidationError("sweep", "label volumes to score the settings with", "none")
     cutoffs = list(CUTOFFS if cutoffs is None else cutoffs)
     graph = load_model(model_path)
     base = replace(opts.resolved(graph), prob=True)

@@ -51,9 +51,8 @@ SPIKES_PER_STEP = ("one", "multi")
 SPIKE_VALUES = ("one", "threshold")
 MEMBRANE_REPORTS = ("post-reset", "pre-reset")
 RESET_TIMINGS = ("with-spike", "next-step")
-NEURON_MODELS = ("if", "ternary", "multithreshold", "lif", "cubalif")
-#: the models with a leak (``beta``), for which ``reset_timing`` matters
-LEAKY_MODELS = ("lif", "cubalif")
+#: the neuron models' names; :data:`refsim.neurons.MODEL_NAMES` maps each to its functions and properties
+MODEL_NAMES = ("if", "ternary", "multithreshold", "lif", "cubalif")
 
 #: Every spike-changing choice that takes a name, with its allowed values: the one list that the
 #: neuron steps, the event kernels' flags (refsim.backends.event.kernels.choice_flags), check's
@@ -144,16 +143,16 @@ class Profile:
 
     def __post_init__(self):
         for model, overrides in self.per_model.items():
-            if model not in NEURON_MODELS:
-                raise UnknownNameError("neuron model", model, NEURON_MODELS)
+            if model not in MODEL_NAMES:
+                raise UnknownNameError("neuron model", model, MODEL_NAMES)
             self.base.replace(**overrides)  # validates
         object.__setattr__(self, "per_model",
                            MappingProxyType({k: MappingProxyType(dict(v)) for k, v in self.per_model.items()}))
 
     def choices(self, model: str) -> NeuronChoices:
         """The resolved choices for neuron model ``model``."""
-        if model not in NEURON_MODELS:
-            raise UnknownNameError("neuron model", model, NEURON_MODELS)
+        if model not in MODEL_NAMES:
+            raise UnknownNameError("neuron model", model, MODEL_NAMES)
         return self.base.replace(**dict(self.per_model.get(model, {})))
 
 
@@ -182,14 +181,14 @@ def get_profile(name: "str | Profile") -> Profile:
 
 def format_profiles(model: str = "if") -> str:
     """The choices every profile makes for neuron ``model``, as a table (``refsim profiles``)."""
-    if model not in NEURON_MODELS:
-        raise UnknownNameError("neuron model", model, NEURON_MODELS)
+    if model not in MODEL_NAMES:
+        raise UnknownNameError("neuron model", model, MODEL_NAMES)
     fields = [f.name for f in dataclasses.fields(NeuronChoices)]
     rows = [["profile"] + fields]
     for name in list_profiles():
         c = get_profile(name).choices(model).as_dict()
         rows.append([name] + [str(c[f]) for f in fields])
-    others = [m for m in NEURON_MODELS if m != model]
+    others = [m for m in MODEL_NAMES if m != model]
     return (table(rows) + f"\n\n(choices of the {model!r} model; 'refsim profiles --model " + "|".join(others)
             + "' shows the others; 'refsim info MODEL' shows those a model file runs with)")
 

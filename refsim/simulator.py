@@ -17,13 +17,18 @@ import sys
 import numpy as np
 
 from ._progress import Progress
+from . import _system
 from .backends import BACKENDS, dense, get_backend
 from .encoding import Encoder, PoissonEncoder
 from .errors import EncodingError, UnknownNameError, ValidationError
 from .graph import Graph
 from .graph.nodes import Input, Neuron, Output
+from .neurons import get_model
 from .semantics import DEFAULT_PROFILE, get_profile
 from .traces import Recorder, Traces
+from .traces import TraceStream, check_trace_folder
+from dataclasses import replace
+from .synops import SynopsCounter
 
 DTYPES = ("float64", "float32")
 
@@ -111,7 +116,6 @@ class Simulator:
         self._check_sizes(T, batch, recorder, xs)
         stream = None
         if recorder.stream_to is not None:
-            from .traces import TraceStream, check_trace_folder
             check_trace_folder(recorder.stream_to, "Recorder(stream_to)")
             stream = TraceStream(recorder.stream_to, recorder.chunk_steps)
         try:
@@ -134,7 +138,7 @@ class Simulator:
                 mem += 8 * T * batch + (8 * n if recorder.counts else 0)
                 if recorder.wants("spikes", name):
                     multi = self.params[name].choices.spikes_per_step == "multi"
-                    per_step += (2 if multi and g[name].model != "multithreshold" else 1) * T * n
+                    per_step += get_model(g[name].model).spike_dtype(multi).itemsize * T * n
             if recorder.wants("membranes", name):
                 per_step += 8 * T * n
             if name in g.outputs and recorder.output:
@@ -172,10 +176,8 @@ class Simulator:
     def _check_sizes(self, T, batch, recorder, xs):
         """Refuse, before anything is allocated, a run whose records cannot fit in memory (half the
         physical memory) or, when streamed, on the disk."""
-        import shutil
-        from .traces import memory_budget
         mem, disk = self.record_bytes(T, batch, recorder)
-        budget = memory_budget()
+        budget = _system.memory_budget()
         gib = lambda b: f"{b / 2**30:.3g} GiB"
         # working memory: each node's value, and each layer's membrane and pre-reset membrane (float64),
         # plus the largest temporary of the dense layer arithmetic (graph.ops), which every backend may run
@@ -186,16 +188,15 @@ class Simulator:
                                   f"for this network's layers, the budget is {gib(budget)} (half the physical "
                                   "memory); simulate fewer samples at a time (refsim segment runs a volume in batches of slices)", batch)
         if mem > budget:
-            from dataclasses import replace
             base = self.record_bytes(T, batch, replace(recorder, spikes=False, membranes=False, output=False,
                                                        inputs=False, stream_to=None))[0]
-            hint = ("record fewer layers, or stream them to a trace folder (Recorder(stream_to=FOLDER), refsim run "
-                    "--out FOLDER)" if base <= budget else "use fewer steps or a smaller batch")
+            hint = ("record fewer layers, or stream them to a trace folder (Recorder(stream_to=FOLDER); "
+                    "refsim run streams when its traces output is a folder)" if base <= budget else "use fewer steps or a smaller batch")
             raise ValidationError("T (steps)", f"a number of steps whose records fit in memory: T={T} x batch {batch} "
                                   f"needs {gib(mem)}, the budget is {gib(budget)} (half the physical memory); {hint}", T)
         if disk:
             parent = os.path.dirname(os.path.abspath(os.fspath(recorder.stream_to)))
-            free = shutil.disk_usage(parent).free
+            free = _system.disk_free(parent)
             if disk > free:
                 raise ValidationError("T (steps)", f"a streamed recording that fits on the disk: T={T} x batch {batch} "
                                       f"needs {gib(disk)} in {parent}, {gib(free)} are free", T)
@@ -204,7 +205,6 @@ class Simulator:
         g = self.graph
         synops = None
         if recorder.synops:
-            from .synops import SynopsCounter
             synops = SynopsCounter(g, encoder, static, T, batch)
             tr.events, tr.acs, tr.macs = synops.events, synops.acs, synops.macs
         if progress and self.backend == "event" and not type(self.engine).warm:
@@ -242,8 +242,7 @@ class Simulator:
                     tr.counts[name] = np.zeros(shape, dtype=np.int64)
                 if recorder.wants("spikes", name):
                     multi = self.params[name].choices.spikes_per_step == "multi"
-                    dt = np.uint8 if model == "multithreshold" else (np.int16 if multi else np.int8)
-                    tr.spikes[name] = per_step("spikes", name, shape, dt)
+                    tr.spikes[name] = per_step("spikes", name, shape, get_model(model).spike_dtype(multi))
             if recorder.wants("membranes", name):
                 tr.membranes[name] = per_step("membranes", name, shape)
             if name in self.params and recorder.wants("current_max", name):
@@ -290,6 +289,27 @@ class Simulator:
             if synops is not None:
                 synops.step(t, vals, dense)
             bar.update(t + 1)
+
+    def run_batches(self, x, T: int, batch: int, encoder: Encoder | None = None, recorder: Recorder | None = None,
+                    progress: bool = False, echo=None):
+        """Simulate the samples of ``x`` ``batch`` at a time: yields ``(start, traces)`` for each
+        slice ``x[start:start + batch]`` in order. Each slice runs with ``sample_offset=start``, so
+        every sample's encoded input, and every spike, is the same as in one run of all of ``x``
+        (and the same whatever ``batch`` is). Memory holds one batch's records at a time.
+
+        ``echo``: a function called with a line naming each batch when there are several (for
+        example ``print``); ``progress``: each batch's step progress on stderr."""
+        if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
+            raise ValidationError("run_batches(batch)", "a positive number of samples per run", batch)
+        xs = self._inputs(x)
+        n = next(iter(xs.values())).shape[0]
+        for start in range(0, n, batch):
+            stop = min(start + batch, n)
+            if echo is not None and n > batch:
+                echo(f"    samples {start + 1}-{stop} of {n}")
+            part = {k: v[start:stop] for k, v in xs.items()}
+            yield start, self.run(part if isinstance(x, dict) else part[self.graph.inputs[0]], T, encoder=encoder,
+                                  recorder=recorder, progress=progress, sample_offset=start)
 
     def _inputs(self, x):
         g = self.graph

@@ -15,6 +15,15 @@ import numpy as np
 
 from .errors import RefsimError
 from .semantics import DEFAULT_PROFILE
+import copy
+import warnings
+from .conformance.check import check, format_report
+from .traces import load_traces
+from .graph import Graph
+from .io import load_model
+from .conformance import golden
+from .conformance.fingerprint import probe_inputs, simulate_choices
+from .semantics import get_profile
 
 
 class ConformanceError(RefsimError, AssertionError):
@@ -23,10 +32,6 @@ class ConformanceError(RefsimError, AssertionError):
 
 def assert_conforms(model, traces, profile=None):
     """Fail unless ``traces`` (path or Traces) conform to ``model`` (path or Graph) under ``profile``."""
-    from .conformance.check import check, format_report
-    from .traces import load_traces
-    from .graph import Graph
-    from .io import load_model
     g = model if isinstance(model, Graph) else load_model(model)
     tr = load_traces(traces) if not hasattr(traces, "spikes") else traces
     rep = check(g, tr, profile or tr.profile or g.metadata.get("profile", DEFAULT_PROFILE))
@@ -45,7 +50,6 @@ def assert_golden(directory, backend="reference"):
         def test_my_model_still_spikes_the_same():
             refsim.testing.assert_golden("tests/golden")
     """
-    from .conformance import golden
     res = golden.verify(directory, backend=backend, echo=lambda *a: None)
     if not res:
         raise ConformanceError("golden cases differ from their expected traces:\n" + res.report())
@@ -57,8 +61,6 @@ def assert_neuron_matches(step_fn, profile=DEFAULT_PROFILE, inputs=None):
 
     ``inputs``: a (T, N) array of currents; default: the tie probes of ``refsim fingerprint``.
     """
-    from .conformance.fingerprint import probe_inputs, simulate_choices
-    from .semantics import get_profile
     x = probe_inputs() if inputs is None else np.asarray(inputs, dtype=np.float64)
     want = simulate_choices(get_profile(profile).choices("if"), x)
     got = np.asarray(step_fn(x.copy())).astype(np.int64)
@@ -95,8 +97,6 @@ def damage_traces(tr, kind: str, which: int, value: int):
     consumes traces (``refsim check``, your own wrappers): ``kind`` one of :data:`TRACE_DAMAGES`,
     ``which`` picks the spikes or inputs entry, ``value`` parameterises the edit (an axis, a dtype,
     a position). The arrays of ``tr`` are not modified."""
-    import copy
-    import warnings
     tr = copy.copy(tr)
     tr.spikes, tr.inputs = dict(tr.spikes), dict(tr.inputs)
     entries = [("spikes", k) for k in tr.spikes] + [("inputs", k) for k in tr.inputs]

@@ -38,8 +38,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import __version__
-from .errors import ModelFormatError
+from . import _files
+from ._files import atomic_path
+from . import _system
+from ._version import __version__
+from .errors import ModelFormatError, RefsimError, UnknownNameError, ValidationError
+from .graph import Graph
+from .io import load_model
+from .neurons import NEURON_MODELS, get_model
 from .semantics import DEFAULT_PROFILE
 
 TRACE_FORMAT = "refsim-traces"
@@ -96,7 +102,6 @@ class Recorder:
     chunk_steps: int = 32
 
     def __post_init__(self):
-        from .errors import ValidationError
         c = self.chunk_steps
         if isinstance(c, bool) or not isinstance(c, (int, np.integer)) or c < 1:
             raise ValidationError("Recorder(chunk_steps)", "a positive integer", c)
@@ -171,7 +176,6 @@ class Traces:
         for kind in KINDS:
             for k, v in getattr(self, kind).items():
                 arrays[f"{kind}/{k}"] = v
-        from ._files import atomic_path
         with atomic_path(path, ".npz") as tmp:
             np.savez_compressed(tmp, **arrays)
 
@@ -198,7 +202,6 @@ def is_trace_folder(path) -> bool:
 def check_trace_folder(path, option: str) -> str:
     """Check, before any work, that a trace folder can be written at ``path``: its parent exists and
     is writable, and ``path`` is new, an empty folder, or a trace folder (which is replaced)."""
-    from .errors import ValidationError
     path = os.fspath(path)
     full = os.path.abspath(path)
     parent = os.path.dirname(full)
@@ -221,7 +224,6 @@ class _folder_writer:
     ``path`` (replacing an earlier trace folder); on errors or SIGTERM it is removed."""
 
     def __init__(self, path):
-        from . import _files
         _files._install()
         self.path = os.path.abspath(os.fspath(path))
         self.tmp = tempfile.mkdtemp(prefix=".refsim-traces-", dir=os.path.dirname(self.path))
@@ -232,7 +234,6 @@ class _folder_writer:
         return self.tmp
 
     def __exit__(self, exc_type, exc, tb):
-        from . import _files
         try:
             if exc_type is None:
                 self.commit()
@@ -291,7 +292,6 @@ class StepFile:
     def _slot(self, t):
         t = int(t)
         if not self._t0 <= t < self.T:
-            from .errors import RefsimError
             raise RefsimError(f"streamed trace {self.path}: step {t} asked after steps up to {self._t0} were written")
         while t >= self._t0 + self.chunk:
             self._fh.write(self._buf.tobytes())
@@ -360,16 +360,6 @@ class TraceStream:
 #: encrypted): turned into ModelFormatError naming the entry
 _NPZ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError, KeyError,
                UnicodeDecodeError, struct.error, RecursionError, RuntimeError)
-
-
-def memory_budget() -> int:
-    """Default budget for what a loader may allocate from sizes a file claims: half the machine's
-    physical memory (at least 1 GiB)."""
-    try:
-        phys = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        phys = 8 << 30
-    return max(1 << 30, phys // 2)
 
 
 def _entry(z, key, path, budget):
@@ -476,9 +466,9 @@ def load_traces(path, max_bytes: int | None = None) -> Traces:
     """Read a trace file (npz) or trace folder; malformed input raises :class:`refsim.ModelFormatError`
     naming the entry. A folder's arrays are memory-mapped read-only. An npz file's entries are
     inflated only after their claimed sizes are checked against the zip directory and against
-    ``max_bytes`` in total (default :func:`memory_budget`, half the physical memory)."""
+    ``max_bytes`` in total (default :func:`refsim._system.memory_budget`, half the physical memory)."""
     path = os.fspath(path)
-    budget = [memory_budget() if max_bytes is None else int(max_bytes)]
+    budget = [_system.memory_budget() if max_bytes is None else int(max_bytes)]
     if os.path.isdir(path):
         return _load_folder(path)
     try:
@@ -546,8 +536,8 @@ def _as_array(x):
 
 #: the values a per-step spike record may hold, by neuron model: spike counts (int16, as the
 #: simulator records several spikes per step), signs, multi-threshold level masks (uint8)
-SPIKE_RANGE = {"if": (0, np.iinfo(np.int16).max), "ternary": (-1, 1), "multithreshold": (0, 255),
-               "lif": (0, np.iinfo(np.int16).max), "cubalif": (0, np.iinfo(np.int16).max)}
+#: (lowest, highest) value a per-step spike record may hold, per neuron model (from the registry)
+SPIKE_RANGE = {name: m.spike_range for name, m in NEURON_MODELS.items()}
 
 
 def first_bad_spike(a, model):
@@ -589,10 +579,7 @@ class TraceWriter:
     """
 
     def __init__(self, model, T: int, batch: int, profile: str = DEFAULT_PROFILE, producer: str = "TraceWriter"):
-        from .errors import ValidationError
-        from .graph import Graph
         if not isinstance(model, Graph):
-            from .io import load_model
             model = load_model(model)
         for name, v in (("T", T), ("batch", batch)):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
@@ -606,14 +593,12 @@ class TraceWriter:
             self._filled[("inputs", n)] = np.zeros(self.T, bool)
         for n in model.neurons:
             m = model[n].model
-            dt = np.uint8 if m == "multithreshold" else (np.int8 if m == "ternary" else np.int16)
-            self.traces.spikes[n] = np.zeros((self.T, self.B) + model.shapes[n], dt)
+            self.traces.spikes[n] = np.zeros((self.T, self.B) + model.shapes[n], get_model(m).record_dtype)
             self.traces.step_counts[n] = np.zeros((self.T, self.B), np.int64)
             self.traces.layers[n] = {"model": m, "shape": model.shapes[n], "neurons": int(np.prod(model.shapes[n]))}
             self._filled[("spikes", n)] = np.zeros(self.T, bool)
 
     def _check(self, kind, name, t, x):
-        from .errors import UnknownNameError, ValidationError
         names = self.graph.inputs if kind == "inputs" else self.graph.neurons
         if name not in names:
             raise UnknownNameError("Input node" if kind == "inputs" else "Neuron node (spiking layer)", name, names)
@@ -635,7 +620,6 @@ class TraceWriter:
 
     def add_spikes(self, layer: str, t: int, s) -> "TraceWriter":
         """The spikes of spiking layer ``layer`` at step ``t``."""
-        from .errors import ValidationError
         a = self._check("spikes", layer, t, s)
         model = self.graph[layer].model
         rec = self.traces.spikes[layer]
@@ -644,8 +628,7 @@ class TraceWriter:
             raise ValidationError(f"TraceWriter spikes {layer!r} step {t}",
                                   f"integers in [{lo}, {hi}] for a {model!r} layer", f"values in [{a.min()}, {a.max()}]")
         rec[t] = a.astype(rec.dtype)
-        counts = np.abs(rec[t].astype(np.int64)) if model != "multithreshold" else \
-            np.unpackbits(rec[t][..., None], axis=-1).sum(axis=-1)
+        counts = get_model(model).spike_count(rec[t])
         self.traces.step_counts[layer][t] = counts.reshape(self.B, -1).sum(axis=1)
         self._filled[("spikes", layer)][t] = True
         return self
@@ -660,7 +643,6 @@ class TraceWriter:
 
     def finish(self) -> Traces:
         """The traces, once every input and spiking layer has every step."""
-        from .errors import ValidationError
         for (kind, name), filled in self._filled.items():
             if not filled.all():
                 missing = np.flatnonzero(~filled)

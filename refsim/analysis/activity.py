@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..neurons import get_model
+
 
 def _levels_fired(mask, n_levels):
     return np.stack([(mask >> np.uint8(i)) & 1 for i in range(n_levels)])
@@ -33,8 +35,8 @@ def layer_activity(traces, graph, params=None) -> dict:
         row = {"model": info["model"], "shape": list(shape), "neurons": n,
                "spikes": int(sc.sum()), "rate": float(sc.sum()) / (T * B * n),
                "spikes_per_step": sc.sum(axis=1).tolist()}
-        one_a_step = params is None or (info["model"] != "multithreshold"
-                                        and params[name].choices.spikes_per_step == "one")
+        m = get_model(info["model"])
+        one_a_step = params is None or (not m.bitmask and params[name].choices.spikes_per_step == "one")
         if name in traces.counts:
             c = traces.counts[name]
             row["silent_fraction"] = float(np.mean(c == 0))
@@ -47,10 +49,10 @@ def layer_activity(traces, graph, params=None) -> dict:
         if s is not None:
             fired = s != 0
             row["saturated_fraction"] = float(np.mean(fired.all(axis=0)))
-            if info["model"] == "ternary":
+            if m.signed:
                 row["rate_positive"] = float((s > 0).sum()) / (T * B * n)
                 row["rate_negative"] = float((s < 0).sum()) / (T * B * n)
-            if info["model"] == "multithreshold" and params is not None:
+            if m.bitmask and params is not None:
                 nl = len(params[name].levels)
                 row["levels"] = list(params[name].levels)
                 row["rate_per_level"] = (_levels_fired(s, nl).reshape(nl, -1).sum(axis=1) / (T * B * n)).tolist()

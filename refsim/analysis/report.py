@@ -16,16 +16,20 @@ import os
 
 import numpy as np
 
-from .. import __version__
+from .._files import atomic_path
 from .._optional import optional_import
 from .._text import table
+from .._version import __version__
+from ..convert.compare import match_layers
+from ..convert.normalize import ann_activations
 from ..encoding import Encoder
-from ..errors import ValidationError
+from ..errors import UnknownNameError, ValidationError
+from ..neurons import get_model
+from ..semantics import DEFAULT_PROFILE
 from ..simulator import Simulator
+from ..synops import dense_macs
 from ..traces import Recorder
 from . import activity, conversion, curves, energy as energy_mod, metrics
-from ..synops import dense_macs
-from ..semantics import DEFAULT_PROFILE
 
 DEFINITIONS = {
     "null": ("-", "a value that is not defined for this run (e.g. the correlation of a layer that never fired, "
@@ -82,7 +86,7 @@ def format_summary(rep, dice=True) -> str:
 def _run(graph, x, T, profile, backend, encoder, raster_layer, progress, threads=None, dtype="float64"):
     sim = Simulator(graph, profile, backend, threads=threads, dtype=dtype)
     # spikes of the raster layer, and of every ternary and multi-threshold layer (rates per sign and level)
-    keep = [n for n in graph.neurons if n == raster_layer or graph[n].model in ("ternary", "multithreshold")]
+    keep = [n for n in graph.neurons if n == raster_layer or (get_model(graph[n].model).signed or get_model(graph[n].model).bitmask)]
     rec = Recorder(spikes=keep or False, counts=True, output=True, synops=True)
     return sim, sim.run(x, T, encoder=encoder, recorder=rec, progress=progress)
 
@@ -94,7 +98,6 @@ def summarize(graph, sim, traces, x, label=None, readout="sigmoid-mean", cutoff=
     with that ANN's activations, False skips the comparison."""
     em = energy_mod.get_energy_model(energy)
     if convention not in energy_mod.CONVENTIONS:
-        from ..errors import UnknownNameError
         raise UnknownNameError("energy convention", convention, energy_mod.CONVENTIONS)
     T, B = traces.T, traces.batch
     layers = activity.layer_activity(traces, graph, sim.params)
@@ -163,7 +166,6 @@ def class_accuracy(output, labels, x=None, ann=None) -> dict:
     out = {"class_accuracy": float(correct[-1] / labels.size), "correct": int(correct[-1]), "samples": int(labels.size),
            "accuracy_vs_T": {"T": list(range(1, T + 1)), "accuracy": (correct / labels.size).tolist()}}
     if ann is not None and not isinstance(ann, bool) and x is not None:
-        from ..convert.normalize import ann_activations
         acts = ann_activations(ann, x)
         y = np.asarray(acts[ann.outputs[0]]).reshape(labels.size, -1)
         out["ann_class_accuracy"] = float(np.mean(np.argmax(y, axis=1) == labels))
@@ -180,6 +182,27 @@ def analyze(graph, x, T, profile=DEFAULT_PROFILE, backend="reference", encoder: 
     rep = summarize(graph, sim, tr, x, label, readout, cutoff, empty, energy, convention, ann)
     rep["run"]["raster_layer"] = raster_layer
     return rep, tr
+
+
+def analyze_config(graph, x, T, cfg, *, ann=True, against=None, against_profile=None, against_backend=None,
+                   raster_layer=None, **kw):
+    """:func:`analyze` under a resolved run configuration ``cfg`` (:class:`refsim.config.RunConfig`),
+    as ``refsim analyze`` runs it. ``ann``: True (the model's own ANN reference), False, or the
+    trained ANN as a Graph, whose layers are matched to the model's before anything is simulated.
+    ``against`` (a second Graph), ``against_profile`` or ``against_backend``: a second run on the
+    same inputs, compared side by side. Returns ``(report, traces, comparison or None)``."""
+    if not isinstance(ann, bool):
+        match_layers(ann, graph)
+    if raster_layer is not None and raster_layer not in graph.neurons:
+        raise UnknownNameError("spiking layer (raster)", raster_layer, graph.neurons)
+    kw.update(readout=cfg.readout, ann=ann, threads=cfg.threads, dtype=cfg.dtype)
+    rep, tr = analyze(graph, x, T, cfg.profile, cfg.backend, cfg.encoder(), raster_layer=raster_layer, **kw)
+    if against is None and against_profile is None and against_backend is None:
+        return rep, tr, None
+    g2 = graph if against is None else against
+    p2, b2 = against_profile or cfg.profile, against_backend or cfg.backend
+    rep2, _ = analyze(g2, x, T, p2, b2, cfg.encoder(), **kw)
+    return rep, tr, compare(rep, rep2, (f"{graph.name} ({cfg.profile}, {cfg.backend})", f"{g2.name} ({p2}, {b2})"))
 
 
 def compare(a: dict, b: dict, labels=("A", "B")) -> dict:
@@ -430,7 +453,6 @@ def to_html(rep, figures, comparison=None) -> str:
 
 
 def _atomic_write(path, data: bytes):
-    from .._files import atomic_path
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         fh.write(data)
 
@@ -456,7 +478,7 @@ def write_report(rep, traces, out_dir, comparison=None) -> tuple:
     """Write ``report.json`` and ``report.html`` into ``out_dir`` (created if missing); returns their paths."""
     out_dir = os.fspath(out_dir)
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise ValidationError("--report", "a folder (created if missing)", f"{out_dir} is a file")
+        raise ValidationError("report folder", "a folder (created if missing)", f"{out_dir} is a file")
     os.makedirs(out_dir, exist_ok=True)
     full = dict(rep)
     if comparison:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from ..errors import UnknownNameError
 from .base import Backend, LayerPlan, Run, UnsupportedError, dense
+from .reference import ReferenceBackend
+from .event import EventBackend
 
 BACKENDS = ("reference", "event")
 
@@ -20,10 +22,8 @@ BACKENDS = ("reference", "event")
 def get_backend(name: str) -> type:
     """The backend class registered under ``name`` (the event backend's Numba is imported here, lazily)."""
     if name == "reference":
-        from .reference import ReferenceBackend
         return ReferenceBackend
     if name == "event":
-        from .event import EventBackend
         return EventBackend
     raise UnknownNameError("backend", name, BACKENDS)
 

@@ -102,7 +102,7 @@ class Run:
             tr.counts[name] += n_sp
         if name in tr.spikes:
             rec = tr.spikes[name]
-            if self.g[name].model != "multithreshold":
+            if not get_model(self.g[name].model).bitmask:
                 lim = np.iinfo(rec.dtype)
                 if s.size and (s.max() > lim.max or s.min() < lim.min):
                     raise RefsimError(f"layer {name!r} step {t}: more than {lim.max} spikes in one step do not "

@@ -15,12 +15,29 @@ from __future__ import annotations
 import json
 import os
 import platform
+import cProfile
+import pstats
 import subprocess
 import sys
 import tempfile
 import time
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from .. import models
+from ..backends.event import kernels as K
+from ..conformance.check import check
+from ..data import DEMO_MODEL, DEMO_VOLUMES
+from ..encoding import PoissonEncoder, ReplayEncoder
+from ..io import load_model
+from ..io.nifti import prepare_slices, read_volume
+from ..kernels import peak, threads
+from ..kernels.threads import using
+from ..semantics import NeuronChoices, get_profile
+from ..simulator import Recorder, Simulator
+from ..synops import dense_macs
+from .peers import NETWORK_PEERS, dense_conv3x3, network_peer, torch_version
 
 SHAPES = [(32, 56, 48), (64, 28, 24), (64, 128, 128), (128, 64, 64)]
 DENSITIES = [0.01, 0.05, 0.10, 0.25]
@@ -38,7 +55,6 @@ def _best(fn, min_time):
 
 
 def _dense_numpy32(x, w):
-    from numpy.lib.stride_tricks import sliding_window_view
     xp = np.pad(x, ((0, 0), (1, 1), (1, 1)))
     win = sliding_window_view(xp, (3, 3), axis=(1, 2))  # C, H, W, 3, 3
     return np.tensordot(w, win, axes=([1, 2, 3], [0, 3, 4]))
@@ -48,10 +64,6 @@ def layer_benchmarks(quick, min_time):
     """Per layer, one thread: the event backend's stride-1 scatter kernel alone (``kernel``) and one
     whole pipeline step of the layer (scatter + the fused IF pass that consumes the current), against
     the same convolution done densely by NumPy and torch."""
-    from ..backends.event import kernels as K
-    from ..kernels import threads
-    from ..semantics import get_profile
-    from .peers import dense_conv3x3
     rng = np.random.default_rng(0)
     rows = []
     shapes = SHAPES[:2] if quick else SHAPES
@@ -97,14 +109,12 @@ def layer_benchmarks(quick, min_time):
 
 
 def _spike_train(x, T, seed=0):
-    from ..encoding import PoissonEncoder
     return np.stack(list(PoissonEncoder(seed=seed).stream(x, T)))
 
 
 def _time_peer(res, graph, peer, threads, train, T):
     """Step ``peer`` (torch, SpikingJelly or snnTorch) through ``train`` (2 warm-up steps, then T timed)
     and store ``<peer>_<threads>t_ms_per_step`` in ``res``; nothing when the peer is not installed."""
-    from .peers import network_peer
     made = network_peer(graph, peer, threads=threads)
     if made is None:
         return
@@ -122,10 +132,6 @@ def network_benchmark(quick, threads=(1,)):
     """The hippocampus-style U-Net at low and high activity: refsim reference and event backends
     (per thread count), and the same network stepped by dense torch, SpikingJelly and snnTorch on
     the CPU with the same thread count, all driven by the same input spike train."""
-    from .. import models
-    from .peers import NETWORK_PEERS
-    from ..encoding import ReplayEncoder
-    from ..simulator import Recorder, Simulator
     g = models.hippocampus_unet(in_shape=(1, 56, 48), channels=(32, 64), seed=0)
     T = 20 if quick else 200
     out = []
@@ -165,12 +171,6 @@ def real_model_benchmark(quick, threads=(1,)):
     volume (all its slices as one batch) encoded by Poisson spikes, T=200 (20 with ``quick``); the
     event backend (each thread count, float64 and float32) against dense torch, SpikingJelly and
     snnTorch stepping the same network on the same input spikes; ms per step and s per volume."""
-    from ..data import DEMO_MODEL, DEMO_VOLUMES
-    from ..encoding import ReplayEncoder
-    from ..io import load_model
-    from ..io.nifti import prepare_slices, read_volume
-    from ..simulator import Recorder, Simulator
-    from .peers import NETWORK_PEERS
     g = load_model(DEMO_MODEL)
     x, _ = prepare_slices(read_volume(DEMO_VOLUMES[0][0]), g.shapes[g.inputs[0]][1:], 0, g.metadata.get("normalize", "unit"))
     T = 20 if quick else 200
@@ -196,7 +196,6 @@ def add_rates(repeats=7):
     """The yardstick: float64 adds per second into an L1-resident array (``o[j] += w[j]``, and four
     terms per store as the scatter groups a pixel's events), Numba-compiled like the kernels, one
     thread; the median of ``repeats`` timings each."""
-    from ..kernels import peak
     n, reps = 256, 100_000
     rng = np.random.default_rng(0)
     o, ws = np.zeros(n), [rng.random(n) for _ in range(4)]
@@ -293,12 +292,6 @@ def real_model_layers(quick):
     enough for the deep layers to fire): each synaptic layer with the neuron layer it feeds, the
     path the plan chose, its input density, its share of the step, its synaptic operations per
     second, and torch's dense float32 time for the same layer and IF update."""
-    from ..synops import dense_macs
-    from ..data import DEMO_MODEL, DEMO_VOLUMES
-    from ..encoding import ReplayEncoder
-    from ..io import load_model
-    from ..io.nifti import prepare_slices, read_volume
-    from ..simulator import Recorder, Simulator
     g = load_model(DEMO_MODEL)
     x, _ = prepare_slices(read_volume(DEMO_VOLUMES[0][0]), g.shapes[g.inputs[0]][1:], 0, g.metadata.get("normalize", "unit"))
     warm, T = (10, 5) if quick else (60, 30)
@@ -357,13 +350,6 @@ def check_cost(quick):
     """``refsim check`` against the run that recorded its traces: the shipped model on the demo volume
     (every spiking layer's spikes and the input train recorded), event backend, 1 thread; seconds of
     the recording run and of the teacher-forced and free-running checks, and their ratios."""
-    from ..conformance.check import check
-    from ..data import DEMO_MODEL, DEMO_VOLUMES
-    from ..encoding import PoissonEncoder
-    from ..io import load_model
-    from ..io.nifti import prepare_slices, read_volume
-    from ..kernels.threads import using
-    from ..simulator import Recorder, Simulator
     g = load_model(DEMO_MODEL)
     x, _ = prepare_slices(read_volume(DEMO_VOLUMES[0][0]), g.shapes[g.inputs[0]][1:], 0, g.metadata.get("normalize", "unit"))
     T = 10 if quick else 60
@@ -387,9 +373,6 @@ def check_cost(quick):
 def neuron_pass(min_time):
     """ns per neuron per step of the fused IF pass (32 x 56 x 48 layer, on 1 and on all threads), for the
     paper's choice set (its branch-free loop) and a general one (fire-then-integrate, zero reset)."""
-    from ..backends.event import kernels as K
-    from ..kernels import threads
-    from ..semantics import NeuronChoices
     B, C, H, W = 1, 32, 56, 48
     rng = np.random.default_rng(0)
     cur = np.zeros((B, H + 2, W + 2, C))
@@ -413,11 +396,6 @@ def neuron_pass(min_time):
 def event_profile(T=50):
     """Where the event backend's step goes (U-Net, low activity, one thread): seconds per step by
     function, from cProfile (so the Python glue shows as well as the kernels)."""
-    import cProfile
-    import pstats
-    from .. import models
-    from ..encoding import ReplayEncoder
-    from ..simulator import Recorder, Simulator
     g = models.hippocampus_unet(in_shape=(1, 56, 48), channels=(32, 64), seed=0)
     x = np.random.default_rng(0).random((1, 1, 56, 48)) * 0.02
     train = _spike_train(x, T + 2)
@@ -496,7 +474,6 @@ def run(quick=False, out_dir=None, echo=print):
     t0 = time.perf_counter()
     res = {"machine": {"python": platform.python_version(), "cpu_count": os.cpu_count(), "platform": platform.platform()},
            "quick": quick, "threads": 1}
-    from .peers import torch_version
     res["machine"]["torch"] = torch_version()
     res["add_rates"] = add_rates()
     echo("yardstick, float64 adds/s into L1: {:.1f} G (one term per store), {:.1f} G (four)".format(

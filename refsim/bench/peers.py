@@ -1,5 +1,7 @@
 """Dense torch CPU peers for the benchmark harness (torch imported lazily; optional)."""
 from __future__ import annotations
+import numpy as np
+from ..errors import UnknownNameError, ValidationError
 
 
 def torch_version():
@@ -18,7 +20,6 @@ def dense_conv3x3(weight, x, threads=1):
         import torch
     except ImportError:
         return None
-    import numpy as np
     torch.set_num_threads(threads)
     tw = torch.from_numpy(np.ascontiguousarray(weight, dtype=np.float32)).contiguous(memory_format=torch.channels_last)
     tx = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).contiguous(memory_format=torch.channels_last)
@@ -46,8 +47,6 @@ def network_peer(graph, peer="torch", threads=1, channels_last=True):
         import torch.nn.functional as F
     except ImportError:
         return None
-    import numpy as np
-    from ..errors import UnknownNameError, ValidationError
     if peer not in NETWORK_PEERS:
         raise UnknownNameError("network peer", peer, NETWORK_PEERS)
     try:

@@ -26,6 +26,10 @@ membrane is known exactly: after a hard reset (both sides set the membrane to 0;
 fire-then-integrate only this step's input rounding remains) and where both sides clamp to the
 membrane floor ``v_min``. The detection floor this gives is measured in ``docs/check.md``.
 
+**Leaky layers** (``lif``, ``cubalif``) get a bound that decays with the leak and adds a few
+roundings of the step's magnitudes (:func:`_leaky_bound`; derived in docs/check.md, "Leaky layers and
+recurrent edges"). **Recurrent** ``Delay`` nodes give their input's value of the previous step.
+
 **Explanations**: each diverging layer is re-run teacher-forced with every single alternative
 choice (:data:`ALTERNATIVES`) at once: the layer's input current is computed once per step from
 the recorded spikes of the layers feeding it, each alternative advances its own membranes on it,
@@ -47,9 +51,10 @@ from ..exactness import POOLS, U32, WEIGHTED, abs_node, fan_in, granularity, lay
     value_grids
 from ..graph.nodes import Input, Neuron, Output
 from ..neurons import get_model
-from ..neurons._common import MembraneState
-from ..semantics import DEFAULT_PROFILE, SPIKE_TRAIN_CHOICES, get_profile
+from ..neurons._common import broadcast_channels
+from ..semantics import DEFAULT_PROFILE, RESET_TIMINGS, SPIKE_TRAIN_CHOICES, get_profile
 from ..traces import first_bad_spike
+from ..errors import ValidationError
 
 #: every single-choice change a divergence may be explained by (from :data:`refsim.semantics.SPIKE_TRAIN_CHOICES`)
 ALTERNATIVES = [(f, v) for f, values in SPIKE_TRAIN_CHOICES.items() for v in values]
@@ -82,16 +87,13 @@ def _params(graph, prof, overrides=None):
 
 
 def _supported(graph):
-    """check's rounding bounds cover sums of exact terms: non-leaky layers in a feed-forward graph."""
-    from ..errors import ValidationError
+    """check covers IF, ternary, multi-threshold and leaky (lif, cubalif) layers, feed-forward or
+    with recurrent ``Delay`` edges; a Delay must carry a value check can reproduce (its input's)."""
     for n in graph.order:
         node = graph[n]
-        if isinstance(node, Neuron) and node.model in ("lif", "cubalif"):
-            raise ValidationError(f"refsim check: layer {n!r}", "if, ternary or multithreshold layers (check's "
-                                  "rounding bounds do not cover a leak yet; compare leaky layers with "
-                                  "refsim.traces.compare_traces, both sides in float64)", f"a {node.model!r} layer")
-        if node.TYPE == "Delay":
-            raise ValidationError(f"refsim check: node {n!r}", "a feed-forward graph", "a recurrent (Delay) edge")
+        if node.TYPE == "Delay" and tuple(graph.shapes[node.inputs[0]]) != tuple(node.shape):
+            raise ValidationError(f"refsim check: Delay node {n!r}", f"its input's shape {graph.shapes[node.inputs[0]]}",
+                                  node.shape)
 
 
 def _require(graph, traces):
@@ -129,7 +131,7 @@ def _require(graph, traces):
 
 
 def _recorded(traces, name, model, t):
-    return traces.spikes[name][t].astype(np.int32 if model != "multithreshold" else np.uint8)
+    return traces.spikes[name][t].astype(np.uint8 if get_model(model).bitmask else np.int32)
 
 
 def _event_forwards(node, shape):
@@ -194,6 +196,8 @@ class _Values:
         self.abs_nodes = {}  # weighted node -> the same node with |weights| (built once)
         self.vals, self.absv, self.gran, self.fan = {}, {}, {}, {}
         self.needed = needed
+        #: Delay node -> (value, |value|, granularity, fan-in) of its input on the previous step
+        self.delayed = {n: None for n in graph.order if graph[n].TYPE == "Delay"}
         self.fast = {}  # node -> (input bound, f(x, |x|) -> (value, |terms| sum))
         if params is not None:
             grid = value_grids(graph, params, spiking_input=spiking_input)
@@ -209,6 +213,13 @@ class _Values:
     def start(self):
         self.vals, self.absv, self.gran, self.fan = {}, {}, {}, {}
 
+    def end_step(self):
+        """Keep what each Delay node gives on the next step: its input's value of this step."""
+        for name in self.delayed:
+            i = self.g[name].inputs[0]
+            if i in self.vals:
+                self.delayed[name] = (self.vals[i], self.absv[i], self.gran[i], self.fan[i])
+
     def put(self, name, value):
         absv = value if (value.size == 0 or value.min() >= 0) else np.abs(value)  # spikes: |x| is x
         self.vals[name], self.absv[name], self.gran[name], self.fan[name] = value, absv, granularity(value), 0
@@ -216,6 +227,13 @@ class _Values:
     def compute(self, name):
         node = self.g[name]
         if isinstance(node, Output) or (self.needed is not None and name not in self.needed):
+            return
+        if name in self.delayed:  # a recurrent edge: the input's value of the previous step (zeros at 0)
+            prev = self.delayed[name]
+            if prev is None:
+                z = np.zeros(self.vals[next(iter(self.vals))].shape[:1] + self.g.shapes[name])
+                prev = (z, z, np.inf, 0)
+            self.vals[name], self.absv[name], self.gran[name], self.fan[name] = prev
             return
         fast = self.fast.get(name)
         ax = self.absv[node.inputs[0]]
@@ -238,7 +256,7 @@ class _Values:
 
 
 def _theta_granularity(p, model):
-    return granularity(np.outer(p.levels, np.atleast_1d(p.threshold))) if model == "multithreshold" \
+    return granularity(np.outer(p.levels, np.atleast_1d(p.threshold))) if get_model(model).bitmask \
         else granularity(p.threshold)
 
 
@@ -247,34 +265,83 @@ def _absmax(a) -> float:
     return max(float(a.max()), -float(a.min()), 0.0) if a.size else 0.0
 
 
-def _advance(model, p, v_prev, bound_prev, x, ax, g_in, n_terms, forced=None):
+def _gamma(n):
+    return n * U32 / (1 - n * U32)
+
+
+#: roundings a float32 peer may make on a leaky membrane in one step beyond the input's sum: the
+#: decay multiply, the input, bias and reset additions, and one more that covers refsim's own
+#: float64 roundings (each 2^-29 of a float32 one) and a peer's extra operation (SpikingJelly's
+#: ``v + (x - v) / tau`` takes three; the sum of magnitudes below bounds each of its partial results)
+LEAK_ROUNDINGS = 5
+
+
+def _advance(model, p, state, bound_prev, x, ax, g_in, n_terms, forced=None):
     """One step of a checked neuron layer: refsim's own decision on the float64 membrane, the
-    membrane after the reset of the ``forced`` spikes (own spikes when None), the rounding bound of
+    state after the reset of the ``forced`` spikes (own spikes when None), the rounding bound of
     the decision membrane and the bound carried to the next step (restarted where both sides'
-    membranes are known to be equal). Returns ``(s_ours, state, decision_bound, carried_bound)``."""
+    membranes are known to be equal). ``state``: the model's own state; ``bound_prev``: the carried
+    bound (for a cubalif layer, a pair: membrane and synaptic current).
+    Returns ``(s_ours, state, decision_bound, carried_bound)``."""
     m = get_model(model)
     c = p.choices
-    s_ours, st = m.step(MembraneState(v_prev, v_prev), x, p, forced=forced)
+    s_ours, st = m.step(state, x, p, forced=forced)
     used = s_ours if forced is None else forced
     pre, v_new = st.v_pre, st.v
-    g = min(g_in, granularity(v_prev), _theta_granularity(p, model))
-    big = max(_absmax(pre), _absmax(ax), _absmax(v_prev), _absmax(v_new),
-              float(np.max(p.threshold)) * (sum(p.levels) if model == "multithreshold" else 1.0))
-    if (not np.isfinite(g)) or big < 2.0 ** 24 * g:  # every float32 partial sum exact this step
-        step_err, decision = 0.0, bound_prev
+    if m.leaks:
+        decision, step_err, carried_i = _leaky_bound(m, p, state, st, bound_prev, x, ax, n_terms)
     else:
-        gamma = n_terms * U32 / (1 - n_terms * U32)
-        step_err = gamma * ax + U32 * (np.abs(x) + np.abs(v_new))
-        decision = bound_prev + U32 * np.abs(v_prev) + step_err
+        v_prev = state.v
+        g = min(g_in, granularity(v_prev), _theta_granularity(p, model))
+        big = max(_absmax(pre), _absmax(ax), _absmax(v_prev), _absmax(v_new),
+                  float(np.max(p.threshold)) * (sum(p.levels) if m.bitmask else 1.0))
+        if (not np.isfinite(g)) or big < 2.0 ** 24 * g:  # every float32 partial sum exact this step
+            step_err, decision = 0.0, bound_prev
+        else:
+            step_err = _gamma(n_terms) * ax + U32 * (np.abs(x) + np.abs(v_new))
+            decision = bound_prev + U32 * np.abs(v_prev) + step_err
     carried = decision
     if c.reset == "zero":  # a hard reset sets both sides' membranes to 0
         carried = np.where(used != 0, step_err if c.order == "fire-then-integrate" else 0.0, carried)
     if c.v_min is not None:  # both sides clamp to the floor where even the other side's value is below it
-        unclamped = m.step(MembraneState(v_prev, v_prev), x, dataclasses.replace(p, choices=c.replace(v_min=None)),
-                           forced=used)[1].v
+        unclamped = m.step(state, x, dataclasses.replace(p, choices=c.replace(v_min=None)), forced=used)[1].v
         carried = np.where(unclamped + carried < c.v_min, 0.0, carried)
     shape = v_new.shape
-    return s_ours, st, np.broadcast_to(decision, shape), np.broadcast_to(carried, shape)
+    carried = np.broadcast_to(carried, shape)
+    if m.leaks and hasattr(st, "i"):
+        carried = (carried, np.broadcast_to(carried_i, shape))
+    return s_ours, st, np.broadcast_to(decision, shape), carried
+
+
+def _leaky_bound(m, p, state, st, bound_prev, x, ax, n_terms):
+    """Rounding bound of a leaky layer's decision membrane (docs/check.md, "Leaky layers"): the
+    carried error decays with the leak, and each step adds the input sum's error and a few roundings
+    of magnitudes no larger than those of the step's terms. Returns ``(decision bound, the part
+    this step added, the synaptic current's carried bound or None)``."""
+    nd = np.ndim(x)
+    beta = broadcast_channels(p.beta, nd)
+    bias = np.abs(broadcast_channels(p.bias, nd))
+    cuba = hasattr(st, "i")
+    b_v, b_i = bound_prev if isinstance(bound_prev, tuple) else (bound_prev, 0.0)
+    sum_err = _gamma(n_terms) * ax
+    carried_i = None
+    if cuba:  # i = alpha i_prev + x, then gain * i into the membrane
+        alpha = broadcast_channels(p.alpha, nd)
+        carried_i = alpha * b_i + sum_err + _gamma(2) * (alpha * np.abs(state.i) + np.abs(x) + np.abs(st.i))
+        gain = np.abs(broadcast_channels(p.gain, nd))
+        into, into_err = gain * np.abs(st.i), gain * carried_i
+    else:
+        into, into_err = np.abs(x), sum_err
+    mags = beta * (np.abs(state.v) + np.abs(state.v_pre)) + into + bias + np.abs(st.v_pre) + np.abs(st.v)
+    step_err = into_err + _gamma(LEAK_ROUNDINGS) * mags
+    return beta * b_v * (1 + _gamma(LEAK_ROUNDINGS)) + step_err, step_err, carried_i
+
+
+def _zero_bound(model, shape):
+    """The carried rounding bound at step 0: zero; a pair (membrane, current) for a model whose
+    state carries a synaptic current."""
+    z = np.zeros(shape)
+    return (z, z.copy()) if hasattr(get_model(model).init_state((1,)), "i") else z
 
 
 def _classify(model, p, s_ours, s_rec, pre, bound):
@@ -285,7 +352,7 @@ def _classify(model, p, s_ours, s_rec, pre, bound):
     dist = get_model(model).boundary_distance(pre, p, s_ours, s_rec)
     # bound 0: the other side's float32 value is exactly ours, so a different decision diverges
     tie = diff & (bound > 0) & (dist <= bound)
-    if model != "multithreshold":  # a rounding error moves a count or sign by one, never more
+    if not get_model(model).bitmask:  # a rounding error moves a count or sign by one, never more
         tie &= np.abs(s_ours.astype(np.int64) - s_rec.astype(np.int64)) == 1
     return tie, diff & ~tie
 
@@ -303,8 +370,8 @@ def _check_layers(graph, traces, prof, mode="teacher-forced", progress=False):
     params = _params(graph, prof)
     T, B = traces.T, traces.batch
     reports = {n: LayerReport(n, graph[n].model) for n in graph.neurons}
-    v = {n: np.zeros((B,) + graph.shapes[n]) for n in graph.neurons}
-    bound = {n: np.zeros((B,) + graph.shapes[n]) for n in graph.neurons}
+    state = {n: get_model(graph[n].model).init_state((B,) + graph.shapes[n]) for n in graph.neurons}
+    bound = {n: _zero_bound(graph[n].model, (B,) + graph.shapes[n]) for n in graph.neurons}
     needed = set()
     for n in graph.neurons:
         needed.update(_ancestors(graph, n))
@@ -327,17 +394,17 @@ def _check_layers(graph, traces, prof, mode="teacher-forced", progress=False):
             x, ax, g_in, n_terms = vals.input_of(node)
             s_rec = _recorded(traces, name, model, t)
             if free:  # own decision and own reset; ties (and, for this step, divergences) re-synchronised
-                s_ours, st, dec, carry = _advance(model, p, v[name], bound[name], x, ax, g_in, n_terms)
+                s_ours, st, dec, carry = _advance(model, p, state[name], bound[name], x, ax, g_in, n_terms)
                 tie, div = _classify(model, p, s_ours, s_rec, st.v_pre, dec)
                 used = s_ours
                 if tie.any() or div.any():
                     used = np.where(tie | div, s_rec, s_ours)
-                    _, st, dec, carry = _advance(model, p, v[name], bound[name], x, ax, g_in, n_terms, used)
+                    _, st, dec, carry = _advance(model, p, state[name], bound[name], x, ax, g_in, n_terms, used)
             else:
                 used = s_rec
-                s_ours, st, dec, carry = _advance(model, p, v[name], bound[name], x, ax, g_in, n_terms, used)
+                s_ours, st, dec, carry = _advance(model, p, state[name], bound[name], x, ax, g_in, n_terms, used)
                 tie, div = _classify(model, p, s_ours, s_rec, st.v_pre, dec)
-            v[name], bound[name] = st.v, carry
+            state[name], bound[name] = st, carry
             rep.compared += int(s_rec.size)
             rep.ties += int(tie.sum())
             rep.divergences += int(div.sum())
@@ -347,6 +414,7 @@ def _check_layers(graph, traces, prof, mode="teacher-forced", progress=False):
                     idx = tuple(int(i) for i in np.argwhere(div)[0])
                     rep.first = _first(t, idx, p, s_ours, s_rec, st.v_pre, dec)
             vals.put(name, m.emitted(used, p))
+        vals.end_step()
         bar.update(t + 1)
         if free and diverged:
             break
@@ -368,24 +436,42 @@ def _ancestors(graph, layer):
     return [n for n in graph.order if n in need]
 
 
+def _alternatives(node, prof) -> dict:
+    """``{label: params}`` of every single change a divergence of neuron ``node`` may be explained
+    by: each alternative choice (:data:`ALTERNATIVES`) and, for a leaky layer, the reset timing,
+    no leak at all (beta = 1), and the other discretisation of the same time constant (forward
+    Euler's beta = 1 - dt/tau read as the exact exp(-dt/tau), and the reverse; NIR's two mappings,
+    docs/import.md)."""
+    current = prof.choices(node.model).replace(**node.choices)
+    changes = [(f"{f}={v}", {"choices": {**node.choices, f: v}}) for f, v in ALTERNATIVES if getattr(current, f) != v]
+    if get_model(node.model).leaks:
+        changes += [(f"reset_timing={v}", {"choices": {**node.choices, "reset_timing": v}})
+                    for v in RESET_TIMINGS if v != current.reset_timing]
+        beta = np.asarray(node.make_params(prof).beta, dtype=np.float64)
+        if np.any(beta != 1):
+            changes.append(("beta=1 (no leak)", {"beta": 1.0}))
+        if np.all(beta > 0):
+            changes.append(("beta as exp(-dt/tau) of Euler's 1 - dt/tau", {"beta": np.exp(beta - 1.0).tolist()}))
+            changes.append(("beta as Euler's 1 - dt/tau of exp(-dt/tau)", {"beta": np.clip(1.0 + np.log(beta), 0, 1).tolist()}))
+    out = {}
+    for label, change in changes:
+        try:
+            out[label] = node.replace(**change).make_params(prof)
+        except RefsimError:  # not valid for this model (e.g. several spikes a step for ternary)
+            continue
+    return out
+
+
 def explain_layer(graph, traces, prof, layer, progress=False) -> list:
     """Single choices that make ``layer`` reproduce the recorded spikes, teacher-forced (see the
     module docstring): all alternatives advance together on one computation of the layer's input."""
     node = graph[layer]
     model = node.model
-    current = prof.choices(model).replace(**node.choices)
-    alts = {}
-    for field, value in ALTERNATIVES:
-        if getattr(current, field) == value:
-            continue
-        try:
-            alts[f"{field}={value}"] = node.replace(choices={**node.choices, field: value}).make_params(prof)
-        except RefsimError:  # not valid for this model (e.g. several spikes a step for ternary)
-            continue
+    alts = _alternatives(node, prof)
     params = {n: graph[n].make_params(prof) for n in graph.neurons}
     order = _ancestors(graph, layer)
     shape = (traces.batch,) + graph.shapes[layer]
-    state = {k: (np.zeros(shape), np.zeros(shape)) for k in alts}
+    state = {k: (get_model(model).init_state(shape), _zero_bound(model, shape)) for k in alts}
     vals = _Values(graph, params, _spiking_inputs(graph, traces), set(order))
     bar = Progress(f"refsim check: explaining {layer}", traces.T, progress, delay=2.0)
     for t in range(traces.T):
@@ -404,12 +490,13 @@ def explain_layer(graph, traces, prof, layer, progress=False) -> list:
         s_rec = _recorded(traces, layer, model, t)
         for key in list(state):
             p = alts[key]
-            v, b = state[key]
-            s_ours, st, dec, carry = _advance(model, p, v, b, x, ax, g_in, n_terms, s_rec)
+            st0, b = state[key]
+            s_ours, st, dec, carry = _advance(model, p, st0, b, x, ax, g_in, n_terms, s_rec)
             if _classify(model, p, s_ours, s_rec, st.v_pre, dec)[1].any():
                 del state[key]
             else:
-                state[key] = (st.v, carry)
+                state[key] = (st, carry)
+        vals.end_step()
         bar.update(t + 1)
     bar.close()
     return sorted(state)
@@ -456,6 +543,6 @@ def format_report(rep) -> str:
         elif r["divergences"] and r.get("explanation_searched"):
             lines.append("      no single semantic choice explains it")
         elif r["divergences"]:
-            lines.append("      explanation not searched (--no-explain)")
+            lines.append("      explanation not searched (explain_divergences=False)")
     lines.append("CONFORMS" if rep["conforms"] else "DIVERGES")
     return "\n".join(lines)

@@ -42,7 +42,6 @@ def simulate_choices(choices: NeuronChoices, x=None) -> np.ndarray:
 def observed_spikes(obs, where="SPIKES") -> np.ndarray:
     """A user's recorded probe spikes, checked: integer counts per step and probe, not the probe
     inputs themselves. ``where`` names the file in errors."""
-    from ..errors import ValidationError
     obs = np.asarray(obs)
     probes = probe_inputs()
     if obs.shape == probes.shape and obs.dtype.kind == "f" and np.array_equal(obs, probes):

@@ -28,6 +28,11 @@ from ..io import load_model
 from ..simulator import Recorder, Simulator
 from ..traces import KINDS, compare_traces, load_traces
 from ..semantics import DEFAULT_PROFILE
+import shutil
+from ..io import save_model
+from .._files import atomic_path
+from ..graph import Graph
+from ..io.inputs import load_array
 
 CASE_FILES = ("case.json", "model.safetensors", "input.npz")
 
@@ -188,7 +193,6 @@ def write_recorded_case(folder, graph, rates, train, traces, profile, source) ->
     the input (``rates``, and the replayed spike ``train``), the recorded ``traces`` and a
     ``case.json`` naming their ``source`` (``regen`` leaves such a case alone) that compares spikes
     and spike counts under ``profile``. Returns the spikes per layer over the run (for the README)."""
-    from ..io import save_model
     folder = os.fspath(folder)
     os.makedirs(folder, exist_ok=True)
     save_model(graph, os.path.join(folder, "model.safetensors"))
@@ -209,10 +213,6 @@ def init(directory, model, inputs, T=100, profile=None, encoder=None, name=None,
     the float64 reference backend and a README. ``model``: a path or Graph; ``inputs``: an array
     (B, *input shape) or a path to one; ``encoder``: a spec such as ``{"type": "poisson", "seed": 0}``
     (default: the model's encoding, seed 0). Returns the case folder; refuses an existing one."""
-    from .._files import atomic_path
-    from ..graph import Graph
-    from ..io import save_model
-    from ..io.inputs import load_array
     g = model if isinstance(model, Graph) else load_model(model)
     x = np.asarray(load_array(inputs) if isinstance(inputs, (str, os.PathLike)) else inputs, dtype=np.float64)
     want = g.shapes[g.inputs[0]]
@@ -248,7 +248,6 @@ def init(directory, model, inputs, T=100, profile=None, encoder=None, name=None,
                      f"`refsim golden verify {os.fspath(directory)}` or `refsim.testing.assert_golden`.\n")
         os.rename(tmp, folder)
     except BaseException:
-        import shutil
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     echo(f"golden case written to {folder}")

@@ -7,6 +7,7 @@ from ..errors import UnknownNameError, ValidationError
 from ..graph import Graph
 from .balance import threshold_balance
 from .normalize import METHODS, ann_activations, normalize
+from .report import conversion_report
 
 #: the conversion methods: threshold balancing, then the normalisations
 CONVERSION_METHODS = ("balance",) + METHODS
@@ -19,7 +20,6 @@ def convert_ann(ann: Graph, x, method, config, T=200, scale=0.7, order="rathi", 
     with ``method`` (:data:`CONVERSION_METHODS`), simulating with the run settings ``config``
     (:class:`refsim.config.RunConfig`; its profile and encoding are recorded in the model). Returns
     ``(snn, report)``; nothing is written. ``where`` names the inputs in errors."""
-    from .report import conversion_report
     if method not in CONVERSION_METHODS:
         raise UnknownNameError("conversion method", method, CONVERSION_METHODS)
     x = np.asarray(x)

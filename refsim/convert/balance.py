@@ -37,6 +37,7 @@ from ..graph import Graph
 from ..simulator import Simulator
 from ..traces import Recorder
 from ..semantics import DEFAULT_PROFILE
+from ..errors import UnknownNameError
 
 
 def _canonical(x):
@@ -57,7 +58,6 @@ def threshold_balance(graph: Graph, x, T: int = 200, scale: float = 0.7, profile
     """A copy of ``graph`` whose neuron thresholds are balanced on calibration inputs ``x`` (B, ...)
     in ``order`` (:data:`BALANCE_ORDERS`). The returned graph's metadata records how
     (``metadata["conversion"]``)."""
-    from ..errors import UnknownNameError
     if isinstance(T, bool) or not isinstance(T, (int, np.integer)) or T < 1:
         raise ValidationError("threshold_balance(T)", "a positive number of steps", T)
     if not 0 < scale:
@@ -71,9 +71,8 @@ def threshold_balance(graph: Graph, x, T: int = 200, scale: float = 0.7, profile
     for name in graph.neurons:
         sim = Simulator(g, profile, backend)
         m = -np.inf
-        for start in range(0, len(xs), batch):
-            tr = sim.run(xs[start:start + batch], T, encoder=enc, sample_offset=start, progress=progress,
-                         recorder=Recorder(counts=False, output=False, current_max=[name]))
+        for _, tr in sim.run_batches(xs, T, batch, encoder=enc, progress=progress,
+                                     recorder=Recorder(counts=False, output=False, current_max=[name])):
             m = max(m, float(tr.current_max[name]))
         if not np.isfinite(m) or m <= 0:
             raise ValidationError(f"threshold balancing of layer {name!r}",

@@ -13,36 +13,25 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ValidationError
-from ..graph.nodes import Input, Neuron, Output
+from ..neurons import get_model
 from ..neurons._common import broadcast_channels
 from .normalize import ann_activations
 
 
-def _max_rate(p, model):
-    if model == "multithreshold":
-        return float(sum(p.levels))
-    return 1.0 if p.choices.spikes_per_step == "one" else np.inf
-
-
 def rate_model(graph, params, x) -> dict:
     """Predicted per-neuron rates (B, ...) of every neuron layer for analog input ``x`` (B, ...)."""
-    vals, rates = {}, {}
-    for name in graph.order:
-        node = graph[name]
-        if isinstance(node, Input):
-            vals[name] = np.asarray(x, dtype=np.float64)
-        elif isinstance(node, Neuron):
-            p = params[name]
-            cur = vals[node.inputs[0]]
-            theta = broadcast_channels(p.threshold, cur.ndim)
-            lo = -_max_rate(p, node.model) if node.model == "ternary" else 0.0
-            r = np.clip(cur / theta, lo, _max_rate(p, node.model))
-            rates[name] = r
-            vals[name] = r * theta if (p.choices.spike_value == "threshold" or node.model == "multithreshold") else r
-        elif isinstance(node, Output):
-            vals[name] = vals[node.inputs[0]]
-        else:
-            vals[name] = node.forward([vals[i] for i in node.inputs])
+    rates = {}
+
+    def neuron(name, node, cur):
+        p = params[name]
+        theta = broadcast_channels(p.threshold, cur.ndim)
+        m = get_model(node.model)
+        top = m.max_rate(p)
+        r = np.clip(cur / theta, -top if m.signed else 0.0, top)
+        rates[name] = r
+        return r * theta if (p.choices.spike_value == "threshold" or m.bitmask) else r
+
+    graph.propagate(x, neuron)
     return rates
 
 
@@ -59,7 +48,7 @@ def conversion_quality(graph, params, x, traces, min_correlation=0.9, slope_rang
             continue
         a = pred[name].reshape(-1)
         r = (traces.counts[name] / traces.T).reshape(-1)
-        if graph[name].model == "ternary":
+        if get_model(graph[name].model).signed:
             a = np.abs(a)
         if a.std() == 0 or r.std() == 0:
             corr = float("nan")
@@ -111,7 +100,7 @@ def compare_with_ann(ann_graph, snn_graph, x, counts, T, percentile=99.9, min_co
         lam = lam if lam > 0 else 1.0
         a = a / lam
         r = (np.asarray(counts[name]) / T).reshape(-1)
-        if snn_graph[name].model == "ternary":
+        if get_model(snn_graph[name].model).signed:
             a, r = np.abs(a), np.abs(r)
         corr = float(np.corrcoef(a, r)[0, 1]) if a.std() > 0 and r.std() > 0 else float("nan")
         slope = float(np.dot(a, r) / np.dot(a, a)) if np.dot(a, a) > 0 else float("nan")

@@ -26,6 +26,8 @@ import numpy as np
 from ..errors import UnknownNameError, ValidationError
 from ..graph import Graph
 from ..graph.nodes import Input, Neuron, Output
+from ..errors import UnknownNameError as _Unknown
+from ..graph import Scale
 
 METHODS = ("connectionwise", "layerwise")
 #: what the lambda percentile is taken over: every activation, or the non-zero ones (SNN Toolbox)
@@ -37,23 +39,11 @@ def ann_activations(graph, x, head=None) -> dict:
     NumPy with float64 accumulation: a Neuron node is a ReLU, an Output node the identity, or a
     sigmoid when ``head="sigmoid"`` (default: the graph's ``metadata["ann_head"]``, which the ONNX
     importer sets from the exported model)."""
-    from ..errors import UnknownNameError as _Unknown
     head = graph.metadata.get("ann_head", "none") if head is None else head
     if head not in ("none", "sigmoid"):
         raise _Unknown("ANN head", head, ("none", "sigmoid"))
-    vals = {}
-    for name in graph.order:
-        node = graph[name]
-        if isinstance(node, Input):
-            vals[name] = np.asarray(x, dtype=np.float64)
-        elif isinstance(node, Neuron):
-            vals[name] = np.maximum(vals[node.inputs[0]], 0.0)
-        elif isinstance(node, Output):
-            v = vals[node.inputs[0]]
-            vals[name] = 1.0 / (1.0 + np.exp(-v)) if head == "sigmoid" else v
-        else:
-            vals[name] = node.forward([vals[i] for i in node.inputs])
-    return vals
+    sigmoid = (lambda name, node, v: 1.0 / (1.0 + np.exp(-v))) if head == "sigmoid" else None
+    return graph.propagate(x, lambda name, node, v: np.maximum(v, 0.0), sigmoid)
 
 
 def _lambda_after(graph, name, lam):
@@ -162,7 +152,6 @@ def normalize(graph: Graph, x, method="connectionwise", percentile=99.9, percent
                     ins.append(i)
                     continue
                 f = (lin / lam_out).astype(np.float32)
-                from ..graph import Scale
                 sc = Scale(f"{name}_rescale{k}", [i], factor=f)
                 nodes.append(sc)
                 ins.append(sc.name)

@@ -26,9 +26,7 @@ def conversion_report(ann, snn, x, T=200, profile=None, backend="event", seed=0,
     sim = Simulator(snn, prof, backend)
     counts = {n: [] for n in snn.neurons}
     final = {n: [] for n in snn.outputs}
-    for start in range(0, len(x), batch):
-        tr = sim.run(x[start:start + batch], T, encoder=enc, sample_offset=start, progress=progress,
-                     recorder=Recorder(output=False))
+    for _, tr in sim.run_batches(x, T, batch, encoder=enc, recorder=Recorder(output=False), progress=progress):
         for n in snn.neurons:
             counts[n].append(tr.counts[n])
         for n in snn.outputs:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
+from ..io.nifti import fit_slices, load_volume, normalize
 
 DATA_DIR = os.path.dirname(os.path.abspath(__file__))
 #: the trained spiking U-Net (validation/hippocampus: ANN training, threshold balancing, fine-tuning)
@@ -22,7 +23,6 @@ DEMO_LABEL = os.path.join(DATA_DIR, "hippocampus_001_x10-17_label.nii.gz")
 def demo_input(hw=(56, 48)) -> np.ndarray:
     """The shipped MRI excerpt as a (8, 1, H, W) batch in [0, 1] (slices along the first axis,
     centred and zero-padded to ``hw``)."""
-    from ..io.nifti import fit_slices, load_volume, normalize
     return normalize(fit_slices(load_volume(DEMO_IMAGE), hw), "unit")
 
 

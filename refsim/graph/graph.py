@@ -7,6 +7,9 @@ import numpy as np
 
 from ..errors import ModelFormatError, UnknownNameError
 from .nodes import Input, Neuron, Node, Output, get_node_type
+from ..errors import ShapeError
+from .._text import table
+from ..semantics import get_profile
 
 FORMAT_NAME = "refsim-model"
 FORMAT_VERSION = 1
@@ -62,7 +65,6 @@ class Graph:
             self.shapes[name] = tuple(node.infer_shape(in_shapes))
         for name, node in by_name.items():
             if node.TYPE == "Delay" and self.shapes[node.inputs[0]] != self.shapes[name]:
-                from ..errors import ShapeError
                 raise ShapeError(f"node {name!r} field 'shape'", f"the shape of its input {node.inputs[0]!r}, "
                                  f"{self.shapes[node.inputs[0]]}", self.shapes[name])
         self.consumers = {n: [m.name for m in by_name.values() if n in m.inputs] for n in by_name}
@@ -107,6 +109,28 @@ class Graph:
     def outputs(self):
         return [n for n in self.order if isinstance(self.nodes[n], Output)]
 
+    def propagate(self, x, neuron, output=None) -> dict:
+        """Every node's value for input ``x`` (an array for a one-input graph, else a dict by Input
+        name), in topological order, densely in float64: the one walk behind the ANN reference,
+        the rate model and the demo's scales. ``neuron(name, node, value)`` gives a Neuron node's
+        value from its input's; ``output(name, node, value)`` an Output node's (default: its
+        input's); every other node applies its own ``forward``. Delay nodes are not supported (a
+        value walk has no previous step)."""
+        xs = x if isinstance(x, dict) else {n: x for n in self.inputs}
+        vals = {}
+        for name in self.order:
+            node = self.nodes[name]
+            if isinstance(node, Input):
+                vals[name] = np.asarray(xs[name], dtype=np.float64)
+            elif isinstance(node, Neuron):
+                vals[name] = neuron(name, node, vals[node.inputs[0]])
+            elif isinstance(node, Output):
+                v = vals[node.inputs[0]]
+                vals[name] = v if output is None else output(name, node, v)
+            else:
+                vals[name] = node.forward([vals[i] for i in node.inputs])
+        return vals
+
     def n_parameters(self) -> int:
         return int(sum(t.size for n in self.nodes.values() for t in n.tensors().values()))
 
@@ -122,8 +146,6 @@ class Graph:
     def describe(self, profile) -> str:
         """The metadata, the node table, the sizes and ``profile``'s choices for the graph's neuron
         models, as text (``refsim info``)."""
-        from .._text import table
-        from ..semantics import get_profile
         prof = get_profile(profile)
         lines = [f"  {k}: {v}" for k, v in sorted(self.metadata.items())]
         rows = [("node", "type", "inputs", "shape", "params", "detail")]

@@ -637,8 +637,9 @@ class Neuron(Node):
         except RefsimError as exc:
             raise _err(name, "threshold", exc.expected, exc.found) from None
         self.threshold = threshold
-        if levels is not None and model != "multithreshold":
-            raise _err(name, "levels", "no levels unless model is 'multithreshold'", levels)
+        if levels is not None and not get_model(model).bitmask:
+            raise _err(name, "levels", "no levels unless the model fires by levels ("
+                       + ", ".join(m for m, spec in NEURON_MODELS.items() if spec.bitmask) + ")", levels)
         if levels is not None and (not isinstance(levels, (list, tuple)) or not levels):
             raise _err(name, "levels", "a non-empty list of numbers", repr(levels))
         self.levels = None if levels is None else tuple(finite_number(name, "levels", v, positive=True) for v in levels)

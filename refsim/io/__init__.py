@@ -4,13 +4,15 @@ import os
 
 from ..errors import ValidationError
 from .model import load_model, save_model
+from .onnx import load_onnx
+from .inputs import describe_file
+from .nir import load_nir
 
 
 def load_any_model(path, input_shape=None):
     """A graph from a refsim model file or an ONNX ANN (imported; ``input_shape`` when the file
     leaves it symbolic)."""
     if os.fspath(path).lower().endswith(".onnx"):
-        from .onnx import load_onnx
         return load_onnx(path, input_shape=input_shape)
     return load_model(path)
 
@@ -21,9 +23,7 @@ def import_file(path, input_shape=None, dt=None, discretisation="euler"):
     if low.endswith(".onnx"):
         return load_any_model(path, input_shape)
     if low.endswith(".nir"):
-        from .nir import load_nir
         return load_nir(path, dt=dt, discretisation=discretisation, input_shape=input_shape)
-    from .inputs import describe_file
     raise ValidationError("FILE", "an .onnx or .nir file", f"{path} ({describe_file(path)})")
 
 

@@ -21,6 +21,7 @@ import numpy as np
 
 from .._files import require_regular_file
 from ..errors import EncodingError
+from .nifti import prepare_slices, read_volume
 
 NII = (".nii", ".nii.gz")
 
@@ -87,7 +88,6 @@ def load_input(path, graph, config):
     path = os.fspath(path)
     require_regular_file(path, "input")
     if is_nifti(path):
-        from .nifti import prepare_slices, read_volume
         return prepare_slices(read_volume(path), _slice_shape(graph, path), config.axis, config.normalize)
     return load_array(path), None
 
@@ -99,7 +99,6 @@ def load_labels(path, graph, n, config) -> np.ndarray:
     path = os.fspath(path)
     hw = tuple(graph.shapes[graph.inputs[0]][1:])
     if is_nifti(path):
-        from .nifti import prepare_slices, read_volume
         lab = prepare_slices(read_volume(path).data > 0, _slice_shape(graph, path), config.axis, "none")[0][:, 0]
     else:
         lab = load_array(path)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import EncodingError, ModelFormatError, ValidationError
+from .._files import atomic_path
 
 
 @dataclass(frozen=True, eq=False)
@@ -222,7 +223,6 @@ def save_like(array: np.ndarray, reference: Volume, path, dtype=np.uint8) -> Non
     header.set_data_dtype(dtype)
     img = nib.Nifti1Image(arr.astype(dtype), reference.affine, header)
     img.header.set_slope_inter(1.0, 0.0)
-    from .._files import atomic_path
     path = os.fspath(path)
     with atomic_path(path, ".nii.gz" if path.endswith(".gz") else ".nii") as tmp:
         nib.save(img, tmp)

@@ -49,11 +49,17 @@ import os
 import numpy as np
 
 from .._optional import optional_import
+from .. import _system
 from ._names import unique_name
 from ..errors import ModelFormatError, ValidationError
 from ..graph import (Add, AvgPool2d, Conv2d, Delay, Flatten, Graph, Input, Linear, Neuron, Output, Scale,
                      SumPool2d)
+from ..neurons import get_model
 from ..semantics import DEFAULT_PROFILE
+import inspect
+from ..semantics import get_profile
+from .._files import atomic_path
+from ..errors import UnknownNameError
 
 DISCRETISATIONS = ("euler", "exact")
 DEFAULT_DT = 1e-4
@@ -95,11 +101,10 @@ def read_nir_dict(path) -> tuple:
     """``(version, graph dict)`` of a NIR HDF5 file, read with h5py directly (so files written by
     any nir version load, whatever nir is installed), every dataset's size checked before reading."""
     h5py = optional_import("h5py", "NIR import")
-    from ..traces import memory_budget
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise ModelFormatError("file", "an existing NIR file", "no such file", file=path)
-    budget = [min(memory_budget(), 64 * max(os.path.getsize(path), 1 << 20))]
+    budget = [min(_system.memory_budget(), 64 * max(os.path.getsize(path), 1 << 20))]
     try:
         with h5py.File(path, "r") as f:
             if "node" not in f:
@@ -119,7 +124,6 @@ def read_nir_dict(path) -> tuple:
 class _NIRImporter:
     def __init__(self, d, version, dt, disc, path, input_shape):
         if disc not in DISCRETISATIONS:
-            from ..errors import UnknownNameError
             raise UnknownNameError("NIR discretisation", disc, DISCRETISATIONS)
         if dt is not None and not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
             raise ValidationError("NIR dt", "a positive time step in seconds", dt)
@@ -522,9 +526,7 @@ def _refuse(node, what, why):
 def to_nir(graph: Graph, dt=DEFAULT_DT, profile=None):
     """The ``nir.NIRGraph`` of a refsim graph (forward-Euler parameters for step ``dt``)."""
     nir = optional_import("nir", "NIR export")
-    from ..semantics import get_profile
     prof = get_profile(profile or graph.metadata.get("profile", DEFAULT_PROFILE))
-    import inspect
     has_v_reset = "v_reset" in inspect.signature(nir.IF).parameters
     nodes, edges = {}, []
     src_of = {}  # refsim node -> list of NIR node names its value comes from (Add/Dropout pass through)
@@ -577,7 +579,7 @@ def to_nir(graph: Graph, dt=DEFAULT_DT, profile=None):
         elif t == "Neuron":
             p = node.make_params(prof)
             c = p.choices
-            if node.model in ("ternary", "multithreshold"):
+            if get_model(node.model).signed or get_model(node.model).bitmask:
                 raise _refuse(name, f"a {node.model} neuron", "NIR's neurons emit binary spikes")
             if c.comparison != ">":
                 raise _refuse(name, "the '>=' comparison", "NIR fires on v > v_threshold")
@@ -634,6 +636,5 @@ def save_nir(graph: Graph, path, dt=DEFAULT_DT, profile=None) -> None:
     if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
         raise ValidationError("NIR export dt", "a positive time step in seconds", dt)
     ng = to_nir(graph, dt, profile)
-    from .._files import atomic_path
     with atomic_path(path, ".nir") as tmp:
         nir.write(tmp, ng)

@@ -15,6 +15,9 @@ import struct
 import numpy as np
 
 from ..errors import ModelFormatError
+import stat
+from .._files import atomic_path
+from .inputs import describe_file
 
 _DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4", "I16": "<i2", "I8": "i1",
            "U8": "u1", "U16": "<u2", "U32": "<u4", "U64": "<u8", "BOOL": "?"}
@@ -44,7 +47,6 @@ def write(path, tensors: dict, metadata: dict | None = None) -> None:
         offset += len(data)
     hbytes = json.dumps(header, separators=(",", ":")).encode("utf-8")
     hbytes += b" " * (-len(hbytes) % 8)
-    from .._files import atomic_path
     with atomic_path(path, ".tmp") as tmp:
         with open(tmp, "wb") as fh:
             fh.write(struct.pack("<Q", len(hbytes)))
@@ -60,7 +62,6 @@ def read(path) -> tuple[dict, dict]:
     and the JSON header are read first (the header at most 100 MiB), every tensor's shape, dtype and
     byte range are validated against the file's real length (Python integers: no wrap-around), and
     only then are the tensor bytes read, one tensor at a time."""
-    import stat
     try:
         mode = os.stat(path).st_mode
         if not stat.S_ISREG(mode):  # a FIFO would block, a folder is no file
@@ -76,7 +77,6 @@ def read(path) -> tuple[dict, dict]:
             raise _err(path, "header length", "8 bytes", f"a file of {len(head)} bytes (truncated)")
         (n,) = struct.unpack("<Q", head)
         if n > _MAX_HEADER or 8 + n > size:
-            from .inputs import describe_file
             kind = describe_file(path)
             if "safetensors" in kind:
                 raise _err(path, "header", f"{n} bytes of JSON header",

@@ -4,9 +4,12 @@ with skips and ``torch.cat``, through torch.fx). torch and the SNN libraries are
 a torch model's traces step by step is :mod:`refsim.conformance.record_torch`.
 
 Supported modules, in order: ``Conv2d``, ``ConvTranspose2d``, ``AvgPool2d``, ``Linear``, ``Flatten``,
-``Dropout``, ``Identity``, and IF neurons: SpikingJelly ``IFNode`` (single-step mode), snnTorch
-``Leaky(beta=1)``, Sinabs ``IAF`` / ``IAFSqueeze``, Norse ``IAFCell``. The profile follows the neuron
-class and its arguments (``profile_of``); layers after the last neuron feed a non-firing Output.
+``Dropout``, ``Identity``, IF neurons: SpikingJelly ``IFNode`` (single-step mode), snnTorch
+``Leaky(beta=1)``, Sinabs ``IAF`` / ``IAFSqueeze``, Norse ``IAFCell``; and leaky neurons as ``lif``
+layers (:func:`leak_of`): snnTorch ``Leaky`` with ``beta < 1`` (one value or one per channel; its
+delayed reset unless ``reset_delay=False``) and SpikingJelly ``LIFNode`` (``beta = 1 - 1/tau``; with
+``decay_input`` a Scale node of ``1/tau`` in front). The profile follows the neuron class and its
+arguments (``profile_of``); layers after the last neuron feed a non-firing Output.
 Layer names are ``<index>_<class>`` of the Sequential.
 """
 from __future__ import annotations
@@ -19,6 +22,11 @@ import numpy as np
 
 from .._optional import optional_import
 from ..errors import ModelFormatError
+import operator
+from ..conformance.fingerprint import fingerprint, format_fingerprint
+from ..graph import (AvgPool2d, Concat, Conv2d, ConvTranspose2d, Dropout, Flatten, Graph, Input, Linear, Neuron, Output,
+                     Scale)
+from ..semantics import get_profile
 
 
 def _torch():
@@ -35,7 +43,7 @@ def _kind(mod):
     if plain and isinstance(mod, plain):
         return "plain"
     name = type(mod).__module__ + "." + type(mod).__name__
-    if name.startswith("spikingjelly") and type(mod).__name__ == "IFNode":
+    if name.startswith("spikingjelly") and type(mod).__name__ in ("IFNode", "LIFNode"):
         return "sj"
     if name.startswith("snntorch") and type(mod).__name__ == "Leaky":
         return "snntorch"
@@ -62,7 +70,6 @@ def plain_choices(mod, where="neuron"):
     """The choices of a user's threshold module, measured: a fresh copy with threshold 1 runs the tie
     probes of :mod:`refsim.conformance.fingerprint` (one probe per element of a 1-D input)."""
     torch = _torch()
-    from ..conformance.fingerprint import fingerprint, format_fingerprint
     attr, _ = _plain_threshold(mod, where)
 
     def run(x):
@@ -101,8 +108,6 @@ def neuron_info(mod, where):
             raise ModelFormatError(where, "v_reset None or 0", mod.v_reset)
         return _scalar(mod.v_threshold), {}, "spikingjelly-hard-reset"
     if k == "snntorch":
-        if _scalar(mod.beta) != 1.0:
-            raise ModelFormatError(where, "Leaky(beta=1) (an IF neuron)", f"beta={_scalar(mod.beta)}")
         mech = mod.reset_mechanism
         if mech == "subtract":
             return _scalar(mod.threshold), {}, "snntorch"
@@ -124,22 +129,57 @@ def neuron_info(mod, where):
     return None
 
 
+def leak_of(mod, where):
+    """``(model, extra Neuron fields, input gain)`` of a neuron module: ``("if", {}, None)`` for IF
+    neurons; for snnTorch ``Leaky(beta < 1)`` a ``lif`` layer with its ``beta`` (one value, or one
+    per channel) and, with ``reset_delay=False``, the immediate reset; for SpikingJelly ``LIFNode``
+    a ``lif`` layer with ``beta = 1 - 1/tau`` and, with ``decay_input=True`` (its default), the
+    input gain ``1/tau`` its charge applies (``v + (x - v) / tau``), which the graph carries as a
+    Scale node in front."""
+    k = _kind(mod)
+    if k == "snntorch":
+        beta = np.asarray(mod.beta.detach().cpu().numpy() if hasattr(mod.beta, "detach") else mod.beta,
+                          dtype=np.float64).reshape(-1)
+        if beta.size > 1 and beta.ndim != 1:
+            raise ModelFormatError(where, "beta as one value or one per channel", f"shape {beta.shape}")
+        beta = np.clip(beta, 0.0, 1.0)  # snnTorch clamps beta into [0, 1] when it steps
+        if np.all(beta == 1.0):
+            return "if", {}, None
+        extra = {"beta": float(beta[0]) if beta.size == 1 else beta.astype(np.float32)}
+        if not getattr(mod, "reset_delay", True):
+            extra["choices"] = {"reset_timing": "with-spike"}
+        return "lif", extra, None
+    if k == "sj" and type(mod).__name__ == "LIFNode":
+        tau = float(mod.tau)
+        if not tau >= 1.0:
+            raise ModelFormatError(where, "LIFNode tau >= 1", tau)
+        return "lif", {"beta": 1.0 - 1.0 / tau}, (1.0 / tau if mod.decay_input else None)
+    return "if", {}, None
+
+
 def _w(t):
     return None if t is None else t.detach().cpu().numpy().astype(np.float32)
 
 
 def _module_node(m, nm, inputs, prof):
-    """The refsim node of torch module ``m`` named ``nm`` reading ``inputs``."""
+    """The refsim nodes (a list, the last one named ``nm``) of torch module ``m`` reading ``inputs``."""
+    out = _one_module(m, nm, inputs, prof)
+    return out if isinstance(out, list) else [out]
+
+
+def _one_module(m, nm, inputs, prof):
     torch = _torch()
-    from ..graph import AvgPool2d, Conv2d, ConvTranspose2d, Dropout, Flatten, Linear, Neuron
-    from ..semantics import get_profile
     nn = torch.nn
     w = _w
     if _kind(m):
         th, ov, _ = neuron_info(m, nm)
-        pc = get_profile(prof).choices("if")
+        model, extra, gain = leak_of(m, nm)
+        ov = {**ov, **extra.pop("choices", {})}
+        pc = get_profile(prof).choices(model)
         ov = {k: v for k, v in ov.items() if getattr(pc, k) != v}
-        return Neuron(nm, inputs, "if", th, choices=ov or None)
+        if gain is None:
+            return [Neuron(nm, inputs, model, th, choices=ov or None, **extra)]
+        return [Scale(nm + "_input", inputs, gain), Neuron(nm, [nm + "_input"], model, th, choices=ov or None, **extra)]
     if isinstance(m, nn.Conv2d):
         if m.padding_mode != "zeros":
             raise ModelFormatError(nm, "padding_mode 'zeros'", m.padding_mode)
@@ -200,7 +240,6 @@ def export(model, input_shape, name="torch-model", neurons=()):
 
 def _export(model, input_shape, name):
     torch = _torch()
-    from ..graph import Graph, Input, Output
     if not isinstance(model, torch.nn.Sequential):
         return _export_traced(model, input_shape, name)
     nodes = [Input("input", tuple(input_shape))]
@@ -208,7 +247,7 @@ def _export(model, input_shape, name):
     prof = profile_of(model)
     for i, m in enumerate(model):
         nm = f"{i}_{type(m).__name__}"
-        nodes.append(_module_node(m, nm, [prev], prof))
+        nodes.extend(_module_node(m, nm, [prev], prof))
         prev = nm
     nodes.append(Output("output", [prev]))
     return Graph(nodes, name=name, metadata={"profile": prof, "source": "torch adapter"})
@@ -247,8 +286,6 @@ def _export_traced(model, input_shape, name="torch-model"):
     ``Leaky(init_hidden=True)``, Sinabs ``IAFSqueeze``); node names are the module paths with ``_``
     for ``.``. One input; the traced output feeds a non-firing Output node."""
     torch = _torch()
-    import operator
-    from ..graph import Concat, Flatten, Graph, Input, Output
     graph = _trace(model)
     mods = dict(model.named_modules())
     prof = profile_of(model)
@@ -268,7 +305,7 @@ def _export_traced(model, input_shape, name="torch-model"):
                                        "init_hidden=True, Sinabs IAFSqueeze) in a non-sequential model", type(m).__name__)
             ins = [names[a.name] for a in fxn.args if isinstance(a, torch.fx.Node)]
             nm = _node_name(fxn.target)
-            nodes.append(_module_node(m, nm, ins, prof))
+            nodes.extend(_module_node(m, nm, ins, prof))
             names[fxn.name] = nm
         elif fxn.op == "call_function" and fxn.target is torch.cat:
             parts = fxn.args[0]

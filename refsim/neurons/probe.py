@@ -12,6 +12,9 @@ import numpy as np
 from ..errors import ValidationError
 from . import get_model
 from ..semantics import DEFAULT_PROFILE
+from ..semantics import get_profile
+from . import make_params
+from .multithreshold import emitted
 
 
 class NeuronRun(NamedTuple):
@@ -53,8 +56,6 @@ def probe(profile=DEFAULT_PROFILE, inputs=(0.5,), T=8, threshold=1.0, model="if"
     """One neuron of ``model`` under ``profile`` driven by ``inputs`` (cycled over ``T`` steps), as
     ``refsim probe`` shows it. Returns ``(spikes per step, membranes)``: spikes are counts (signed
     for ternary; for multithreshold, the number of levels that fired)."""
-    from ..semantics import get_profile
-    from . import make_params
     if isinstance(T, bool) or not isinstance(T, (int, np.integer)) or T < 1:
         raise ValidationError("probe T", "a positive number of steps", T)
     params = make_params(model, threshold, get_profile(profile).choices(model),
@@ -91,9 +92,6 @@ def probe_levels(profile=DEFAULT_PROFILE, inputs=(0.5,), T=8, threshold=1.0, lev
     shows it: per step the levels that fired as a bit string (highest level first, '' when none),
     the value sent on (the sum of the fired levels times ``threshold``) and the membrane; with the
     levels used."""
-    from ..semantics import get_profile
-    from . import make_params
-    from .multithreshold import emitted
     if isinstance(T, bool) or not isinstance(T, (int, np.integer)) or T < 1:
         raise ValidationError("probe T", "a positive number of steps", T)
     params = make_params("multithreshold", threshold, get_profile(profile).choices("multithreshold"), levels)

@@ -266,9 +266,10 @@ def test_hard_reset_restarts_the_rounding_bound():
     instead of growing over the whole run (issue 9)."""
     from refsim.conformance.check import _advance
     from refsim.neurons.if_ import IFParams
+    from refsim.neurons._common import MembraneState
     from refsim.semantics import NeuronChoices
     p = IFParams(1.0, NeuronChoices(reset="zero"))
-    v = np.array([0.9, 0.9])
+    v = MembraneState(np.array([0.9, 0.9]), np.array([0.9, 0.9]))
     b = np.array([1e-6, 1e-6])
     x = np.array([0.3, 0.05])  # neuron 0 fires, neuron 1 does not
     s, st, dec, carry = _advance("if", p, v, b, x, np.abs(x), 2.0 ** -60, 2, None)

@@ -285,18 +285,19 @@ def _trace_doc_blocks():
         return re.findall(r"```python\n(.*?)```", fh.read(), re.S)
 
 
-@pytest.mark.parametrize("lib,block", [("spikingjelly", 1), ("norse", 2)])
+@pytest.mark.parametrize("lib,block", [("spikingjelly", 1), ("norse", 2), ("snntorch", 3)])
 def test_docs_trace_writer_examples_conform(lib, block):
     """docs/traces.md: a multi-step SpikingJelly model and a Norse IAFCell loop, which record() cannot
-    step, recorded with TraceWriter and checked."""
+    step, recorded with TraceWriter, and an snnTorch leaky network recorded with record(); each checked."""
     pytest.importorskip(lib)
     torch.manual_seed(0)
     ns = {}
     exec(compile(_trace_doc_blocks()[block], "docs/traces.md", "exec"), ns)
     g, traces = ns["g"], ns["traces"]
     assert traces.step_counts[g.neurons[0]].sum() > 0
-    rep = check(g, traces, g.metadata["profile"])
-    assert rep["conforms"], format_report(rep)
+    for mode in ("teacher-forced", "free-running"):
+        rep = check(g, traces, g.metadata["profile"], mode=mode)
+        assert rep["conforms"], format_report(rep)
 
 
 def test_record_refuses_multi_step_models_and_points_to_the_writer():

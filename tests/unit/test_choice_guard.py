@@ -79,18 +79,19 @@ def test_check_conforms_to_its_own_traces(field, value, model):
     """check's teacher forcing (the model's step with forced spikes) reproduces every choice."""
     if not _valid(model, NeuronChoices(**{field: value})):
         pytest.skip("not a valid choice for this model")
-    if model in ("lif", "cubalif"):
-        pytest.skip("check refuses leaky layers (tested in test_lif.py)")
     w = np.full((2, 1, 1, 1), 0.75, np.float32)
     lv = {"levels": (1.0, 0.5)} if model == "multithreshold" else {}
+    if model in ("lif", "cubalif"):
+        lv = {"beta": 0.875}
     g = Graph([Input("x", (1, 3, 3)), Conv2d("c", ["x"], w), Neuron("n", ["c"], model, 1.0, choices={field: value}, **lv),
                Output("o", ["n"])])
     x = np.random.default_rng(0).random((2, 1, 3, 3))
     tr = Simulator(g, "paper").run(x, 12, PoissonEncoder(seed=1, ternary=model == "ternary"),
                                    Recorder(spikes=True, inputs=True))
     assert tr.step_counts["n"].sum() > 0
-    rep = check(g, tr, "paper")
-    assert rep["conforms"], rep
+    for mode in ("teacher-forced", "free-running"):
+        rep = check(g, tr, "paper", mode=mode)
+        assert rep["conforms"], rep
 
 
 @pytest.mark.parametrize("field,values", list(SPIKE_TRAIN_CHOICES.items()))

@@ -58,3 +58,20 @@ def test_no_module_imports_torch_at_module_level():
     bad = [(str(p.relative_to(ROOT)), m) for p in sorted(ROOT.rglob("*.py")) for m, top in _imports(p)
            if top and (m == "torch" or m.startswith("torch."))]
     assert not bad, bad
+
+
+#: the only packages imported inside functions, and why: optional dependencies (refsim/_optional.py)
+#: and three core dependencies whose import costs 0.3-0.5 s, paid only by the commands that use them
+LAZY = {"torch": "optional", "snntorch": "optional", "spikingjelly": "optional", "hypothesis": "test extra",
+        "onnx": "optional", "nir": "optional", "h5py": "optional", "distributed": "optional", "dask": "optional",
+        "matplotlib": "import time (plots only)", "nibabel": "import time (NIfTI only)",
+        "scipy": "import time (SSIM only)"}
+
+
+def test_imports_are_at_module_level_except_lazy_packages():
+    """Every refsim-internal and standard-library import is at module level, so the import
+    statements show the real dependency graph; only :data:`LAZY` packages are imported inside
+    functions."""
+    bad = [(str(p.relative_to(ROOT)), m) for p in sorted(ROOT.rglob("*.py")) for m, top in _imports(p)
+           if not top and m.split(".")[0] not in LAZY]
+    assert not bad, bad

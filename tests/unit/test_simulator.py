@@ -140,7 +140,7 @@ def test_working_memory_counts_the_dense_convolutions_temporaries(monkeypatch):
     """Issue 21 class 4: a tiny model whose convolution's window matrix is huge (a 63x63 kernel after a
     x64 up-sampling) is refused before anything is allocated, naming the batch, although its layer
     maps alone are small."""
-    import refsim.traces as traces_mod
+    import refsim._system as system
     from refsim.errors import ValidationError
     from refsim.graph import Conv2d, Graph, Input, Neuron, Output, Upsample
     w = np.full((1, 1, 63, 63), 0.01, np.float32)
@@ -150,6 +150,34 @@ def test_working_memory_counts_the_dense_convolutions_temporaries(monkeypatch):
     maps = 3 * 8 * 4 * sum(int(np.prod(g.shapes[n])) for n in g.order)
     tmp = sim._dense_temporary_bytes("c", 4)
     assert tmp == 8 * 4 * (63 * 63 * 128 * 128 + 190 * 190 + 128 * 128) and tmp > 100 * maps
-    monkeypatch.setattr(traces_mod, "memory_budget", lambda: maps + tmp // 2)
+    monkeypatch.setattr(system, "memory_budget", lambda: maps + tmp // 2)
     with pytest.raises(ValidationError, match="batch"):
         sim.run(np.zeros((4, 1, 2, 2)), 2)
+
+
+@pytest.mark.parametrize("backend", ["reference", "event"])
+@pytest.mark.parametrize("batch", [1, 2, 5])
+def test_run_batches_equals_one_run(backend, batch):
+    """Any batch size gives each sample the spikes, membranes and output of one run over all of x."""
+    g = models.hippocampus_unet(in_shape=(1, 8, 8), channels=(4, 8), seed=2)
+    x = np.random.default_rng(1).random((5, 1, 8, 8))
+    rec = Recorder(spikes=True, membranes=["enc1a_if"], output=True)
+    sim = Simulator(g, backend=backend)
+    whole = sim.run(x, 6, PoissonEncoder(seed=3), rec)
+    lines = []
+    parts = list(sim.run_batches(x, 6, batch, encoder=PoissonEncoder(seed=3), recorder=rec, echo=lines.append))
+    assert [s for s, _ in parts] == list(range(0, 5, batch))
+    assert len(lines) == (len(parts) if batch < 5 else 0)
+    for k in whole.spikes:
+        np.testing.assert_array_equal(np.concatenate([t.spikes[k] for _, t in parts], axis=1), whole.spikes[k])
+    np.testing.assert_array_equal(np.concatenate([t.membranes["enc1a_if"] for _, t in parts], axis=1),
+                                  whole.membranes["enc1a_if"])
+    out = g.outputs[0]
+    np.testing.assert_array_equal(np.concatenate([t.final_output[out] for _, t in parts]), whole.final_output[out])
+
+
+@pytest.mark.parametrize("batch", [0, -1, 2.5, True])
+def test_run_batches_refuses_a_bad_batch(batch):
+    g = models.hippocampus_unet(in_shape=(1, 8, 8), channels=(4, 8), seed=2)
+    with pytest.raises(ValidationError, match="batch"):
+        next(Simulator(g).run_batches(np.zeros((2, 1, 8, 8)), 3, batch))

@@ -20,8 +20,7 @@ import torch  # noqa: E402
 from refsim import load_model  # noqa: E402
 from refsim.analysis import curves, metrics  # noqa: E402
 from refsim.synops import dense_macs  # noqa: E402
-from refsim.encoding import make_encoder  # noqa: E402
-from refsim.simulator import Simulator  # noqa: E402
+from refsim.config import RunConfig  # noqa: E402
 from refsim.traces import Recorder  # noqa: E402
 from validation.hippocampus.common import OUT, split, torch_unet, volume_slices  # noqa: E402
 
@@ -35,14 +34,12 @@ def ann_probs(net, x):
 
 def snn_run(g, x, T, batch=16, seed=0):
     """Final and intermediate output membranes, per-layer spike counts and synaptic operations."""
-    sim = Simulator(g, g.metadata.get("profile", "paper"), "event")
-    enc = make_encoder(g.metadata.get("encoding", "poisson"), seed=seed)  # binary, or ternary (Table 5)
+    cfg = RunConfig.resolve(g, backend="event", seed=seed)  # the model's profile and encoding (ternary: Table 5)
+    sim, enc = cfg.simulator(g), cfg.encoder()
     outs = {t: [] for t in T_POINTS if t <= T}
     spikes = {n: 0 for n in g.neurons}
     acs = 0
-    for s in range(0, len(x), batch):
-        tr = sim.run(x[s:s + batch], T, encoder=enc, sample_offset=s,
-                     recorder=Recorder(counts=False, output=True, synops=True))
+    for _, tr in sim.run_batches(x, T, batch, encoder=enc, recorder=Recorder(counts=False, output=True, synops=True)):
         o = tr.output["output"]
         for t in outs:
             outs[t].append(o[t - 1][:, 0])

@@ -18,6 +18,7 @@ import numpy as np
 
 from ...errors import UnknownNameError
 from ...kernels import fused as _F
+from ...neurons import get_model
 from ...kernels.scatter import (_conv_scatter, _events_chw, _linear_scatter, prepare_conv, prepare_conv_s1,
                                 prepare_conv_transpose)
 
@@ -62,7 +63,7 @@ def choice_flags(model: str, choices) -> NeuronFlags:
     _flag("reset_timing", choices.reset_timing)  # validated; no flag (no leak in the fused models)
     return NeuronFlags(_flag("comparison", choices.comparison), _flag("order", choices.order),
                        _flag("reset", choices.reset), _flag("spikes_per_step", choices.spikes_per_step),
-                       model == "ternary", choices.v_min is not None,
+                       get_model(model).signed, choices.v_min is not None,
                        0.0 if choices.v_min is None else float(choices.v_min),
                        _flag("spike_value", choices.spike_value), _flag("membrane_report", choices.membrane_report))
 

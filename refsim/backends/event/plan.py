@@ -19,7 +19,7 @@ decides whether a layer runs fused, scattered or dense.
 from __future__ import annotations
 
 from ...exactness import POOLS, WEIGHTED, layer_exactness, value_grids
-from ...semantics import LEAKY_MODELS
+from ...neurons import get_model
 from ..base import LayerPlan
 
 
@@ -43,7 +43,7 @@ def plan(graph, params, encoder, recorder=None) -> dict:
             continue
         if t == "Neuron":
             c = params[name].choices
-            if node.model in LEAKY_MODELS:
+            if get_model(node.model).leaks:
                 out[name] = LayerPlan("dense", f"a leaky layer ({node.model}): its float64 membrane is not a sum of "
                                       "exact terms, so it runs in the reference's order (no fused kernel)")
             elif len(graph.shapes[name]) != 3:
@@ -51,7 +51,7 @@ def plan(graph, params, encoder, recorder=None) -> dict:
             elif c.spikes_per_step == "multi" and recorder is not None and recorder.wants("spikes", name):
                 out[name] = LayerPlan("dense", "multi-spike layer with recorded spikes (their range is checked in NumPy)")
             else:
-                kernel = "mt_rows" if node.model == "multithreshold" else "neuron_rows"
+                kernel = "mt_rows" if get_model(node.model).bitmask else "neuron_rows"
                 out[name] = LayerPlan("fused", "fused update, reset and event emission", kernel)
                 events.add(name)
         elif t in WEIGHTED or t in POOLS:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..base import Run, dense
+from ...neurons import get_model
 from . import kernels as K
 
 
@@ -142,7 +143,7 @@ class _FusedLayer:
         node = g[name]
         C, H, W = g.shapes[name]
         self.shape = (C, H, W)
-        self.mt = node.model == "multithreshold"
+        self.mt = get_model(node.model).bitmask
         self.flags = K.choice_flags(node.model, p.choices)
         shape = (B, H, W, C)
         self.v = np.zeros(shape, dt)
