@@ -74,6 +74,19 @@ def check_output(path, option: str, inputs=(), suffix=None) -> str:
     return path
 
 
+def check_output_dir(path, what: str) -> str:
+    """An output folder, checked before any work: it is a folder already, or does not exist yet and
+    its parent folder does (it is created then). Raises ValidationError naming ``what``."""
+    p = os.path.abspath(os.fspath(path))
+    if len(os.path.basename(p).encode("utf-8", "surrogateescape")) > 200:
+        raise ValidationError(what, "a folder name of at most 200 bytes", os.fspath(path))
+    if os.path.exists(p) and not os.path.isdir(p):
+        raise ValidationError(what, "a folder (created if missing)", f"{os.fspath(path)} is a file")
+    if not os.path.exists(p) and not os.path.isdir(os.path.dirname(p)):
+        raise ValidationError(what, "a folder (created if missing) in an existing folder", os.fspath(path))
+    return p
+
+
 @contextlib.contextmanager
 def atomic_path(path, suffix=""):
     """Yield a temporary path beside ``path``; on success it is fsynced, made 0644 and renamed onto

@@ -24,7 +24,7 @@ import traceback
 import numpy as np
 
 from . import bench
-from ._files import atomic_path, check_output
+from ._files import atomic_path, check_output, check_output_dir
 from ._version import __version__
 from .analysis import energy
 from .analysis.energy import CONVENTIONS, PRESETS
@@ -453,9 +453,7 @@ def _cmd_segment(args):
 
 
 def _cmd_analyze(args):
-    rdir = os.path.abspath(args.report)
-    if os.path.exists(rdir) and not os.path.isdir(rdir) or not os.path.isdir(os.path.dirname(rdir)):
-        raise ValidationError("--report", "a folder (created if missing) in an existing folder", args.report)
+    check_output_dir(args.report, "--report")
     if args.ann and args.no_ann:
         raise ValidationError("--ann / --no-ann", "one of them", "both")
     g = load_model(args.model)

@@ -17,6 +17,7 @@ and ``refsim check``'s rounding bounds both rest on.
 """
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -142,9 +143,9 @@ def fan_in(node) -> int:
     """Terms summed into one output of ``node`` (plus one for a bias), for Higham's bound."""
     t = node.TYPE
     if t == "Conv2d":
-        return int(np.prod(node.weight.shape[1:])) + 1
+        return math.prod(node.weight.shape[1:]) + 1
     if t == "ConvTranspose2d":
-        return int(node.weight.shape[0] // node.groups * np.prod(node.weight.shape[2:])) + 1
+        return int(node.weight.shape[0] // node.groups * math.prod(node.weight.shape[2:])) + 1
     if t == "Linear":
         return node.weight.shape[1] + 1
     if t in POOLS:

@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
-from ._files import atomic_path
+from ._files import atomic_path, check_output_dir
 from ._optional import optional_import
 from .analysis import metrics
 from .analysis.curves import CUTOFFS
@@ -127,17 +127,15 @@ def find_cases(input_path, output, label=None, prob=False) -> list:
                                   "a second modality")
         out_dir = output
         if _is_nii(output):
-            raise ValidationError("-o", "a folder for a folder of inputs", output)
+            raise ValidationError("output", "a folder for a folder of inputs", output)
     elif os.path.isfile(input_path):
         files = [input_path]
         out_dir = os.path.dirname(os.path.abspath(output)) if _is_nii(output) else output
     else:
         raise ValidationError("input", "a NIfTI file or a folder of them", f"{input_path} (not found)")
-    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise ValidationError("-o", "a folder (created if missing)", f"{out_dir} is a file")
-    parent = os.path.dirname(os.path.abspath(out_dir))
-    if not os.path.isdir(out_dir) and not os.path.isdir(parent):
-        raise ValidationError("-o", "a folder whose parent exists", out_dir)
+    check_output_dir(out_dir, "output")
+    if _is_nii(output) and len(os.path.basename(output).encode("utf-8", "surrogateescape")) > 200:
+        raise ValidationError("output", "a file name of at most 200 bytes", output)
     cases = []
     for f in files:
         name = _case_name(f)
@@ -153,7 +151,7 @@ def find_cases(input_path, output, label=None, prob=False) -> list:
     for c in cases:
         for p in (c.mask_out, c.prob_out):
             if p and os.path.abspath(p) in inputs:
-                raise ValidationError("-o", "outputs that do not overwrite an input", p)
+                raise ValidationError("output", "outputs that do not overwrite an input", p)
     return cases
 
 

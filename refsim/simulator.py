@@ -11,6 +11,7 @@ backend's (:mod:`refsim.backends`): ``"reference"`` (dense NumPy, float64; the o
 """
 from __future__ import annotations
 
+import math
 import os
 import sys
 
@@ -133,7 +134,7 @@ class Simulator:
         g = self.graph
         mem = per_step = 0
         for name in g.neurons + g.outputs:
-            n = batch * int(np.prod(g.shapes[name]))
+            n = batch * math.prod(g.shapes[name])
             if name in self.params:
                 mem += 8 * T * batch + (8 * n if recorder.counts else 0)
                 if recorder.wants("spikes", name):
@@ -144,7 +145,7 @@ class Simulator:
             if name in g.outputs and recorder.output:
                 per_step += 8 * T * n
         if recorder.inputs:
-            per_step += sum(8 * T * batch * int(np.prod(g.shapes[n])) for n in g.inputs)
+            per_step += sum(8 * T * batch * math.prod(g.shapes[n]) for n in g.inputs)
         if recorder.synops:
             mem += 3 * 8 * T * batch * sum(1 for n in g.order if g[n].TYPE in ("Conv2d", "ConvTranspose2d", "AvgPool2d",
                                                                                "SumPool2d", "Linear"))
@@ -181,7 +182,7 @@ class Simulator:
         gib = lambda b: f"{b / 2**30:.3g} GiB"
         # working memory: each node's value, and each layer's membrane and pre-reset membrane (float64),
         # plus the largest temporary of the dense layer arithmetic (graph.ops), which every backend may run
-        work = 3 * 8 * batch * sum(int(np.prod(self.graph.shapes[n], dtype=object)) for n in self.graph.order)
+        work = 3 * 8 * batch * sum(math.prod(self.graph.shapes[n]) for n in self.graph.order)
         work += max((self._dense_temporary_bytes(n, batch) for n in self.graph.order), default=0)
         if work > budget:
             raise ValidationError("batch", f"a batch whose working memory fits: {batch} samples need about {gib(work)} "
@@ -236,7 +237,7 @@ class Simulator:
             shape = (batch,) + g.shapes[name]
             if name in self.params:
                 model = g[name].model
-                tr.layers[name] = {"model": model, "shape": g.shapes[name], "neurons": int(np.prod(g.shapes[name]))}
+                tr.layers[name] = {"model": model, "shape": g.shapes[name], "neurons": math.prod(g.shapes[name])}
                 tr.step_counts[name] = np.zeros((T, batch), dtype=np.int64)
                 if recorder.counts:
                     tr.counts[name] = np.zeros(shape, dtype=np.int64)

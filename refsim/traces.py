@@ -26,6 +26,7 @@ codec to be streamed (a chunk is appended as raw bytes after a header that state
 """
 from __future__ import annotations
 
+import math
 import json
 import os
 import shutil
@@ -450,6 +451,8 @@ def _load_folder(path) -> Traces:
             if not fname.endswith(".npy") or len(fname) == 4:
                 raise ModelFormatError(f"entry {key!r}", "<name>.npy files", fname, file=path)
             fpath = os.path.join(full, fname)
+            if not os.path.isfile(fpath):  # a FIFO or a folder would block or fail inside np.load
+                raise ModelFormatError(f"entry {key!r}", "a regular .npy file", "not a regular file", file=path)
             try:  # small entries (counts, 0-d maxima) are read; large ones memory-mapped
                 small = os.path.getsize(fpath) < (1 << 20)
                 arr = np.load(fpath, mmap_mode=None if small else "r", allow_pickle=False)
@@ -471,6 +474,7 @@ def load_traces(path, max_bytes: int | None = None) -> Traces:
     budget = [_system.memory_budget() if max_bytes is None else int(max_bytes)]
     if os.path.isdir(path):
         return _load_folder(path)
+    _files.require_regular_file(path, "trace file")  # a FIFO would block np.load forever
     try:
         z = np.load(path, allow_pickle=False)
     except _NPZ_ERRORS as exc:
@@ -595,7 +599,7 @@ class TraceWriter:
             m = model[n].model
             self.traces.spikes[n] = np.zeros((self.T, self.B) + model.shapes[n], get_model(m).record_dtype)
             self.traces.step_counts[n] = np.zeros((self.T, self.B), np.int64)
-            self.traces.layers[n] = {"model": m, "shape": model.shapes[n], "neurons": int(np.prod(model.shapes[n]))}
+            self.traces.layers[n] = {"model": m, "shape": model.shapes[n], "neurons": math.prod(model.shapes[n])}
             self._filled[("spikes", n)] = np.zeros(self.T, bool)
 
     def _check(self, kind, name, t, x):

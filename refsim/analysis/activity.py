@@ -13,6 +13,7 @@ Definitions (also in every report):
 """
 from __future__ import annotations
 
+import math
 import numpy as np
 
 from ..neurons import get_model
@@ -65,6 +66,6 @@ def input_density(traces, graph) -> dict:
     (needs a run recorded with ``Recorder(synops=True)``)."""
     out = {}
     for name, ev in traces.events.items():
-        size = int(np.prod(graph.shapes[graph[name].inputs[0]]))
+        size = math.prod(graph.shapes[graph[name].inputs[0]])
         out[name] = float(ev.sum()) / (traces.T * traces.batch * size)
     return out

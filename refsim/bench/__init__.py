@@ -12,6 +12,7 @@ Memory: peak RSS of a run at T=200 and T=1000 in subprocesses.
 """
 from __future__ import annotations
 
+import math
 import json
 import os
 import platform
@@ -323,7 +324,7 @@ def real_model_layers(quick):
         fed = cons[0] if len(cons) == 1 and g[cons[0]].TYPE == "Neuron" else None
         s = sec.get(name, 0.0) + (sec.get(fed, 0.0) if fed else 0.0)
         src = node.inputs[0]
-        n_in = B * int(np.prod(g.shapes[src]))
+        n_in = B * math.prod(g.shapes[src])
         synops = float(tr.acs[name][warm:].sum()) / T
         row = {"layer": name + (f" + {fed}" if fed else ""), "shape": f"{g.shapes[src][0]}->{g.shapes[name][0]} "
                f"{g.shapes[name][1]}x{g.shapes[name][2]}", "path": plan[name].kernel or plan[name].how,

@@ -61,6 +61,8 @@ def _encoder(spec, inputs, where):
 
 def read_spec(folder) -> dict:
     where = os.path.join(os.fspath(folder), "case.json")
+    if os.path.exists(where) and not os.path.isfile(where):  # a FIFO would block
+        raise ModelFormatError("case.json", "a regular JSON file", "not a regular file", file=where)
     try:
         with open(where) as fh:
             spec = json.load(fh)

@@ -5,6 +5,7 @@ hooks on their neuron modules (names as :func:`refsim.io.torch.export` gives the
 """
 from __future__ import annotations
 
+import math
 import numpy as np
 
 from ..errors import ModelFormatError
@@ -19,7 +20,7 @@ def _store_spikes(tr, nm, kind, s, t):
     if nm not in tr.spikes:
         tr.spikes[nm] = np.zeros((T,) + s.shape, dtype=np.int16 if kind in ("sinabs", "plain") else np.int8)
         tr.step_counts[nm] = np.zeros((T, B), dtype=np.int64)
-        tr.layers[nm] = {"model": "if", "shape": tuple(s.shape[1:]), "neurons": int(np.prod(s.shape[1:]))}
+        tr.layers[nm] = {"model": "if", "shape": tuple(s.shape[1:]), "neurons": math.prod(s.shape[1:])}
     tr.spikes[nm][t] = s
     tr.step_counts[nm][t] = np.abs(s).reshape(B, -1).sum(axis=1)
 

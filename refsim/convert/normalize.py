@@ -19,6 +19,7 @@ stays its activation / lambda.
 """
 from __future__ import annotations
 
+import math
 import hashlib
 
 import numpy as np
@@ -89,7 +90,7 @@ def _channel_lambdas(graph, name, lam, vals, method, percentile, percentile_of):
                                for i in node.inputs])
     if node.TYPE == "Flatten":
         src = _channel_lambdas(graph, node.inputs[0], lam, vals, method, percentile, percentile_of)
-        per = int(np.prod(graph.shapes[node.inputs[0]][1:])) if len(graph.shapes[node.inputs[0]]) == 3 else 1
+        per = math.prod(graph.shapes[node.inputs[0]][1:]) if len(graph.shapes[node.inputs[0]]) == 3 else 1
         return np.repeat(src, per)
     if node.TYPE in ("AvgPool2d", "SumPool2d", "Dropout", "Upsample"):
         return _channel_lambdas(graph, node.inputs[0], lam, vals, method, percentile, percentile_of)
@@ -115,7 +116,7 @@ def normalize(graph: Graph, x, method="connectionwise", percentile=99.9, percent
             if not np.all(lin == lin[0]):
                 raise ValidationError(f"normalisation: neuron layer {n!r}", "one scale across the channels of an "
                                       "unweighted input (a pool of one layer)", "channels at different scales")
-            lam[n] = float(lin[0]) * (float(np.prod(src.kernel_size)) if src.TYPE == "SumPool2d" else 1.0)
+            lam[n] = float(lin[0]) * (float(math.prod(src.kernel_size)) if src.TYPE == "SumPool2d" else 1.0)
     nodes = []
     for name in graph.order:
         node = graph[name]

@@ -1,6 +1,7 @@
 """The network graph: a DAG of typed nodes, validated and shape-checked when it is built."""
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 
 import numpy as np
@@ -152,7 +153,7 @@ class Graph:
         rows += [(r["name"], r["type"], ",".join(r["inputs"]), "x".join(map(str, r["shape"])), r["params"], r["detail"])
                  for r in self.summary()]
         lines.append(table(rows, rule=True))
-        n_neur = sum(int(np.prod(self.shapes[n], dtype=object)) for n in self.neurons)
+        n_neur = sum(math.prod(self.shapes[n]) for n in self.neurons)
         lines.append(f"parameters: {self.n_parameters()}   spiking layers: {len(self.neurons)}   neurons per sample: {n_neur}")
         lines.append(f"profile: {prof.name} - {prof.description}")
         for m in sorted({self.nodes[n].model for n in self.neurons}):

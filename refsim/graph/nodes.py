@@ -507,7 +507,7 @@ class Flatten(Node):
     TYPE = "Flatten"
 
     def infer_shape(self, shapes):
-        return (int(np.prod(shapes[0])),)
+        return (math.prod(shapes[0]),)
 
     def forward(self, xs):
         return xs[0].reshape(xs[0].shape[0], -1)

@@ -62,14 +62,15 @@ def load_array(path) -> np.ndarray:
     path = os.fspath(path)
     require_regular_file(path, "input")
     try:
-        if path.lower().endswith(".npz"):
-            with np.load(path, allow_pickle=False) as z:
-                keys = list(z.keys())
-                key = "x" if "x" in keys else (keys[0] if len(keys) == 1 else None)
-                if key is None:
-                    raise EncodingError(f"{path}: expected an array named 'x' or a single array, found {keys}")
-                return z[key]
-        return np.load(path, allow_pickle=False)
+        loaded = np.load(path, allow_pickle=False)  # by content: an .npy array or an .npz archive, whatever the name
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            return loaded
+        with loaded as z:
+            keys = list(z.keys())
+            key = "x" if "x" in keys else (keys[0] if len(keys) == 1 else None)
+            if key is None:
+                raise EncodingError(f"{path}: expected an array named 'x' or a single array, found {keys}")
+            return z[key]
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, RuntimeError) as exc:
         raise EncodingError(f"{path}: expected a .npy/.npz array or a NIfTI volume (.nii, .nii.gz), found "
                             f"{describe_file(path)} ({type(exc).__name__}: {exc})") from None

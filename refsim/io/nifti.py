@@ -9,6 +9,7 @@ that a prediction can be written back onto the volume's own grid.
 """
 from __future__ import annotations
 
+import math
 import gzip
 import os
 import struct
@@ -56,7 +57,7 @@ def read_volume(path, max_bytes: int = MAX_VOLUME_BYTES) -> Volume:
             raise ModelFormatError("image data type", "real-valued voxels (integer or float)",
                                    f"{dtype} (RGB or structured voxels)", file=path)
         shape = tuple(int(s) for s in img.shape)
-        n = int(np.prod(shape, dtype=object)) if shape else 0
+        n = math.prod(shape) if shape else 0
         if n * 8 > max_bytes:
             raise ModelFormatError("image dimensions", f"a volume of at most {max_bytes // 8} voxels "
                                    f"({max_bytes / 1024 ** 3:.1f} GiB as float64)", f"{shape} ({n} voxels)", file=path)

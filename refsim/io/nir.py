@@ -83,7 +83,7 @@ def _read_group(h5py, group, path, budget, depth=0, count=None):
         if isinstance(item, h5py.Group):
             out[key] = _read_group(h5py, item, path, budget, depth + 1, count)
         elif isinstance(item, h5py.Dataset):
-            nbytes = int(np.prod(item.shape, dtype=object)) * item.dtype.itemsize if item.shape is not None else 0
+            nbytes = math.prod(item.shape) * item.dtype.itemsize if item.shape is not None else 0
             if nbytes > budget[0]:
                 raise ModelFormatError(f"dataset {item.name!r}", f"at most {budget[0]} bytes", f"{nbytes} bytes", file=path)
             budget[0] -= nbytes
@@ -277,8 +277,8 @@ class _NIRImporter:
         if a.size == 1:
             return float(a.reshape(-1)[0])
         if a.ndim == 3 or (a.ndim == len(shape) == 3):
-            if len(shape) != 3 or a.size != int(np.prod(shape, dtype=object)):
-                raise self.err(f"node {name!r} field {key!r}", f"{int(np.prod(shape, dtype=object))} values for the "
+            if len(shape) != 3 or a.size != math.prod(shape):
+                raise self.err(f"node {name!r} field {key!r}", f"{math.prod(shape)} values for the "
                                f"layer's shape {tuple(shape)} (from --input-shape or the graph)",
                                f"{a.size} values of shape {a.shape}")
             a = a.reshape(shape)

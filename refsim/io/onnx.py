@@ -31,6 +31,7 @@ be fixed (or given with ``input_shape``).
 """
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
@@ -370,7 +371,7 @@ class _Importer:
             raise self.err(self.where(node), "a constant added right after a Conv, ConvTranspose, Gemm or MatMul "
                            "(folded into its bias)", f"input {node.input[other]!r}")
         n_out = self.shape_of(target.name)[0]
-        flat = c.reshape(-1) if c.size in (1, n_out) and c.size == np.prod(
+        flat = c.reshape(-1) if c.size in (1, n_out) and c.size == math.prod(
             [d for d in c.shape if d != 1] or [1]) else None
         if flat is None:
             raise self.err(self.where(node), f"a per-channel constant of {n_out} values (or a scalar)", c.shape)
@@ -434,7 +435,7 @@ class _Importer:
     def op_Reshape(self, node, a):
         shape = self.constant(node, 1, "shape")
         src = self.src(node)
-        n = int(np.prod(self.shape_of(src)))
+        n = math.prod(self.shape_of(src))
         shape = [int(s) for s in np.asarray(shape).reshape(-1)]
         if len(shape) == 2 and shape[1] in (-1, n) and shape[0] != -1 or shape == [-1, n]:
             self._flatten(node)

@@ -287,6 +287,15 @@ def test_detection_floor_as_documented(weights, k, T, found):
     assert detected(weights, "threshold", k, T) is found
 
 
+@pytest.mark.parametrize("what,k", [("threshold", 14), ("weights", 15), ("beta", 14)])
+def test_leaky_detection_floor_as_documented(what, k):
+    """docs/check.md's leaky rows at T=64: a change of 2^-k of a lif layer's threshold, weights or
+    beta is found against a float32 peer, and 2^-(k+1) stays within the leaky rounding bound."""
+    from validation.check_detection_floor import detected
+    assert detected("float", what, k, 64, model="lif")
+    assert not detected("float", what, k + 1, 64, model="lif")
+
+
 @pytest.mark.parametrize("case", ["short", "channels_last", "nan", "fractional_spikes", "other_model", "T0"])
 def test_bad_traces_are_input_errors_before_any_work(case, tmp_path, capsys):
     """Traces that do not fit the model exit 2 with the entry named, not 3 or a false verdict (issue 10)."""

@@ -287,3 +287,26 @@ def test_segment_scheduler_address_checked_before_connecting(tmp_path, capsys, a
     assert cli.main(["segment", cli.DEMO_MODEL, cli.DEMO_IMAGE, "-o", str(tmp_path / "o"), "--scheduler", address,
                      "--T", "2", "--no-progress"]) == 2
     assert "scheduler" in capsys.readouterr().err
+
+
+def test_demo_and_analyze_refuse_an_output_folder_that_is_a_file(tmp_path, capsys, model_file):
+    """Found by validation/fuzz_cli.py: --out-dir naming an existing file was a FileExistsError
+    (exit 3) after the whole run; now exit 2 before any work, naming the folder."""
+    f = tmp_path / "a_file"
+    f.write_text("x")
+    assert cli.main(["demo", "--out-dir", str(f), "--T", "1", "--no-progress"]) == 2
+    assert "is a file" in capsys.readouterr().err
+    assert cli.main(["demo", "--out-dir", str(tmp_path / "no" / "such" / "parent"), "--T", "1", "--no-progress"]) == 2
+    assert f.read_text() == "x"
+
+
+def test_an_array_file_is_read_by_its_content_not_its_name(tmp_path):
+    """Found by validation/fuzz_cli.py: an .npz name holding .npy content (another command's output
+    written there) was a TypeError (exit 3). np.load decides by content; so does refsim."""
+    from refsim.io.inputs import load_array
+    np.save(tmp_path / "a.npy", np.arange(3.0))
+    os.replace(tmp_path / "a.npy", tmp_path / "a.npz")
+    np.savez(tmp_path / "b.npz", x=np.arange(4.0))
+    os.replace(tmp_path / "b.npz", tmp_path / "b.npy")
+    assert load_array(str(tmp_path / "a.npz")).tolist() == [0.0, 1.0, 2.0]
+    assert load_array(str(tmp_path / "b.npy")).tolist() == [0.0, 1.0, 2.0, 3.0]

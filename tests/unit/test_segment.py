@@ -231,3 +231,14 @@ def test_bad_sweep_lists_exit_2_naming_the_field(tmp_path, capsys, option, value
     err = capsys.readouterr().err
     assert rc == 2 and named in err and value.split(",")[-1] in err, err
     assert not (tmp_path / "o").exists()  # refused before anything is written
+
+
+def test_an_output_name_too_long_for_the_file_system_is_refused_first(tmp_path):
+    """Found by validation/fuzz_cli.py: segment -o with a 300-character name was an OSError (exit 3)
+    from makedirs; now exit 2 naming the output before any work."""
+    from refsim import cli
+    from refsim.data import DEMO_IMAGE, DEMO_MODEL
+    for name in ("a" * 300, "a" * 300 + ".nii.gz"):
+        assert cli.main(["segment", DEMO_MODEL, DEMO_IMAGE, "-o", str(tmp_path / name), "--T", "1",
+                         "--no-progress"]) == 2
+    assert list(tmp_path.iterdir()) == []

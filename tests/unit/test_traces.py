@@ -1,5 +1,6 @@
 """Trace files: every field survives a save and load (refsim.traces owns writing and reading)."""
 import dataclasses
+import os
 
 import numpy as np
 import pytest
@@ -95,3 +96,26 @@ def test_the_streaming_example_in_docs_traces_runs(tmp_path, monkeypatch):
     back = load_traces(tmp_path / "streamed_traces")
     assert back.T == 500 and back.membranes["enc1a_if"].shape == (500, 1, 2, 16, 16)
     assert np.array_equal(ns["last"], back.membranes["enc1a_if"][499])
+
+
+def test_a_fifo_is_refused_not_waited_on(tmp_path):
+    """Found by validation/fuzz_cli.py: `refsim check model FIFO` blocked forever in np.load."""
+    import pytest
+    from refsim.errors import RefsimError
+    from refsim.traces import load_traces
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no FIFOs here")
+    os.mkfifo(tmp_path / "f.npz")
+    with pytest.raises(RefsimError, match="FIFO"):
+        load_traces(tmp_path / "f.npz")
+    from refsim import models
+    from refsim.simulator import Recorder, Simulator
+    g = models.hippocampus_unet(in_shape=(1, 8, 8), channels=(2, 3), seed=0)
+    folder = tmp_path / "tr"
+    Simulator(g).run(np.zeros((1, 1, 8, 8)), 2, recorder=Recorder(spikes=True, stream_to=str(folder)))
+    load_traces(folder)  # the real folder loads
+    victim = next((folder / "spikes").iterdir())
+    victim.unlink()
+    os.mkfifo(victim)
+    with pytest.raises(RefsimError, match="regular"):
+        load_traces(folder)
