@@ -2,6 +2,7 @@
 preparation every command uses (:mod:`.inputs`)."""
 import os
 
+from .._files import require_regular_file
 from ..errors import ValidationError
 from .model import load_model, save_model
 from .onnx import load_onnx
@@ -20,6 +21,8 @@ def load_any_model(path, input_shape=None):
 def import_file(path, input_shape=None, dt=None, discretisation="euler"):
     """A graph imported from an ``.onnx`` ANN or a ``.nir`` graph (by the file name's suffix)."""
     low = os.fspath(path).lower()
+    if low.endswith((".onnx", ".nir")):
+        require_regular_file(path, "FILE")  # a FIFO would block the parser
     if low.endswith(".onnx"):
         return load_any_model(path, input_shape)
     if low.endswith(".nir"):

@@ -15,6 +15,7 @@ it is and which command takes it (:func:`describe_file`).
 from __future__ import annotations
 
 import os
+import stat
 import zipfile
 
 import numpy as np
@@ -31,7 +32,14 @@ _MAGIC = ((b"\x93NUMPY", "a NumPy .npy array"), (b"PK\x03\x04", "a zip archive (
 
 
 def describe_file(path) -> str:
-    """What ``path`` holds, by its first bytes: for error messages that name the file's kind."""
+    """What ``path`` holds, by its first bytes: for error messages that name the file's kind. Only
+    a regular file is opened (a FIFO would block)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        return f"unreadable ({exc.strerror or exc})"
+    if not stat.S_ISREG(mode):
+        return "a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "not a regular file"
     try:
         with open(path, "rb") as fh:
             head = fh.read(64)
@@ -90,7 +98,10 @@ def load_input(path, graph, config):
     require_regular_file(path, "input")
     if is_nifti(path):
         return prepare_slices(read_volume(path), _slice_shape(graph, path), config.axis, config.normalize)
-    return load_array(path), None
+    x = load_array(path)
+    if x.ndim == 0:
+        raise EncodingError(f"{path}: expected an array (B, *input shape) or one sample, found a single number")
+    return x, None
 
 
 def load_labels(path, graph, n, config) -> np.ndarray:

@@ -159,6 +159,13 @@ def test_a_wrong_beta_is_caught_and_the_discretisation_named():
     assert not rep["conforms"]
     first_bad = next(n for n in g_chk.neurons if L(rep)[n]["divergences"])
     assert "beta as exp(-dt/tau) of Euler's 1 - dt/tau" in L(rep)[first_bad]["explained_by"]
+    # the reverse mapping: recorded with Euler's beta, checked with the exact decay
+    g_rev = Graph([g_rec[n].replace(beta=b_euler) if n in g_rec.neurons else g_rec[n] for n in g_rec.order])
+    tr_rev = _own_traces(g_rev, "paper", T=100)
+    rep = check(g_rec, tr_rev, "paper")
+    assert not rep["conforms"]
+    first_bad = next(n for n in g_rec.neurons if L(rep)[n]["divergences"])
+    assert "beta as Euler's 1 - dt/tau of exp(-dt/tau)" in L(rep)[first_bad]["explained_by"]
     # a leak where the recording had none is caught too
     g_none = Graph([g_rec[n].replace(beta=1.0) if n in g_rec.neurons else g_rec[n] for n in g_rec.order])
     assert not check(g_none, tr, "paper", explain_divergences=False)["conforms"]

@@ -310,3 +310,21 @@ def test_an_array_file_is_read_by_its_content_not_its_name(tmp_path):
     os.replace(tmp_path / "b.npz", tmp_path / "b.npy")
     assert load_array(str(tmp_path / "a.npz")).tolist() == [0.0, 1.0, 2.0]
     assert load_array(str(tmp_path / "b.npy")).tolist() == [0.0, 1.0, 2.0, 3.0]
+
+
+def test_a_single_number_as_input_and_a_fifo_to_import_are_refused(tmp_path, model_file, capsys):
+    """Found by validation/fuzz_cli.py: a 0-d .npy as the input of run, analyze or convert --calib was
+    an IndexError (exit 3); `refsim import FIFO` blocked forever while naming the file's kind."""
+    np.save(tmp_path / "s.npy", np.float64(3.0))
+    for argv in (["run", str(model_file), str(tmp_path / "s.npy"), "--T", "1"],
+                 ["analyze", str(model_file), str(tmp_path / "s.npy"), "--report", str(tmp_path / "r"), "--T", "1"],
+                 ["convert", str(model_file), "--calib", str(tmp_path / "s.npy"), "-o", str(tmp_path / "o.safetensors"),
+                  "--T", "1"]):
+        assert cli.main(argv + ["--no-progress"]) == 2
+        assert "single number" in capsys.readouterr().err
+    if hasattr(os, "mkfifo"):
+        for name in ("f", "f.onnx", "f.nir"):
+            os.mkfifo(tmp_path / name)
+            assert cli.main(["import", str(tmp_path / name), "-o", str(tmp_path / "i.safetensors")]) == 2
+            assert "FIFO" in capsys.readouterr().err
+    assert not (tmp_path / "o.safetensors").exists() and not (tmp_path / "i.safetensors").exists()

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from refsim.data import DEMO_IMAGE
-from refsim.errors import ModelFormatError
+from refsim.errors import ModelFormatError, ValidationError
 from refsim.io.nifti import read_volume, save_like, slice_volume, unslice
 
 
@@ -77,7 +77,7 @@ def test_bad_volumes_name_the_file(tmp_path, case):
 
 def test_failed_save_leaves_nothing(tmp_path):
     vol = read_volume(DEMO_IMAGE)
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match=r"reference's shape \(8, 51, 35\)"):
         save_like(np.zeros((2, 2, 2)), vol, tmp_path / "m.nii.gz")
     assert list(tmp_path.iterdir()) == []
 

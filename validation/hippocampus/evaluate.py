@@ -24,7 +24,7 @@ from refsim.config import RunConfig  # noqa: E402
 from refsim.traces import Recorder  # noqa: E402
 from validation.hippocampus.common import OUT, split, torch_unet, volume_slices  # noqa: E402
 
-T_POINTS = (10, 25, 50, 75, 100, 150, 200)
+T_POINTS = (10, 25, 50, 75, 100, 150, 200, 300, 500, 750, 1000)  # those <= --T are reported
 
 
 def ann_probs(net, x):
@@ -105,11 +105,12 @@ def main(argv=None):
     ap.add_argument("--subjects", type=int, default=40, help="held-out test subjects to evaluate (default: all 40)")
     ap.add_argument("--T", type=int, default=200)
     ap.add_argument("--models", nargs="*", default=["converted"], help="names of out/snn_<name>.safetensors")
+    ap.add_argument("--results", default="results.json", help="file name in out/ for the results (default results.json)")
     args = ap.parse_args(argv)
     _, _, test = split()
     models = {m: os.path.join(OUT, f"snn_{m}.safetensors") for m in args.models}
     res = evaluate(models, test[:args.subjects], args.T)
-    with open(os.path.join(OUT, "results.json"), "w") as fh:
+    with open(os.path.join(OUT, args.results), "w") as fh:
         json.dump(res, fh, indent=1)
 
 
