@@ -80,8 +80,10 @@ def load_array(path) -> np.ndarray:
                 raise EncodingError(f"{path}: expected an array named 'x' or a single array, found {keys}")
             return z[key]
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, RuntimeError) as exc:
+        kind = describe_file(path)
+        detail = f" ({type(exc).__name__}: {exc})" if kind.startswith(("binary", "a NumPy", "a zip")) else ""
         raise EncodingError(f"{path}: expected a .npy/.npz array or a NIfTI volume (.nii, .nii.gz), found "
-                            f"{describe_file(path)} ({type(exc).__name__}: {exc})") from None
+                            f"{kind}{detail}") from None
 
 
 def _slice_shape(graph, path):

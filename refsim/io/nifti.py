@@ -184,6 +184,9 @@ def prepare_slices(volume, hw, axis=0, normalize="unit"):
         m = float(data.max()) if data.size else 0.0
         scale = m if m > 0 else 1.0
     elif normalize == "zero-mean":
+        big = float(np.abs(data).max()) if data.size else 0.0
+        if big > 2.0 ** 1000:  # the sum and the deviations would overflow: scale by a power of two first,
+            data = data / 2.0 ** 1000  # which is exact, so the result is what it would be without overflow
         off = float(data.mean()) if data.size else 0.0
         m = float(np.abs(data - off).max()) if data.size else 0.0
         scale = m if m > 0 else 1.0

@@ -328,3 +328,11 @@ def test_a_single_number_as_input_and_a_fifo_to_import_are_refused(tmp_path, mod
             assert cli.main(["import", str(tmp_path / name), "-o", str(tmp_path / "i.safetensors")]) == 2
             assert "FIFO" in capsys.readouterr().err
     assert not (tmp_path / "o.safetensors").exists() and not (tmp_path / "i.safetensors").exists()
+
+
+def test_a_text_file_named_npy_is_called_a_text_file(tmp_path, model_file, capsys):
+    """Issue 21 class 10: the message names what the file is, not numpy's remark about pickles."""
+    (tmp_path / "t.npy").write_text("hello\n")
+    assert cli.main(["run", str(model_file), str(tmp_path / "t.npy"), "--T", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "found a text file" in err and "pickle" not in err

@@ -97,3 +97,16 @@ def test_header_claiming_a_huge_volume_is_refused_before_reading(tmp_path):
         fh.write(hdr.binaryblock + b"\0" * 4 + b"\0" * 100)
     with pytest.raises(ModelFormatError, match="huge.nii.*truncated"):
         read_volume(p)
+
+
+def test_zero_mean_normalisation_of_voxels_near_the_float64_limit():
+    """Issue 21 class 6: voxels near +-1.7e308 overflowed the mean and the deviations (NaN inputs,
+    then a message about non-finite values the file does not have). A power-of-two pre-scaling
+    keeps them finite and gives what the same volume scaled down gives."""
+    from refsim.io.nifti import prepare_slices
+    v = np.full((3, 8, 8), 1.7e308)
+    v[0] = -1.7e308
+    x, _ = prepare_slices(v, (8, 8), 0, "zero-mean")
+    small, _ = prepare_slices(v / 2.0 ** 1000, (8, 8), 0, "zero-mean")
+    assert np.isfinite(x).all() and x.min() == -1.0
+    np.testing.assert_array_equal(x, small)
