@@ -26,6 +26,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--subjects", type=int, default=40, help="the first N test subjects (default all 40)")
     ap.add_argument("--seeds", default=None, help="other Poisson seeds to repeat the run with, e.g. 1,2")
+    ap.add_argument("--reuse", action="store_true", help="with --seeds: reuse a seed's finished run (its dice.csv)")
     args = ap.parse_args(argv)
     _, _, test = split()
     test = test[:args.subjects]
@@ -39,7 +40,7 @@ def main(argv=None):
                 os.symlink(os.path.join(DATA, src, c + ".nii.gz"), link)
     model = os.path.join(os.path.dirname(os.path.dirname(HERE)), "refsim", "data", "hippocampus_snn.safetensors")
     if args.seeds:
-        return seeds(model, root, [int(v) for v in args.seeds.split(",")], args.subjects)
+        return seeds(model, root, [int(v) for v in args.seeds.split(",")], args.subjects, args.reuse)
     rc = cli.main(["segment", model, os.path.join(root, "imagesTs"), "-o", os.path.join(root, "masks"),
                    "--label", os.path.join(root, "labelsTs"), "--T", "200", "--no-progress"])
     if rc != 0:
@@ -56,7 +57,16 @@ def _dice(csv_path):
     return {r["case"]: float(r[key]) for r in rows}
 
 
-def seeds(model, root, extra, subjects):
+def _t_interval(values):
+    """The 95 % interval of the mean of ``values`` (Student's t, n - 1 degrees of freedom)."""
+    import numpy as np
+    from scipy import stats
+    v = np.asarray(values, dtype=float)
+    half = float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
+    return [float(v.mean() - half), float(v.mean() + half)]
+
+
+def seeds(model, root, extra, subjects, reuse=False):
     """The same run with other Poisson seeds; the spread over seeds (seed 0 from the default run)."""
     import json
     import numpy as np
@@ -64,6 +74,9 @@ def seeds(model, root, extra, subjects):
                     os.path.join(root, "masks", "dice.csv"))}
     for s in extra:
         out = os.path.join(root, f"masks_seed{s}")
+        if reuse and os.path.exists(os.path.join(out, "dice.csv")):
+            per[s] = _dice(os.path.join(out, "dice.csv"))
+            continue
         rc = cli.main(["segment", model, os.path.join(root, "imagesTs"), "-o", out, "--label",
                        os.path.join(root, "labelsTs"), "--T", "200", "--seed", str(s), "--no-progress"])
         if rc != 0:
@@ -75,6 +88,7 @@ def seeds(model, root, extra, subjects):
     res = {"subjects": len(cases), "T": 200, "seeds": sorted(per), "mean_dice_per_seed": means,
            "mean_over_seeds": float(np.mean(list(means.values()))),
            "sd_over_seeds": float(np.std(list(means.values()), ddof=1)),
+           "ci95_over_seeds": _t_interval(list(means.values())),
            "per_subject_sd_over_seeds": {"median": float(np.median(subj_sd)), "max": float(np.max(subj_sd))}}
     with open(os.path.join(HERE, f"segment_test{subjects}_seeds.json"), "w") as fh:
         json.dump(res, fh, indent=1)
