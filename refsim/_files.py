@@ -6,10 +6,10 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import stat
 import tempfile
 
 from .errors import ValidationError
-import stat
 
 _PENDING: set = set()
 _HANDLER_SET = False

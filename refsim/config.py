@@ -19,8 +19,7 @@ from .errors import UnknownNameError, ValidationError
 from .io.nifti import NORMALIZATIONS
 from .readout import READOUTS
 from .semantics import DEFAULT_PROFILE, get_profile
-from .simulator import DTYPES
-from .simulator import Simulator
+from .simulator import DTYPES, Simulator
 
 #: every setting's default, written once
 DEFAULTS = {"profile": DEFAULT_PROFILE, "backend": "event", "dtype": "float64", "threads": None,

@@ -14,11 +14,12 @@ from __future__ import annotations
 import math
 import os
 import sys
+from dataclasses import replace
 
 import numpy as np
 
-from ._progress import Progress
 from . import _system
+from ._progress import Progress
 from .backends import BACKENDS, dense, get_backend
 from .encoding import Encoder, PoissonEncoder
 from .errors import EncodingError, UnknownNameError, ValidationError
@@ -26,10 +27,8 @@ from .graph import Graph
 from .graph.nodes import Input, Neuron, Output
 from .neurons import get_model
 from .semantics import DEFAULT_PROFILE, get_profile
-from .traces import Recorder, Traces
-from .traces import TraceStream, check_trace_folder
-from dataclasses import replace
 from .synops import SynopsCounter
+from .traces import Recorder, TraceStream, Traces, check_trace_folder
 
 DTYPES = ("float64", "float32")
 

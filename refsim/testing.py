@@ -11,19 +11,19 @@ Hypothesis is imported only by the strategies.
 """
 from __future__ import annotations
 
-import numpy as np
-
-from .errors import RefsimError
-from .semantics import DEFAULT_PROFILE
 import copy
 import warnings
+
+import numpy as np
+
+from .conformance import golden
 from .conformance.check import check, format_report
-from .traces import load_traces
+from .conformance.fingerprint import probe_inputs, simulate_choices
+from .errors import RefsimError
 from .graph import Graph
 from .io import load_model
-from .conformance import golden
-from .conformance.fingerprint import probe_inputs, simulate_choices
-from .semantics import get_profile
+from .semantics import DEFAULT_PROFILE, get_profile
+from .traces import load_traces
 
 
 class ConformanceError(RefsimError, AssertionError):

@@ -26,8 +26,8 @@ codec to be streamed (a chunk is appended as raw bytes after a header that state
 """
 from __future__ import annotations
 
-import math
 import json
+import math
 import os
 import shutil
 import struct
@@ -39,9 +39,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _files
+from . import _files, _system
 from ._files import atomic_path
-from . import _system
 from ._version import __version__
 from .errors import ModelFormatError, RefsimError, UnknownNameError, ValidationError
 from .graph import Graph

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import json
 import os
 import random
 import struct
@@ -35,6 +34,7 @@ from refsim.errors import RefsimError  # noqa: E402
 from refsim.io import load_model  # noqa: E402
 from refsim.simulator import Recorder, Simulator  # noqa: E402
 from refsim.traces import load_traces  # noqa: E402
+from validation._fuzzing import save_results  # noqa: E402
 
 
 def mutate(raw, rng, focus=None):
@@ -143,13 +143,7 @@ def main(argv=None):
         c["seconds"] = round(time.time() - t0, 1)
         out[loader] = c
         print(loader, {k: v for k, v in c.items() if k != "examples"}, flush=True)
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fuzz_results.json")
-    old = {}
-    if os.path.exists(path):
-        with open(path) as fh:
-            old = json.load(fh)
-    with open(path, "w") as fh:
-        json.dump({**old, "seed": args.seed, **out}, fh, indent=1)
+    save_results({"seed": args.seed, **out})
 
 
 if __name__ == "__main__":

@@ -17,10 +17,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import json
 import os
 import random
-import resource
 import signal
 import sys
 import tempfile
@@ -33,6 +31,7 @@ from refsim import cli, models
 from refsim.io import save_model
 from refsim.semantics import list_profiles
 from refsim.simulator import Recorder, Simulator
+from validation._fuzzing import limit_address_space, parser, save_results
 
 #: commands fuzzed (bench is a long measurement, not an input-handling path)
 COMMANDS = ("run", "info", "probe", "profiles", "check", "fingerprint", "golden", "analyze", "segment", "convert",
@@ -156,6 +155,11 @@ def _option_value(action, files, rng, out_dir):
     return [rng.choice(NUMBERS)]
 
 
+def subcommands():
+    """``{command: its argparse parser}`` of refsim's command line."""
+    return next(a for a in cli._parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+
+
 def make_case(rng, files, out_dir, subparsers):
     cmd = rng.choices(COMMANDS, weights=[0.05 if c == "demo" else 1.0 for c in COMMANDS])[0]
     sp = subparsers[cmd]
@@ -178,23 +182,17 @@ def make_case(rng, files, out_dir, subparsers):
         argv += ["--T", str(rng.randint(1, 4))]
     if any(a.dest == "progress" for a in sp._actions):
         argv += ["--no-progress"]
-    if cmd == "segment" and "--scheduler" not in argv and "--workers" not in argv:
-        pass
     if cmd in ("segment", "analyze", "run", "demo", "convert") and "--backend" not in argv:
         argv += ["--backend", "event"]
     return argv
 
 
 def fuzz(cases, seed=0, echo=print, limit_gib=10, seconds=30):
-    if limit_gib:
-        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-        want = limit_gib << 30
-        resource.setrlimit(resource.RLIMIT_AS, (want if hard == resource.RLIM_INFINITY else min(want, hard), hard))
+    limit_address_space(limit_gib)
     d = tempfile.mkdtemp()
     files = fixtures(d)
     stamp = _stamp(files)
-    parser = cli._parser()
-    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    subparsers = subcommands()
     rng = random.Random(seed)
     c = {"cases": 0, "ok": 0, "refused": 0, "internal_errors": 0, "hangs": 0, "per_command": {}, "examples": []}
     signal.signal(signal.SIGALRM, _alarm)
@@ -222,7 +220,7 @@ def fuzz(cases, seed=0, echo=print, limit_gib=10, seconds=30):
             per["seconds"] = round(per["seconds"] + time.time() - t_case, 2)
         if _stamp(files) != stamp:  # a case wrote over a fixture (an output named like another command's input)
             fresh = tempfile.mkdtemp(dir=d)
-            files, stamp = fixtures(fresh), None
+            files = fixtures(fresh)
             stamp = _stamp(files)
             c["fixtures_rebuilt"] = c.get("fixtures_rebuilt", 0) + 1
         if outcome == "internal":
@@ -240,11 +238,7 @@ def fuzz(cases, seed=0, echo=print, limit_gib=10, seconds=30):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description="fuzz every refsim command-line option (issue 21)")
-    ap.add_argument("--cases", type=int, default=20000, help="number of command lines (default 20000)")
-    ap.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    ap.add_argument("--no-write", action="store_true", help="print only; leave validation/fuzz_results.json alone")
-    args = ap.parse_args(argv)
+    args = parser("fuzz every refsim command-line option (issue 21)", "command lines").parse_args(argv)
     c = fuzz(args.cases, args.seed)
     print("cli", {k: v for k, v in c.items() if k not in ("examples", "per_command")})
     for k, v in sorted(c["per_command"].items()):
@@ -252,12 +246,7 @@ def main(argv=None):
     for e in c["examples"]:
         print("  ", e)
     if not args.no_write:
-        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fuzz_results.json")
-        with open(path) as fh:
-            old = json.load(fh)
-        old["cli"] = c
-        with open(path, "w") as fh:
-            json.dump(old, fh, indent=1)
+        save_results({"cli": c})
     return 0 if c["internal_errors"] == 0 else 1
 
 

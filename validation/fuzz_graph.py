@@ -22,14 +22,12 @@ values changed (NaN, inf, 1e30, empty), a tensor removed or an extra one added, 
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import copy
 import io
 import json
 import os
 import random
-import resource
 import sys
 import tempfile
 import time
@@ -43,6 +41,7 @@ from refsim.graph import (Add, AvgPool2d, Conv2d, Delay, Dropout, Flatten, Graph
                           SumPool2d, Upsample)
 from refsim.io import save_model
 from refsim.simulator import Recorder, Simulator
+from validation._fuzzing import limit_address_space, parser, save_results
 
 #: values a mutated field may take: other types, edge ranges, sizes that overflow
 ODD_VALUES = ["x", "", "\ud800", [], [1], [1, 2, 3], [[1, 2], [3]], {}, {"a": 1}, {"tensor": 3}, {"tensor": "nope"},
@@ -209,10 +208,7 @@ def run_case(doc, tensors, rng, tmp):
 
 
 def fuzz(cases, seed=0, echo=print, limit_gib=10):
-    if limit_gib:
-        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-        want = limit_gib << 30
-        resource.setrlimit(resource.RLIMIT_AS, (want if hard == resource.RLIM_INFINITY else min(want, hard), hard))
+    limit_address_space(limit_gib)
     rng = random.Random(seed)
     docs = [g.to_dict() for g in bases()]
     tmp = tempfile.mkdtemp()
@@ -243,22 +239,13 @@ def fuzz(cases, seed=0, echo=print, limit_gib=10):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description="structure-aware fuzzing of model graphs (issue 21)")
-    ap.add_argument("--cases", type=int, default=20000, help="number of mutated graphs (default 20000)")
-    ap.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    ap.add_argument("--no-write", action="store_true", help="print only; leave validation/fuzz_results.json alone")
-    args = ap.parse_args(argv)
+    args = parser("structure-aware fuzzing of model graphs (issue 21)", "mutated graphs").parse_args(argv)
     c = fuzz(args.cases, args.seed)
     print("graph", {k: v for k, v in c.items() if not k.endswith("examples")})
     for e in c["examples"] + c["mismatch_examples"]:
         print("  ", e)
     if not args.no_write:
-        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fuzz_results.json")
-        with open(path) as fh:
-            old = json.load(fh)
-        old["graph"] = c
-        with open(path, "w") as fh:
-            json.dump(old, fh, indent=1)
+        save_results({"graph": c})
     return 0 if c["internal_errors"] == 0 and c["mismatch"] == 0 else 1
 
 

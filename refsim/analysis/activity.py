@@ -14,6 +14,7 @@ Definitions (also in every report):
 from __future__ import annotations
 
 import math
+
 import numpy as np
 
 from ..neurons import get_model

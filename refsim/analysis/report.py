@@ -16,6 +16,7 @@ import os
 
 import numpy as np
 
+from . import activity, conversion, curves, energy as energy_mod, metrics
 from .._files import atomic_path
 from .._optional import optional_import
 from .._text import table
@@ -29,7 +30,6 @@ from ..semantics import DEFAULT_PROFILE
 from ..simulator import Simulator
 from ..synops import dense_macs
 from ..traces import Recorder
-from . import activity, conversion, curves, energy as energy_mod, metrics
 
 DEFINITIONS = {
     "null": ("-", "a value that is not defined for this run (e.g. the correlation of a layer that never fired, "

@@ -11,10 +11,10 @@ name           what
 """
 from __future__ import annotations
 
-from ..errors import UnknownNameError
 from .base import Backend, LayerPlan, Run, UnsupportedError, dense
-from .reference import ReferenceBackend
 from .event import EventBackend
+from .reference import ReferenceBackend
+from ..errors import UnknownNameError
 
 BACKENDS = ("reference", "event")
 

@@ -1,6 +1,7 @@
 """Dense torch CPU peers for the benchmark harness (torch imported lazily; optional)."""
 from __future__ import annotations
 import numpy as np
+
 from ..errors import UnknownNameError, ValidationError
 
 

@@ -43,7 +43,7 @@ import dataclasses
 
 import numpy as np
 
-from ..errors import ModelFormatError, RefsimError, UnknownNameError
+from ..errors import ModelFormatError, RefsimError, UnknownNameError, ValidationError
 from .._progress import Progress
 from ..backends.event import kernels as EK
 from ..backends.event.plan import halo_conv
@@ -54,7 +54,6 @@ from ..neurons import get_model
 from ..neurons._common import broadcast_channels
 from ..semantics import DEFAULT_PROFILE, RESET_TIMINGS, SPIKE_TRAIN_CHOICES, get_profile
 from ..traces import first_bad_spike
-from ..errors import ValidationError
 
 #: every single-choice change a divergence may be explained by (from :data:`refsim.semantics.SPIKE_TRAIN_CHOICES`)
 ALTERNATIVES = [(f, v) for f, values in SPIKE_TRAIN_CHOICES.items() for v in values]
@@ -308,7 +307,7 @@ def _advance(model, p, state, bound_prev, x, ax, g_in, n_terms, forced=None):
         carried = np.where(unclamped + carried < c.v_min, 0.0, carried)
     shape = v_new.shape
     carried = np.broadcast_to(carried, shape)
-    if m.leaks and hasattr(st, "i"):
+    if m.current:
         carried = (carried, np.broadcast_to(carried_i, shape))
     return s_ours, st, np.broadcast_to(decision, shape), carried
 
@@ -321,11 +320,10 @@ def _leaky_bound(m, p, state, st, bound_prev, x, ax, n_terms):
     nd = np.ndim(x)
     beta = broadcast_channels(p.beta, nd)
     bias = np.abs(broadcast_channels(p.bias, nd))
-    cuba = hasattr(st, "i")
     b_v, b_i = bound_prev if isinstance(bound_prev, tuple) else (bound_prev, 0.0)
     sum_err = _gamma(n_terms) * ax
     carried_i = None
-    if cuba:  # i = alpha i_prev + x, then gain * i into the membrane
+    if m.current:  # i = alpha i_prev + x, then gain * i into the membrane
         alpha = broadcast_channels(p.alpha, nd)
         carried_i = alpha * b_i + sum_err + _gamma(2) * (alpha * np.abs(state.i) + np.abs(x) + np.abs(st.i))
         gain = np.abs(broadcast_channels(p.gain, nd))
@@ -341,7 +339,7 @@ def _zero_bound(model, shape):
     """The carried rounding bound at step 0: zero; a pair (membrane, current) for a model whose
     state carries a synaptic current."""
     z = np.zeros(shape)
-    return (z, z.copy()) if hasattr(get_model(model).init_state((1,)), "i") else z
+    return (z, z.copy()) if get_model(model).current else z
 
 
 def _classify(model, p, s_ours, s_rec, pre, bound):

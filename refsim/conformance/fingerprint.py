@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import ValidationError
 from ..neurons import if_
 from ..neurons.probe import run_neuron
-from ..semantics import SPIKE_TRAIN_CHOICES, NeuronChoices, get_profile, list_profiles
+from ..semantics import NeuronChoices, SPIKE_TRAIN_CHOICES, get_profile, list_profiles
 
 T_PROBE = 12
 #: name -> per-step input (cycled). Each separates at least one pair of choices.

@@ -19,20 +19,19 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import numpy as np
 
+from .._files import atomic_path
 from ..encoding import PoissonEncoder, ReplayEncoder, StaticEncoder
 from ..errors import ModelFormatError, ValidationError
-from ..io import load_model
+from ..graph import Graph
+from ..io import load_model, save_model
+from ..io.inputs import load_array
+from ..semantics import DEFAULT_PROFILE
 from ..simulator import Recorder, Simulator
 from ..traces import KINDS, compare_traces, load_traces
-from ..semantics import DEFAULT_PROFILE
-import shutil
-from ..io import save_model
-from .._files import atomic_path
-from ..graph import Graph
-from ..io.inputs import load_array
 
 CASE_FILES = ("case.json", "model.safetensors", "input.npz")
 

@@ -6,6 +6,7 @@ hooks on their neuron modules (names as :func:`refsim.io.torch.export` gives the
 from __future__ import annotations
 
 import math
+
 import numpy as np
 
 from ..errors import ModelFormatError

@@ -3,11 +3,11 @@ connection-wise weight normalisation (:mod:`.normalize`), and :func:`convert_ann
 ``refsim convert``: conversion, then the per-layer report (:mod:`.report`)."""
 import numpy as np
 
-from ..errors import UnknownNameError, ValidationError
-from ..graph import Graph
 from .balance import threshold_balance
 from .normalize import METHODS, ann_activations, normalize
 from .report import conversion_report
+from ..errors import UnknownNameError, ValidationError
+from ..graph import Graph
 
 #: the conversion methods: threshold balancing, then the normalisations
 CONVERSION_METHODS = ("balance",) + METHODS

@@ -32,12 +32,11 @@ import hashlib
 import numpy as np
 
 from ..encoding import PoissonEncoder
-from ..errors import ValidationError
+from ..errors import UnknownNameError, ValidationError
 from ..graph import Graph
+from ..semantics import DEFAULT_PROFILE
 from ..simulator import Simulator
 from ..traces import Recorder
-from ..semantics import DEFAULT_PROFILE
-from ..errors import UnknownNameError
 
 
 def _canonical(x):

@@ -19,16 +19,14 @@ stays its activation / lambda.
 """
 from __future__ import annotations
 
-import math
 import hashlib
+import math
 
 import numpy as np
 
 from ..errors import UnknownNameError, ValidationError
-from ..graph import Graph
+from ..graph import Graph, Scale
 from ..graph.nodes import Input, Neuron, Output
-from ..errors import UnknownNameError as _Unknown
-from ..graph import Scale
 
 METHODS = ("connectionwise", "layerwise")
 #: what the lambda percentile is taken over: every activation, or the non-zero ones (SNN Toolbox)
@@ -42,7 +40,7 @@ def ann_activations(graph, x, head=None) -> dict:
     importer sets from the exported model)."""
     head = graph.metadata.get("ann_head", "none") if head is None else head
     if head not in ("none", "sigmoid"):
-        raise _Unknown("ANN head", head, ("none", "sigmoid"))
+        raise UnknownNameError("ANN head", head, ("none", "sigmoid"))
     sigmoid = (lambda name, node, v: 1.0 / (1.0 + np.exp(-v))) if head == "sigmoid" else None
     return graph.propagate(x, lambda name, node, v: np.maximum(v, 0.0), sigmoid)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
+
 from ..io.nifti import fit_slices, load_volume, normalize
 
 DATA_DIR = os.path.dirname(os.path.abspath(__file__))

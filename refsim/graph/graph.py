@@ -6,10 +6,9 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ..errors import ModelFormatError, UnknownNameError
 from .nodes import Input, Neuron, Node, Output, get_node_type
-from ..errors import ShapeError
 from .._text import table
+from ..errors import ModelFormatError, ShapeError, UnknownNameError
 from ..semantics import get_profile
 
 FORMAT_NAME = "refsim-model"

@@ -2,12 +2,12 @@
 preparation every command uses (:mod:`.inputs`)."""
 import os
 
+from .inputs import describe_file
+from .model import load_model, save_model
+from .nir import load_nir
+from .onnx import load_onnx
 from .._files import require_regular_file
 from ..errors import ValidationError
-from .model import load_model, save_model
-from .onnx import load_onnx
-from .inputs import describe_file
-from .nir import load_nir
 
 
 def load_any_model(path, input_shape=None):

@@ -20,9 +20,9 @@ import zipfile
 
 import numpy as np
 
+from .nifti import prepare_slices, read_volume
 from .._files import require_regular_file
 from ..errors import EncodingError
-from .nifti import prepare_slices, read_volume
 
 NII = (".nii", ".nii.gz")
 

@@ -43,23 +43,20 @@ cannot say (subtraction before 1.0.6, a reset value after).
 """
 from __future__ import annotations
 
+import inspect
 import math
 import os
 
 import numpy as np
 
-from .._optional import optional_import
-from .. import _system
 from ._names import unique_name
-from ..errors import ModelFormatError, ValidationError
-from ..graph import (Add, AvgPool2d, Conv2d, Delay, Flatten, Graph, Input, Linear, Neuron, Output, Scale,
-                     SumPool2d)
-from ..neurons import get_model
-from ..semantics import DEFAULT_PROFILE
-import inspect
-from ..semantics import get_profile
+from .. import _system
 from .._files import atomic_path
-from ..errors import UnknownNameError
+from .._optional import optional_import
+from ..errors import ModelFormatError, UnknownNameError, ValidationError
+from ..graph import Add, AvgPool2d, Conv2d, Delay, Flatten, Graph, Input, Linear, Neuron, Output, Scale, SumPool2d
+from ..neurons import get_model
+from ..semantics import DEFAULT_PROFILE, get_profile
 
 DISCRETISATIONS = ("euler", "exact")
 DEFAULT_DT = 1e-4

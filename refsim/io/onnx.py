@@ -36,8 +36,8 @@ import os
 
 import numpy as np
 
-from .._optional import optional_import
 from ._names import unique_name
+from .._optional import optional_import
 from ..errors import ModelFormatError, RefsimError
 from ..graph import (Add, AvgPool2d, Concat, Conv2d, ConvTranspose2d, Flatten, Graph, Input, Linear, Neuron, Output,
                      Upsample)

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import struct
 
 import numpy as np
 
-from ..errors import ModelFormatError
-import stat
-from .._files import atomic_path
 from .inputs import describe_file
+from .._files import atomic_path
+from ..errors import ModelFormatError
 
 _DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4", "I16": "<i2", "I8": "i1",
            "U8": "u1", "U16": "<u2", "U32": "<u4", "U64": "<u8", "BOOL": "?"}

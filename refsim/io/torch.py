@@ -17,13 +17,13 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import copy
+import operator
 
 import numpy as np
 
 from .._optional import optional_import
-from ..errors import ModelFormatError
-import operator
 from ..conformance.fingerprint import fingerprint, format_fingerprint
+from ..errors import ModelFormatError
 from ..graph import (AvgPool2d, Concat, Conv2d, ConvTranspose2d, Dropout, Flatten, Graph, Input, Linear, Neuron, Output,
                      Scale)
 from ..semantics import get_profile

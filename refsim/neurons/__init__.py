@@ -43,7 +43,8 @@ class NeuronModel:
     ``signed``: spikes carry a sign (ternary: -1, 0, +1). ``leaks``: the membrane decays between
     steps (its bounds under ``refsim check`` need the decay). ``bitmask``: a step's spike record is a
     bit mask of the levels that fired (multi-threshold), and the emitted value is level x threshold
-    whatever the profile's ``spike_value``; otherwise the record is a count (or a sign)."""
+    whatever the profile's ``spike_value``; otherwise the record is a count (or a sign).
+    ``current``: the state carries a synaptic current ``i`` beside the membrane (CubaLIF)."""
     name: str
     params_cls: type
     step: Callable
@@ -56,6 +57,7 @@ class NeuronModel:
     signed: bool = False
     leaks: bool = False
     bitmask: bool = False
+    current: bool = False
 
     def spike_dtype(self, multi: bool = False) -> np.dtype:
         """dtype of a per-step spike record: uint8 masks, int16 multi-spike counts, int8 otherwise
@@ -99,7 +101,7 @@ NEURON_MODELS = {
                        (("beta", 1.0), ("bias", 0.0)), leaks=True),
     "cubalif": NeuronModel("cubalif", lif.CubaLIFParams, lif.cuba_step, lif.emitted, _abs_count, lif.boundary_distance,
                            lif.cuba_init_state, (("beta", 1.0), ("bias", 0.0), ("alpha", 0.0), ("gain", 1.0)),
-                           leaks=True),
+                           leaks=True, current=True),
 }
 
 

@@ -9,12 +9,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..errors import ValidationError
-from . import get_model
-from ..semantics import DEFAULT_PROFILE
-from ..semantics import get_profile
-from . import make_params
+from . import get_model, make_params
 from .multithreshold import emitted
+from ..errors import ValidationError
+from ..semantics import DEFAULT_PROFILE, get_profile
 
 
 class NeuronRun(NamedTuple):

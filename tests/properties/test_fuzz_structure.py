@@ -2,7 +2,6 @@
 validation/fuzz_graph.py and validation/fuzz_cli.py, 20,000 cases each): a mutated graph is refused
 with refsim's own error, or it runs on both backends and they agree bit for bit; a command line of
 edge-case option values exits 0, 1 or 2, never 3 or an exception."""
-import argparse
 import contextlib
 import io
 import json
@@ -45,10 +44,8 @@ def cli_files(tmp_path_factory):
 @settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(seed=st.integers(0, 2 ** 32 - 1))
 def test_an_edge_case_command_line_exits_0_1_or_2(seed, cli_files, tmp_path):
-    parser = cli._parser()
-    subs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
     rng = random.Random(seed)
-    argv = fuzz_cli.make_case(rng, cli_files, str(tmp_path), subs)
+    argv = fuzz_cli.make_case(rng, cli_files, str(tmp_path), fuzz_cli.subcommands())
     if argv[0] == "demo":  # seconds per case; the long run covers it
         return
     old = signal.signal(signal.SIGALRM, fuzz_cli._alarm)

@@ -16,6 +16,11 @@ from refsim.simulator import Recorder, Simulator
 F, H = 24, 32
 
 
+def _neurons(g, **fields):
+    """``g`` with every neuron node's ``fields`` replaced."""
+    return Graph([g[n].replace(**fields) if n in g.neurons else g[n] for n in g.order])
+
+
 def L(rep):
     """The report's layers by name."""
     return {r["layer"]: r for r in rep["layers"]}
@@ -138,8 +143,8 @@ def test_a_flipped_spike_is_found_at_its_layer_step_and_neuron(mode):
 ])
 def test_a_wrong_reset_is_caught_and_explained(recorded, checked, explanation):
     g_rec = _net("lif", beta=0.8, threshold=0.7)
-    g_rec = Graph([g_rec[n].replace(choices=recorded) if n in g_rec.neurons else g_rec[n] for n in g_rec.order])
-    g_chk = Graph([g_rec[n].replace(choices=checked) if n in g_rec.neurons else g_rec[n] for n in g_rec.order])
+    g_rec = _neurons(g_rec, choices=recorded)
+    g_chk = _neurons(g_rec, choices=checked)
     tr = _own_traces(g_rec, "paper", T=80)
     rep = check(g_chk, tr, "paper")
     assert not rep["conforms"]
@@ -153,21 +158,20 @@ def test_a_wrong_beta_is_caught_and_the_discretisation_named():
     tau_steps = 4.0
     b_exp, b_euler = float(np.float32(np.exp(-1 / tau_steps))), 1 - 1 / tau_steps
     g_rec = _net("lif", beta=b_exp, threshold=0.8)
-    g_chk = Graph([g_rec[n].replace(beta=b_euler) if n in g_rec.neurons else g_rec[n] for n in g_rec.order])
+    g_chk = _neurons(g_rec, beta=b_euler)
     tr = _own_traces(g_rec, "paper", T=100)
     rep = check(g_chk, tr, "paper")
     assert not rep["conforms"]
     first_bad = next(n for n in g_chk.neurons if L(rep)[n]["divergences"])
     assert "beta as exp(-dt/tau) of Euler's 1 - dt/tau" in L(rep)[first_bad]["explained_by"]
     # the reverse mapping: recorded with Euler's beta, checked with the exact decay
-    g_rev = Graph([g_rec[n].replace(beta=b_euler) if n in g_rec.neurons else g_rec[n] for n in g_rec.order])
-    tr_rev = _own_traces(g_rev, "paper", T=100)
+    tr_rev = _own_traces(g_chk, "paper", T=100)
     rep = check(g_rec, tr_rev, "paper")
     assert not rep["conforms"]
     first_bad = next(n for n in g_rec.neurons if L(rep)[n]["divergences"])
     assert "beta as Euler's 1 - dt/tau of exp(-dt/tau)" in L(rep)[first_bad]["explained_by"]
     # a leak where the recording had none is caught too
-    g_none = Graph([g_rec[n].replace(beta=1.0) if n in g_rec.neurons else g_rec[n] for n in g_rec.order])
+    g_none = _neurons(g_rec, beta=1.0)
     assert not check(g_none, tr, "paper", explain_divergences=False)["conforms"]
 
 

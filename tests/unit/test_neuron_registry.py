@@ -46,6 +46,12 @@ def test_leaks_means_the_membrane_decays_without_input(name):
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
+def test_current_means_the_state_carries_a_synaptic_current(name):
+    _, st = _drive(name, np.full(3, 0.4), steps=1)
+    assert hasattr(st, "i") == get_model(name).current
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
 @pytest.mark.parametrize("multi", ["one", "multi"])
 def test_records_hold_every_value_a_step_can_emit(name, multi):
     """Strong positive (and negative) drive: every spike value fits both the run's record dtype and

@@ -18,9 +18,9 @@ import numpy as np
 
 from ...errors import UnknownNameError
 from ...kernels import fused as _F
-from ...neurons import get_model
 from ...kernels.scatter import (_conv_scatter, _events_chw, _linear_scatter, prepare_conv, prepare_conv_s1,
                                 prepare_conv_transpose)
+from ...neurons import get_model
 
 _COMPARISON = {">": False, ">=": True}                                   # ge
 _ORDER = {"integrate-then-fire": False, "fire-then-integrate": True}     # fire_first

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import kernels as K
 from ..base import Run, dense
 from ...neurons import get_model
-from . import kernels as K
 
 
 class EventMap:
