@@ -43,7 +43,7 @@ import dataclasses
 
 import numpy as np
 
-from ..errors import ModelFormatError, RefsimError, UnknownNameError, ValidationError
+from ..errors import ModelFormatError, RefsimError, UnknownNameError
 from .._progress import Progress
 from ..backends.event import kernels as EK
 from ..backends.event.plan import halo_conv
@@ -85,19 +85,9 @@ def _params(graph, prof, overrides=None):
     return params
 
 
-def _supported(graph):
-    """check covers IF, ternary, multi-threshold and leaky (lif, cubalif) layers, feed-forward or
-    with recurrent ``Delay`` edges; a Delay must carry a value check can reproduce (its input's)."""
-    for n in graph.order:
-        node = graph[n]
-        if node.TYPE == "Delay" and tuple(graph.shapes[node.inputs[0]]) != tuple(node.shape):
-            raise ValidationError(f"refsim check: Delay node {n!r}", f"its input's shape {graph.shapes[node.inputs[0]]}",
-                                  node.shape)
-
-
 def _require(graph, traces):
-    """Every entry check reads is there, with the model's names, layouts, T and batch, before any work."""
-    _supported(graph)
+    """Every entry check reads is there, with the model's names, layouts, T and batch, before any work.
+    Any graph refsim runs can be checked (a Delay's shape is its input's: the graph checks that)."""
     T, B = traces.T, traces.batch
     for key, v in (("T", T), ("batch", B)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
