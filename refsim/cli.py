@@ -36,7 +36,7 @@ from .conformance import fingerprint as fpm
 from .conformance import golden, load_traces
 from .conformance.check import check, format_report as format_check_report
 from .conformance.golden import ACTIONS as GOLDEN_ACTIONS
-from .convert import CONVERSION_METHODS, convert_ann
+from .convert import CONVERSION_METHODS, CONVERSION_NEURONS, convert_ann
 from .convert.balance import BALANCE_ORDERS
 from .convert.normalize import PERCENTILE_OF
 from .convert.report import format_report as format_conversion_report
@@ -272,6 +272,10 @@ def _parser() -> argparse.ArgumentParser:
     cv.add_argument("--percentile-of", default="all", choices=PERCENTILE_OF,
                     help="normalisations: percentile over all activations (default) or the non-zero ones")
     cv.add_argument("--compat-offbyone", action="store_true", help="connection-wise: the Spiking-UNet code's off-by-one")
+    cv.add_argument("--neuron", default="if", choices=CONVERSION_NEURONS,
+                    help="the converted layers' neuron: if (default), multithreshold (Li et al.) or ternary")
+    cv.add_argument("--neuron-levels", default=None, metavar="L1,L2,..",
+                    help="multithreshold levels, high to low (default 2,1,0.5,0.25)")
     cv.add_argument("--input-shape", default=None, metavar="C,H,W", help="per-sample input shape, if the ONNX leaves it")
     cv.add_argument("--batch", type=_positive_int, default=16, help="calibration samples simulated together (16)")
     cv.add_argument("--report", default=None, metavar="JSON", help="also write the per-layer report as JSON here")
@@ -489,7 +493,8 @@ def _cmd_convert(args):
                            percentile=args.percentile,
                            percentile_of=args.percentile_of, compat_offbyone=args.compat_offbyone, batch=args.batch,
                            min_correlation=args.min_correlation, slope_range=tuple(lo_hi), progress=_progress(args),
-                           echo=print, where=f"--calib {args.calib}")
+                           echo=print, where=f"--calib {args.calib}", neuron=args.neuron,
+                           levels=_parse_floats(args.neuron_levels, "--neuron-levels") if args.neuron_levels else None)
     print(f"converted in {time.perf_counter() - t0:.1f} s")
     print(format_conversion_report(rep))
     save_model(snn, args.output)  # only now: nothing is written unless the whole command succeeds

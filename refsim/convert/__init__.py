@@ -4,6 +4,7 @@ connection-wise weight normalisation (:mod:`.normalize`), and :func:`convert_ann
 import numpy as np
 
 from .balance import threshold_balance
+from .neurons import CONVERSION_NEURONS, with_neuron_model
 from .normalize import METHODS, ann_activations, normalize
 from .report import conversion_report
 from ..errors import UnknownNameError, ValidationError
@@ -15,13 +16,17 @@ CONVERSION_METHODS = ("balance",) + METHODS
 
 def convert_ann(ann: Graph, x, method, config, T=200, scale=0.7, order="rathi", percentile=99.9, percentile_of="all",
                 compat_offbyone=False, batch=16, min_correlation=0.9, slope_range=(0.8, 1.25), progress=False,
-                echo=None, where="calibration inputs"):
+                echo=None, where="calibration inputs", neuron="if", levels=None):
     """Convert ANN graph ``ann`` (ReLU semantics at its Neuron nodes) on calibration inputs ``x``
     with ``method`` (:data:`CONVERSION_METHODS`), simulating with the run settings ``config``
-    (:class:`refsim.config.RunConfig`; its profile and encoding are recorded in the model). Returns
+    (:class:`refsim.config.RunConfig`; its profile and encoding are recorded in the model). The
+    converted layers fire as ``neuron`` (:data:`CONVERSION_NEURONS`; ``levels`` for the
+    multi-threshold neuron, :func:`with_neuron_model`), and the report simulates them so. Returns
     ``(snn, report)``; nothing is written. ``where`` names the inputs in errors."""
     if method not in CONVERSION_METHODS:
         raise UnknownNameError("conversion method", method, CONVERSION_METHODS)
+    if neuron not in CONVERSION_NEURONS:
+        raise UnknownNameError("conversion neuron model", neuron, CONVERSION_NEURONS)
     x = np.asarray(x)
     want = tuple(ann.shapes[ann.inputs[0]])
     if x.ndim < 2 or tuple(x.shape[1:]) != want or x.dtype.kind not in "biuf" or not np.all(np.isfinite(x)):
@@ -39,10 +44,12 @@ def convert_ann(ann: Graph, x, method, config, T=200, scale=0.7, order="rathi", 
     else:
         snn = normalize(base, x, method=method, percentile=percentile, percentile_of=percentile_of,
                         compat_offbyone=compat_offbyone)
+    snn = with_neuron_model(snn, neuron, levels)
     rep = conversion_report(ann, snn, x, T=T, profile=config.profile, backend=config.backend, seed=config.seed,
                             batch=batch, percentile=percentile if method != "balance" else 99.9,
                             min_correlation=min_correlation, slope_range=tuple(slope_range), progress=progress)
     return snn, rep
 
 
-__all__ = ["threshold_balance", "normalize", "ann_activations", "convert_ann", "CONVERSION_METHODS"]
+__all__ = ["threshold_balance", "normalize", "ann_activations", "convert_ann", "with_neuron_model",
+           "CONVERSION_METHODS", "CONVERSION_NEURONS"]

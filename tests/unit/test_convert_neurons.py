@@ -1,0 +1,86 @@
+"""The neuron a converted network fires with (refsim.convert.with_neuron_model, ``convert --neuron``):
+Li et al.'s multi-threshold neuron carries a normalised activation in quarters of the threshold per
+step (Spiking-UNet eqs. 4-6), so on static input its rate error is well below the IF network's at
+the same T; thresholds and other models are left as they are."""
+import numpy as np
+import pytest
+
+from refsim import models
+from refsim.convert import CONVERSION_NEURONS, ann_activations, normalize, with_neuron_model
+from refsim.encoding import StaticEncoder
+from refsim.errors import UnknownNameError, ValidationError
+from refsim.graph import Graph, Input, Neuron, Output
+from refsim.simulator import Recorder, Simulator
+
+
+@pytest.fixture(scope="module")
+def converted():
+    g = models.hippocampus_unet(in_shape=(1, 16, 16), channels=(4, 8), seed=1)
+    x = np.random.default_rng(0).random((4, 1, 16, 16))
+    return g, x, normalize(g, x, method="connectionwise")
+
+
+def test_multithreshold_swaps_every_if_layer_keeping_its_threshold(converted):
+    _, _, snn = converted
+    mt = with_neuron_model(snn, "multithreshold")
+    assert [mt[n].model for n in mt.neurons] == ["multithreshold"] * len(snn.neurons)
+    for n in snn.neurons:
+        assert mt[n].levels == (2.0, 1.0, 0.5, 0.25)
+        np.testing.assert_array_equal(np.asarray(mt[n].threshold), np.asarray(snn[n].threshold))
+    assert mt.metadata["conversion"]["neuron"] == {"model": "multithreshold", "levels": [2.0, 1.0, 0.5, 0.25]}
+    assert mt.metadata["conversion"]["method"] == snn.metadata["conversion"]["method"]
+    lv = with_neuron_model(snn, "multithreshold", levels=(1.0, 0.5))
+    assert lv[lv.neurons[0]].levels == (1.0, 0.5)
+    assert with_neuron_model(snn, "if") is snn
+
+
+def test_multithreshold_error_is_below_if_at_every_T(converted):
+    """Static input: |output / T - ANN output| averaged over pixels. The multi-threshold network
+    sends up to 3.75 thresholds a step in quarters (Li eq. 6), the IF network at most one, so the
+    multi-threshold error is smaller at each T, and both fall as T grows (the rest stays in the
+    membrane)."""
+    g, x, snn = converted
+    out = g.order[-1]
+    ann = ann_activations(g, x, head="none")[out]
+    err = {}
+    for model in ("if", "multithreshold"):
+        net = with_neuron_model(snn, model)
+        for T in (5, 40):
+            tr = Simulator(net, "paper", "event").run(x, T, StaticEncoder(), Recorder(counts=False))
+            err[model, T] = float(np.abs(tr.final_output[out] / T - ann).mean())
+    for T in (5, 40):
+        assert err["multithreshold", T] < 0.5 * err["if", T], err
+    assert err["multithreshold", 40] < err["multithreshold", 5] and err["if", 40] < err["if", 5]
+
+
+def test_other_models_stay_and_bad_names_are_refused(converted):
+    _, _, snn = converted
+    g = Graph([Input("x", (3,)), Neuron("a", ["x"], "lif", 1.0, beta=0.9), Neuron("b", ["a"], "if", 1.0), Output("o", ["b"])])
+    t = with_neuron_model(g, "ternary")
+    assert (t["a"].model, t["b"].model) == ("lif", "ternary")
+    with pytest.raises(UnknownNameError) as e:
+        with_neuron_model(snn, "izhikevich")
+    assert all(m in str(e.value) for m in CONVERSION_NEURONS)
+    with pytest.raises(ValidationError, match="levels"):
+        with_neuron_model(snn, "ternary", levels=(1.0,))
+    with pytest.raises(ValidationError):
+        with_neuron_model(snn, "multithreshold", levels=(0.5, 1.0))  # not descending
+
+
+def test_cli_convert_with_multithreshold_neurons(converted, tmp_path, capsys):
+    """``refsim convert --neuron multithreshold --neuron-levels ...`` on a refsim ANN file (no torch)."""
+    from refsim import cli, save_model
+    from refsim.io import load_model
+    g, x, _ = converted
+    save_model(g, tmp_path / "ann.safetensors")
+    np.save(tmp_path / "calib.npy", x)
+    out = tmp_path / "snn.safetensors"
+    args = ["convert", str(tmp_path / "ann.safetensors"), "--calib", str(tmp_path / "calib.npy"), "--method",
+            "connectionwise", "--encoding", "static", "--T", "20", "--no-progress", "-o", str(out)]
+    assert cli.main(args + ["--neuron", "multithreshold", "--neuron-levels", "1,0.5,0.25"]) == 0
+    snn = load_model(out)
+    assert {snn[n].model for n in snn.neurons} == {"multithreshold"}
+    assert snn[snn.neurons[0]].levels == (1.0, 0.5, 0.25)
+    capsys.readouterr()
+    assert cli.main(args + ["--neuron", "ternary", "--neuron-levels", "1"]) == 2
+    assert "levels" in capsys.readouterr().err
