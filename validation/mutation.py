@@ -50,7 +50,9 @@ TARGETS = {
     "refsim/neurons/multithreshold.py": ["tests/unit/test_neurons.py", "tests/unit/test_choice_guard.py"],
     "refsim/neurons/lif.py": ["tests/unit/test_lif.py", "tests/unit/test_check_leaky.py", "tests/golden/test_golden.py"],
     "refsim/kernels/fused.py": ["tests/unit/test_fused_kernels.py", "tests/unit/test_kernels.py"],
-    "refsim/exactness.py": ["tests/unit/test_fused_kernels.py", "tests/unit/test_kernels.py",
+    "refsim/kernels/scatter.py": ["tests/unit/test_kernels.py", "tests/unit/test_fused_kernels.py"],
+    "refsim/kernels/bits.py": ["tests/unit/test_kernels.py", "tests/conformance/test_check.py"],
+    "refsim/exactness.py": ["tests/unit/test_exactness.py", "tests/unit/test_fused_kernels.py", "tests/unit/test_kernels.py",
                             "tests/properties/test_event_backend.py"],
     "refsim/conformance/check.py": ["tests/conformance/test_check.py", "tests/unit/test_check_leaky.py"],
     "refsim/io/torch.py": ["tests/conformance/test_leaky_trained.py", "tests/conformance/test_torch_libraries.py"],
@@ -59,7 +61,7 @@ TARGETS = {
     "refsim/convert/balance.py": ["tests/unit/test_convert.py"],
     "refsim/convert/normalize.py": ["tests/unit/test_convert.py"],
     "refsim/segment.py": ["tests/unit/test_segment.py"],
-    "refsim/io/onnx.py": ["tests/unit/test_onnx.py"],
+    "refsim/io/onnx.py": ["tests/unit/test_onnx.py", "tests/unit/test_onnx_oracle.py"],
     "refsim/io/nir.py": ["tests/unit/test_nir.py"],
     "refsim/encoding.py": ["tests/unit/test_encoding.py"],
 }
@@ -146,6 +148,24 @@ def mutants(path):
     return out
 
 
+def relocate(m, everything, lines):
+    """A recorded mutant moved to where its code is now (the module was edited since it was drawn): the
+    candidate with the same operator change on a line with the same code, at the same column when
+    there are several, and on the line nearest the recorded one when the code appears on several;
+    None when that code is gone or the choice is a tie."""
+    code = m.get("code")
+    if code is None or (m["line"] <= len(lines) and lines[m["line"] - 1].strip() == code):
+        return m
+    hits = [c for c in everything if (c["old"], c["new"], c["kind"]) == (m["old"], m["new"], m["kind"])
+            and lines[c["line"] - 1].strip() == code]
+    if len(hits) > 1:  # several: the indentation must not have changed
+        hits = [c for c in hits if c["col"] == m["col"]]
+    hits.sort(key=lambda c: abs(c["line"] - m["line"]))
+    if not hits or (len(hits) > 1 and abs(hits[0]["line"] - m["line"]) == abs(hits[1]["line"] - m["line"])):
+        return None
+    return dict(m, line=hits[0]["line"], col=hits[0]["col"])
+
+
 def apply(src, m):
     lines = src.splitlines(keepends=True)
     line = lines[m["line"] - 1]
@@ -214,7 +234,17 @@ def main(argv=None):
             everything = mutants(os.path.join(ROOT, module))
             if args.only_survivors:
                 rows = res["modules"].get(module, {}).get("mutants", [])
-                picked = [r for r in rows if r["status"] == "survived"]
+                lines = open(os.path.join(ROOT, module), encoding="utf-8").read().splitlines()
+                picked = []
+                for r in rows:
+                    if r["status"] != "survived":
+                        continue
+                    moved = relocate(r, everything, lines)
+                    if moved is None:
+                        print(f"{module}: {r['code']!r} is no longer in the module (or not unique): not rerun")
+                        continue
+                    r.update(line=moved["line"], col=moved["col"])
+                    picked.append(r)
             else:
                 picked = random.Random(f"{args.seed}:{module}").sample(everything, min(args.per_module, len(everything)))
                 picked.sort(key=lambda m: (m["line"], m["col"]))

@@ -298,3 +298,23 @@ def test_ann_reference_sigmoid_head_and_small_percentiles():
     plain = ann_activations(g, x, head="none")["o"]
     np.testing.assert_allclose(ann_activations(g, x, head="sigmoid")["o"], 1.0 / (1.0 + np.exp(-plain)), rtol=1e-12)
     assert normalize(g, x, "layerwise", percentile=0.5).metadata["conversion"]["percentile"] == 0.5
+
+
+def test_connectionwise_offbyone_leaves_the_last_channel_of_each_part_unscaled():
+    """``compat_offbyone`` (the Spiking-UNet authors' code): after a concatenation, the last input
+    channel of each part keeps its ANN weight (scaled by neither lambda), every other channel is
+    rescaled as Li eq. 8 says; without it no channel keeps its weight."""
+    from refsim import models
+    from refsim.convert import normalize
+    g = models.hippocampus_unet(in_shape=(1, 8, 8), channels=(3, 4), seed=2)
+    x = np.random.default_rng(1).random((3, 1, 8, 8))
+    cat = next(n for n in g.order if g[n].TYPE == "Concat")
+    conv = g.consumers[cat][0]
+    ends = np.cumsum([g.shapes[i][0] for i in g[cat].inputs]) - 1
+    w0 = g[conv].weight
+    off = normalize(g, x, "connectionwise", compat_offbyone=True)[conv].weight
+    plain = normalize(g, x, "connectionwise")[conv].weight
+    np.testing.assert_array_equal(off[:, ends], w0[:, ends])
+    rest = np.setdiff1d(np.arange(w0.shape[1]), ends)
+    np.testing.assert_array_equal(off[:, rest], plain[:, rest])
+    assert not np.any(plain[:, ends] == w0[:, ends])
