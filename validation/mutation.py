@@ -179,6 +179,19 @@ def _copy_repo(dest):
     shutil.copytree(ROOT, dest, ignore=ignore)
 
 
+def _status(returncode, last_line=()):
+    """A pytest run's verdict on a mutant: tests failed (1) or the test process died of a signal (a
+    mutated kernel writing out of bounds; the unmutated copy's tests pass, so the mutant did it) both
+    kill it; pytest's own errors (2-5) are recorded as errors, not kills."""
+    if returncode == 0:
+        return "survived"
+    if returncode == 1:
+        return "killed"
+    if returncode < 0:
+        return f"killed (the test process died of signal {-returncode})"
+    return f"error (pytest exit {returncode})" + (": " + last_line[0][:200] if last_line else "")
+
+
 def run_mutant(copy, module, m, tests, timeout):
     path = os.path.join(copy, module)
     original = open(path, encoding="utf-8").read()
@@ -190,9 +203,7 @@ def run_mutant(copy, module, m, tests, timeout):
     try:
         r = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests], cwd=copy,
                            env=env, capture_output=True, text=True, timeout=timeout)
-        status = "survived" if r.returncode == 0 else "killed" if r.returncode == 1 else f"error (pytest exit {r.returncode})"
-        if r.returncode not in (0, 1):
-            status += ": " + (r.stdout + r.stderr).strip().splitlines()[-1][:200]
+        status = _status(r.returncode, (r.stdout + r.stderr).strip().splitlines()[-1:])
     except subprocess.TimeoutExpired:
         status = "killed (timeout)"
     finally:

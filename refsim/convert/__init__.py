@@ -3,7 +3,7 @@ connection-wise weight normalisation (:mod:`.normalize`), and :func:`convert_ann
 ``refsim convert``: conversion, then the per-layer report (:mod:`.report`)."""
 import numpy as np
 
-from .balance import threshold_balance
+from .balance import rescale, threshold_balance
 from .neurons import CONVERSION_NEURONS, with_neuron_model
 from .normalize import METHODS, ann_activations, normalize
 from .report import conversion_report
@@ -51,5 +51,5 @@ def convert_ann(ann: Graph, x, method, config, T=200, scale=0.7, order="rathi", 
     return snn, rep
 
 
-__all__ = ["threshold_balance", "normalize", "ann_activations", "convert_ann", "with_neuron_model",
+__all__ = ["threshold_balance", "rescale", "normalize", "ann_activations", "convert_ann", "with_neuron_model",
            "CONVERSION_METHODS", "CONVERSION_NEURONS"]

@@ -92,5 +92,28 @@ def threshold_balance(graph: Graph, x, T: int = 200, scale: float = 0.7, profile
                           "profile": profile if isinstance(profile, str) else profile.name,
                           "encoder": enc.describe(), "calibration_samples": int(len(xs)),
                           "calibration_sha256": digest, "thresholds": found}
+    if order == "rathi":
+        meta["conversion"]["maxima"] = maxima  # the scale is a final multiply: rescale() reuses them
     return Graph([g[n].replace(threshold=found[n]) if n in found else g[n] for n in g.order], name=graph.name,
                  metadata=meta)
+
+
+def rescale(graph: Graph, scale: float) -> Graph:
+    """The balanced ``graph`` at another ``scale``, without calibrating again: in Rathi's order the
+    maxima do not depend on the scale (the earlier layers stay unscaled while later ones are
+    calibrated), so ``threshold = float32(scale * maximum)`` is what :func:`threshold_balance` with
+    that scale returns, bit for bit. Yue et al.'s Fig. 6A sweeps the scale this way. Refused for a
+    graph balanced in another order (there each maximum depends on the scales upstream)."""
+    conv = graph.metadata.get("conversion", {})
+    maxima = conv.get("maxima") or (conv.get("thresholds") if conv.get("scale") == 1.0 else None)
+    if conv.get("order") != "rathi" or not maxima:
+        raise ValidationError("rescale(graph)", "a graph balanced in Rathi's order (metadata.conversion with order "
+                              "'rathi' and the layers' maxima)",
+                              f"conversion order {conv.get('order')!r}" if conv else "no conversion record")
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale < np.inf:
+        raise ValidationError("rescale(scale)", "a positive scaling factor", scale)
+    found = {n: float(np.float32(scale * m)) for n, m in maxima.items()}
+    meta = dict(graph.metadata)
+    meta["conversion"] = dict(conv, scale=float(scale), thresholds=found)
+    return Graph([graph[n].replace(threshold=found[n]) if n in found else graph[n] for n in graph.order],
+                 name=graph.name, metadata=meta)

@@ -318,3 +318,28 @@ def test_connectionwise_offbyone_leaves_the_last_channel_of_each_part_unscaled()
     rest = np.setdiff1d(np.arange(w0.shape[1]), ends)
     np.testing.assert_array_equal(off[:, rest], plain[:, rest])
     assert not np.any(plain[:, ends] == w0[:, ends])
+
+
+def test_rescale_equals_balancing_at_that_scale(tmp_path):
+    """In Rathi's order the scale is a final multiply, so one calibration serves every scale (Yue Fig.
+    6A): rescaling the balanced graph gives threshold_balance's thresholds at that scale bit for bit,
+    also after a save and load; a graph balanced scaled-as-it-goes is refused."""
+    from refsim import load_model, save_model
+    from refsim.convert import rescale
+    from refsim.errors import ValidationError
+    x = np.random.default_rng(4).random((6, 1, 8, 8))
+    g = net()
+    one = threshold_balance(g, x, T=30, scale=1.0)
+    save_model(one, tmp_path / "one.safetensors")
+    one = load_model(tmp_path / "one.safetensors")
+    for s in (0.7, 0.45, 1.3):
+        want = threshold_balance(g, x, T=30, scale=s)
+        got = rescale(one, s)
+        assert {n: got[n].threshold for n in got.neurons} == {n: want[n].threshold for n in want.neurons}
+        assert got.metadata["conversion"]["thresholds"] == want.metadata["conversion"]["thresholds"]
+        assert rescale(want, 1.0).metadata["conversion"]["thresholds"] == one.metadata["conversion"]["thresholds"]
+    assert len({one[n].threshold for n in one.neurons} | {rescale(one, 0.7)[n].threshold for n in one.neurons}) == 4
+    with pytest.raises(ValidationError, match="Rathi"):
+        rescale(threshold_balance(g, x, T=30, scale=0.7, order="scaled-as-it-goes"), 0.5)
+    with pytest.raises(ValidationError, match="scal"):
+        rescale(one, 0.0)

@@ -47,18 +47,19 @@ def load(names, normalize="unit"):
     return np.concatenate(xs), np.concatenate(ys)
 
 
-def torch_unet(dropout=0.1):
-    """The torch twin of refsim.models.hippocampus_unet(IN_SHAPE, CHANNELS): same layers and names,
-    ReLU where the refsim graph has IF neurons, no biases, average pooling, transposed convolutions."""
+def torch_unet(dropout=0.1, channels=CHANNELS, in_channels=IN_SHAPE[0]):
+    """The torch twin of refsim.models.hippocampus_unet((in_channels, H, W), channels): same layers and
+    names, ReLU where the refsim graph has IF neurons, no biases, average pooling, transposed
+    convolutions (validation/em uses it with its own channels)."""
     import torch
     nn = torch.nn
 
     class UNet(nn.Module):
         def __init__(self):
             super().__init__()
-            c = CHANNELS
+            c = channels
             self.enc = nn.ModuleList()
-            prev = IN_SHAPE[0]
+            prev = in_channels
             for ch in c:
                 self.enc.append(nn.ModuleList([nn.Conv2d(prev, ch, 3, padding=1, bias=False),
                                                nn.Conv2d(ch, ch, 3, padding=1, bias=False)]))
@@ -89,16 +90,16 @@ def torch_unet(dropout=0.1):
     return UNet()
 
 
-def to_refsim(net, thresholds=None, name="hippocampus-snn", metadata=None):
-    """The refsim graph of refsim.models.hippocampus_unet(IN_SHAPE, CHANNELS) with the torch net's
+def to_refsim(net, thresholds=None, name="hippocampus-snn", metadata=None, in_shape=IN_SHAPE, channels=CHANNELS):
+    """The refsim graph of refsim.models.hippocampus_unet(in_shape, channels) with the torch net's
     weights (float32) and the given thresholds per neuron layer (default 1)."""
     from refsim import models
     from refsim.graph import Graph
-    g = models.hippocampus_unet(in_shape=IN_SHAPE, channels=CHANNELS, seed=0, name=name)
+    g = models.hippocampus_unet(in_shape=in_shape, channels=channels, seed=0, name=name)
     w = {}
     for lvl, (a, b) in enumerate(net.enc):
         w[f"enc{lvl + 1}a"], w[f"enc{lvl + 1}b"] = a.weight, b.weight
-    depth = len(CHANNELS)
+    depth = len(channels)
     for i, lvl in enumerate(range(depth - 2, -1, -1)):
         w[f"up{lvl + 1}"] = net.up[i].weight
         w[f"dec{lvl + 1}a"], w[f"dec{lvl + 1}b"] = net.dec[i][0].weight, net.dec[i][1].weight
