@@ -7,8 +7,9 @@ Supported modules, in order: ``Conv2d``, ``ConvTranspose2d``, ``AvgPool2d``, ``L
 ``Dropout``, ``Identity``, IF neurons: SpikingJelly ``IFNode`` (single-step mode), snnTorch
 ``Leaky(beta=1)``, Sinabs ``IAF`` / ``IAFSqueeze``, Norse ``IAFCell``; and leaky neurons as ``lif``
 layers (:func:`leak_of`): snnTorch ``Leaky`` with ``beta < 1`` (one value or one per channel; its
-delayed reset unless ``reset_delay=False``) and SpikingJelly ``LIFNode`` (``beta = 1 - 1/tau``; with
-``decay_input`` a Scale node of ``1/tau`` in front). The profile follows the neuron class and its
+delayed reset unless ``reset_delay=False``), SpikingJelly ``LIFNode`` (``beta = 1 - 1/tau``; with
+``decay_input`` a Scale node of ``1/tau`` in front) and Norse ``LIFBoxCell`` (Euler: ``a = dt /
+tau_mem``, ``beta = 1 - a``, a Scale node of ``a`` in front; ``v_leak = 0``). The profile follows the neuron class and its
 arguments (``profile_of``); layers after the last neuron feed a non-firing Output.
 Layer names are ``<index>_<class>`` of the Sequential.
 """
@@ -49,7 +50,7 @@ def _kind(mod):
         return "snntorch"
     if name.startswith("sinabs") and type(mod).__name__ in ("IAF", "IAFSqueeze"):
         return "sinabs"
-    if name.startswith("norse") and type(mod).__name__ == "IAFCell":
+    if name.startswith("norse") and type(mod).__name__ in ("IAFCell", "LIFBoxCell"):
         return "norse"
     return None
 
@@ -123,8 +124,14 @@ def neuron_info(mod, where):
               "v_min": None if mod.min_v_mem is None else _scalar(mod.min_v_mem)}
         return _scalar(mod.spike_threshold), ov, "sinabs"
     if k == "norse":
+        params = type(mod.p).__name__
+        method = getattr(getattr(mod.p, "reset_method", None), "__name__", "reset_value")
+        if method == "reset_subtract":
+            return _scalar(mod.p.v_th), {"reset": "subtract"}, "norse"
+        if method != "reset_value":
+            raise ModelFormatError(where, f"{params}(reset_method=reset_value or reset_subtract)", method)
         if _scalar(mod.p.v_reset) != 0.0:
-            raise ModelFormatError(where, "IAFParameters(v_reset=0)", _scalar(mod.p.v_reset))
+            raise ModelFormatError(where, f"{params}(v_reset=0)", _scalar(mod.p.v_reset))
         return _scalar(mod.p.v_th), {}, "norse"
     return None
 
@@ -135,7 +142,9 @@ def leak_of(mod, where):
     per channel) and, with ``reset_delay=False``, the immediate reset; for SpikingJelly ``LIFNode``
     a ``lif`` layer with ``beta = 1 - 1/tau`` and, with ``decay_input=True`` (its default), the
     input gain ``1/tau`` its charge applies (``v + (x - v) / tau``), which the graph carries as a
-    Scale node in front."""
+    Scale node in front; for Norse ``LIFBoxCell`` (``v + dt/tau_mem (x + v_leak - v)``, Euler) a
+    ``lif`` layer with ``a = dt * tau_mem_inv`` as float32 computes it, ``beta = 1 - a`` and the input
+    gain ``a`` (``v_leak`` must be 0: Norse starts the membrane there, refsim's layers at 0)."""
     k = _kind(mod)
     if k == "snntorch":
         beta = np.asarray(mod.beta.detach().cpu().numpy() if hasattr(mod.beta, "detach") else mod.beta,
@@ -154,6 +163,14 @@ def leak_of(mod, where):
         if not tau >= 1.0:
             raise ModelFormatError(where, "LIFNode tau >= 1", tau)
         return "lif", {"beta": 1.0 - 1.0 / tau}, (1.0 / tau if mod.decay_input else None)
+    if k == "norse" and type(mod).__name__ == "LIFBoxCell":
+        a = float(np.float32(np.float32(mod.dt) * np.float32(_scalar(mod.p.tau_mem_inv))))
+        if not 0.0 < a <= 1.0:
+            raise ModelFormatError(where, "LIFBoxCell with 0 < dt * tau_mem_inv <= 1 (a stable Euler step)", a)
+        if _scalar(mod.p.v_leak) != 0.0:  # Norse starts the membrane at v_leak; refsim's layers start at 0
+            raise ModelFormatError(where, "LIFBoxParameters(v_leak=0) (Norse starts the membrane at v_leak, refsim "
+                                   "at 0)", _scalar(mod.p.v_leak))
+        return "lif", {"beta": 1.0 - a}, a
     return "if", {}, None
 
 

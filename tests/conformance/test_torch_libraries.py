@@ -308,3 +308,41 @@ def test_record_refuses_multi_step_models_and_points_to_the_writer():
     functional.set_step_mode(net, "m")
     with pytest.raises(ModelFormatError, match="TraceWriter"):
         record_torch.record(net, np.zeros((4, 1, 2), np.float32))
+
+
+@pytest.mark.parametrize("tau_mem_inv,reset", [(100.0, "value"), (200.0, "value"), (100.0, "subtract")])
+def test_norse_lif_box_cell_is_recorded_and_conforms(tau_mem_inv, reset):
+    """Norse's LIFBoxCell (Euler ``v + dt tau_mem_inv (x - v)``; issue 23): recorded by ``record``,
+    exported as a ``lif`` layer with beta = 1 - dt tau_mem_inv behind a Scale of dt tau_mem_inv,
+    conforms in both modes; the same traces against a beta 2e-4 off diverge, and a leak
+    potential (Norse starts the membrane there, refsim at 0) is refused with the field named."""
+    pytest.importorskip("norse")
+    from norse.torch import LIFBoxCell, LIFBoxParameters
+    from norse.torch.functional.reset import reset_subtract, reset_value
+    from refsim.errors import ModelFormatError
+    torch.manual_seed(0)
+    p = LIFBoxParameters(tau_mem_inv=torch.tensor(tau_mem_inv), v_th=torch.tensor(0.5),
+                         reset_method=reset_value if reset == "value" else reset_subtract)
+    m = torch.nn.Sequential(torch.nn.Linear(20, 30), LIFBoxCell(p), torch.nn.Linear(30, 10), LIFBoxCell(p))
+    with torch.no_grad():
+        m[0].weight.mul_(8.0)
+        m[2].weight.mul_(8.0)
+    x = (np.random.default_rng(0).random((100, 16, 20)) < 0.3).astype(np.float32)
+    g = adapter.export(m, (20,))
+    lif = [n for n in g.neurons]
+    assert [g[n].model for n in lif] == ["lif", "lif"]
+    a = np.float32(np.float32(0.001) * np.float32(tau_mem_inv))
+    assert float(np.float32(g[lif[0]].beta)) == float(np.float32(1.0 - float(a)))
+    assert g[g[lif[0]].inputs[0]].TYPE == "Scale"
+    tr = record_torch.record(m, x)
+    assert all(tr.spikes[n].any() for n in lif)
+    for mode in ("teacher-forced", "free-running"):
+        rep = check(g, tr, "norse", mode=mode)
+        assert rep["conforms"], format_report(rep)
+    from refsim.graph import Graph
+    off = Graph([g[n].replace(beta=float(g[n].beta) - 2e-4) if n == lif[0] else g[n] for n in g.order], name=g.name,
+                metadata=g.metadata)  # a beta 2e-4 off
+    assert not check(off, tr, "norse", mode="teacher-forced")["conforms"]
+    leak = torch.nn.Sequential(torch.nn.Linear(20, 3), LIFBoxCell(LIFBoxParameters(v_leak=torch.tensor(0.2))))
+    with pytest.raises(ModelFormatError, match="v_leak"):
+        adapter.export(leak, (20,))
