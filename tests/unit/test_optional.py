@@ -26,7 +26,7 @@ def test_core_imports_no_optional_dependency_at_module_level():
     import subprocess
     import sys
     code = ("import sys, refsim, refsim.cli, refsim.backends.event, refsim.conformance.check, refsim.io.nifti, "
-            "refsim.io.torch, refsim.conformance.record_torch, refsim.bench; "
+            "refsim.io.torch, refsim.io.torch.record, refsim.conformance.record_torch, refsim.bench; "
             "print(sorted(m for m in ('torch', 'onnx', 'nir', 'dask', 'matplotlib') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"

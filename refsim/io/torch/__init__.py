@@ -1,7 +1,8 @@
 """Import a torch spiking network as a refsim graph (``nn.Sequential`` directly; other modules,
 with skips and ``torch.cat``, through torch.fx). torch and the SNN libraries are imported lazily
 (``pip install torch==2.13.0`` then the library, with a constraints file pinning torch). Recording
-a torch model's traces step by step is :mod:`refsim.conformance.record_torch`.
+a torch model's traces step by step is :mod:`refsim.io.torch.record` (also
+``refsim.conformance.record_torch``).
 
 Supported modules, in order: ``Conv2d``, ``ConvTranspose2d``, ``AvgPool2d``, ``Linear``, ``Flatten``,
 ``Dropout``, ``Identity``, IF neurons: SpikingJelly ``IFNode`` (single-step mode), snnTorch
@@ -22,12 +23,12 @@ import operator
 
 import numpy as np
 
-from .._optional import optional_import
-from ..conformance.fingerprint import fingerprint, format_fingerprint
-from ..errors import ModelFormatError
-from ..graph import (AvgPool2d, Concat, Conv2d, ConvTranspose2d, Dropout, Flatten, Graph, Input, Linear, Neuron, Output,
+from ..._optional import optional_import
+from ...conformance.fingerprint import fingerprint, format_fingerprint
+from ...errors import ModelFormatError
+from ...graph import (AvgPool2d, Concat, Conv2d, ConvTranspose2d, Dropout, Flatten, Graph, Input, Linear, Neuron, Output,
                      Scale)
-from ..semantics import get_profile
+from ...semantics import get_profile
 
 
 def _torch():
