@@ -492,6 +492,13 @@ def load_nir(path, dt=None, discretisation="euler", input_shape=None, name=None)
 
 
 def from_nir_dict(d, version="unknown", dt=None, discretisation="euler", input_shape=None, name=None, path=None):
+    try:
+        return _from_nir_dict(d, version, dt, discretisation, input_shape, name, path)
+    except ModelFormatError as exc:  # a node or field refused while the graph is built: say which file
+        raise (exc.with_file(path) if path and not exc.file else exc) from None
+
+
+def _from_nir_dict(d, version, dt, discretisation, input_shape, name, path):
     imp = _NIRImporter(d, version, dt, discretisation, path, input_shape)
     nodes = imp.run()
     if not any(isinstance(n, Output) for n in nodes):
@@ -504,10 +511,7 @@ def from_nir_dict(d, version="unknown", dt=None, discretisation="euler", input_s
             "nir_dt": imp.dt, "nir_discretisation": discretisation, "profile": profile, "readout": "argmax",
             "encoding": "static", "nir_notes": imp.notes}
     gname = name or (os.path.splitext(os.path.basename(path))[0] if path else "nir-graph")
-    try:
-        return Graph(nodes, name=gname, metadata=meta)
-    except ModelFormatError as exc:
-        raise exc.with_file(path) if path else exc
+    return Graph(nodes, name=gname, metadata=meta)
 
 
 # -- writing --------------------------------------------------------------------------------------
