@@ -213,6 +213,16 @@ def run_mutant(copy, module, m, tests, timeout):
     return status, time.perf_counter() - t0
 
 
+def summary(res):
+    """The totals over every module in the results: mutants drawn, equivalent, killed, and the survivors
+    (module:line old -> new)."""
+    rows = [(mod, r) for mod, m in res["modules"].items() for r in m["mutants"]]
+    return {"modules": len(res["modules"]), "drawn": len(rows), "equivalent": sum("equivalent" in r for _, r in rows),
+            "killed": sum(r["status"].startswith("killed") for _, r in rows if "equivalent" not in r),
+            "survived": [f"{mod}:{r['line']} {r['old']} -> {r['new']}" for mod, r in rows
+                         if "equivalent" not in r and not r["status"].startswith("killed")]}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--modules", default=None, help="comma-separated modules (default: every one in TARGETS)")
@@ -282,6 +292,9 @@ def main(argv=None):
                                       "torch_installed": have_torch, "mutants": rows}
             with open(args.out, "w") as fh:
                 json.dump(res, fh, indent=1)
+    res["summary"] = dict(summary(res), command=res.get("summary", {}).get("command", ""))
+    with open(args.out, "w") as fh:
+        json.dump(res, fh, indent=1)
     rows = [r for m in res["modules"].values() for r in m["mutants"] if "equivalent" not in r]
     total, killed = len(rows), sum(r["status"].startswith("killed") for r in rows)
     print(f"mutation score: {killed}/{total} killed" + (f" ({killed / total:.0%})" if total else ""))
