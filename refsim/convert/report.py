@@ -66,9 +66,11 @@ def conversion_report(ann, snn, x, T=200, profile=None, backend="event", seed=0,
                        "reference": q["reference"]},
             "output": outs,
             "definitions": {
-                "rate": "spikes per neuron per step of the converted network on the calibration data",
+                "rate": "spikes per neuron per step of the converted network on the calibration data (level spikes "
+                        "for a multithreshold layer)",
                 "correlation": "Pearson correlation of the layer's per-neuron rate with the ANN activation",
-                "slope": "least-squares slope (through 0) of rate against ANN activation / lambda; 1 is ideal",
+                "slope": "least-squares slope (through 0) of rate against ANN activation / lambda; 1 is ideal (not "
+                         "judged for a multithreshold layer: slope_checked false)",
                 "lambda": "the normalisation scale of the layer (its activation percentile; normalisations only)",
                 "output": "the SNN's output membrane / T against the ANN's output before its head (Yue eq. 3)",
                 "argmax_agreement": "classifiers (a flat output of several classes): the fraction of samples whose "
@@ -83,7 +85,8 @@ def format_report(rep) -> str:
         th = v["threshold"]
         th = f"{th:.4g}" if isinstance(th, float) else f"{min(th):.3g}..{max(th):.3g}"
         lam = "" if v["lambda"] is None else f"{v['lambda']:.4g}"
-        rows.append((n, th, lam, f"{v['rate']:.4f}", f"{v['correlation']:.3f}", f"{v['slope']:.3f}",
+        slope = f"{v['slope']:.3f}" if v.get("slope_checked", True) else f"({v['slope']:.3f})"
+        rows.append((n, th, lam, f"{v['rate']:.4f}", f"{v['correlation']:.3f}", slope,
                      "<- below bound" if v["below_bound"] else ""))
     w = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w[i]) if i == 0 else c.rjust(w[i]) for i, c in enumerate(r)).rstrip() for r in rows]
@@ -92,6 +95,9 @@ def format_report(rep) -> str:
     first = rep["first_below_bound"]
     lines.append(f"bounds: correlation >= {b['min_correlation']}, slope in {b['slope_range']} ({b['reference']}); "
                  + (f"first layer below them: {first}" if first else "every layer within them"))
+    if any(not v.get("slope_checked", True) for v in rep["layers"].values()):
+        lines.append("slopes in parentheses are not judged: those layers fire by levels (multithreshold), so their rate "
+                     "counts level spikes, not the value they send")
     for n, o in rep["output"].items():
         if o.get("classifier"):
             lines.append(f"output {n} (a classifier): the class (argmax) agrees with the ANN's on "

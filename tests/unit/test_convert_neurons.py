@@ -77,8 +77,15 @@ def test_cli_convert_with_multithreshold_neurons(converted, tmp_path, capsys):
     out = tmp_path / "snn.safetensors"
     args = ["convert", str(tmp_path / "ann.safetensors"), "--calib", str(tmp_path / "calib.npy"), "--method",
             "connectionwise", "--encoding", "static", "--T", "20", "--no-progress", "-o", str(out)]
-    assert cli.main(args + ["--neuron", "multithreshold", "--neuron-levels", "1,0.5,0.25"]) == 0
+    assert cli.main(args + ["--neuron", "multithreshold", "--neuron-levels", "1,0.5,0.25", "--report",
+                            str(tmp_path / "r.json")]) == 0
     snn = load_model(out)
+    import json
+    rep = json.loads((tmp_path / "r.json").read_text())
+    # a layer firing by levels counts level spikes: its slope is reported, not judged; the correlation is
+    assert all(v["slope_checked"] is False and v["correlation"] > 0.9 and not v["below_bound"]
+               for v in rep["layers"].values()), rep["layers"]
+    assert "slopes in parentheses are not judged" in capsys.readouterr().out
     assert {snn[n].model for n in snn.neurons} == {"multithreshold"}
     assert snn[snn.neurons[0]].levels == (1.0, 0.5, 0.25)
     capsys.readouterr()
