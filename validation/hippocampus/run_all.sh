@@ -13,3 +13,10 @@ python validation/hippocampus/finetune_snn.py --ternary --start ternary_connecti
 python validation/hippocampus/ternary.py --subjects 6 --evaluate ternary_finetuned
 python validation/hippocampus/make_results.py                    # plots, cross-check, the shipped model
 python validation/hippocampus/segment_test.py                    # the shipped model on the 40 test subjects
+# Yue's chain under its name (issue 20): Rathi-order balancing with ternary input, the scale sweep, fine-tuning
+python validation/hippocampus/yue_chain.py --scales 0.3,0.4,0.5,0.7,1.0
+python validation/hippocampus/finetune_snn.py --ternary --start yue_balanced --name yue_finetuned --lr 1e-4
+python validation/hippocampus/ternary.py --subjects 6 --evaluate yue_balanced yue_finetuned yue_balanced_s0.3 yue_balanced_s0.4 yue_balanced_s0.5 yue_balanced_s1
+# static against Poisson input for the connection-wise conversion (the same model file, encoding static)
+python -c "from refsim import load_model, save_model; from refsim.graph import Graph; g = load_model('validation/hippocampus/out/snn_connectionwise.safetensors'); save_model(Graph([g[n] for n in g.order], name=g.name + '-static', metadata=dict(g.metadata, encoding='static')), 'validation/hippocampus/out/snn_connectionwise_static.safetensors')"
+python validation/hippocampus/evaluate.py --models connectionwise connectionwise_static --subjects 6 --T 200 --results static_vs_poisson.json

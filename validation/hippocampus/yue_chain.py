@@ -29,7 +29,7 @@ from validation.hippocampus.ternary import TERNARY_META  # noqa: E402
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--T", type=int, default=200, help="balancing steps (Yue's early stop; Rathi's code: 1000)")
-    ap.add_argument("--scales", default="0.5,0.7,0.9,1.0", help="scales to write (Yue Fig. 6A)")
+    ap.add_argument("--scales", default="0.3,0.4,0.5,0.7,1.0", help="scales to write (Yue Fig. 6A)")
     ap.add_argument("--calibration", type=int, default=32, help="calibration slices with hippocampus (default 32)")
     args = ap.parse_args(argv)
     net = torch_unet()
