@@ -51,7 +51,7 @@ TARGETS = {
     "refsim/neurons/lif.py": ["tests/unit/test_lif.py", "tests/unit/test_check_leaky.py", "tests/golden/test_golden.py"],
     "refsim/kernels/fused.py": ["tests/unit/test_fused_kernels.py", "tests/unit/test_kernels.py"],
     "refsim/kernels/scatter.py": ["tests/unit/test_kernels.py", "tests/unit/test_fused_kernels.py"],
-    "refsim/kernels/bits.py": ["tests/unit/test_kernels.py", "tests/conformance/test_check.py"],
+    "refsim/kernels/bits.py": ["tests/unit/test_kernels.py"],
     "refsim/exactness.py": ["tests/unit/test_exactness.py", "tests/unit/test_fused_kernels.py", "tests/unit/test_kernels.py",
                             "tests/properties/test_event_backend.py"],
     "refsim/conformance/check.py": ["tests/conformance/test_check.py", "tests/unit/test_check_leaky.py"],

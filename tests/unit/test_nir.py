@@ -255,3 +255,42 @@ def test_i_threshold_scale_and_avgpool_nodes_map_as_documented():
     assert s[:, 0].sum() == 0 and s[:, 1].sum() == 5          # 2 x 0.15 < 0.5; 2 x 0.3 > 0.5
     # the I integrator: the Output integrates r x the spikes
     assert tr.final_output["output"][0, 1] == 15.0
+
+
+def _conv_dict(**conv):
+    return {"type": "NIRGraph", "edges": np.array([["input", "c"], ["c", "output"]]),
+            "nodes": {"input": {"type": "Input", "shape": np.array([1, 5, 5])},
+                      "c": {"type": "Conv2d", "weight": np.ones((2, 1, 3, 3), np.float32), "bias": np.zeros(2, np.float32),
+                            "stride": np.array([1, 1]), "padding": np.array([1, 1]), "groups": 1, **conv},
+                      "output": {"type": "Output", "shape": np.array([2, 5, 5])}}}
+
+
+def test_nir_conv_without_dilation_defaults_to_1_and_bad_tensors_are_refused():
+    """A Conv2d that leaves dilation out (NIR's default) is dilation 1; a weight with a NaN, or one
+    that is not numeric, is refused naming the node and the field (torch-free: a NIR graph dict)."""
+    from refsim.io.nir import from_nir_dict
+    g = from_nir_dict(_conv_dict())
+    assert g["c"].dilation == (1, 1) and g.shapes["c"] == (2, 5, 5)
+    w = np.ones((2, 1, 3, 3), np.float32)
+    w[1, 0, 1, 1] = np.nan
+    with pytest.raises(ModelFormatError, match="'c'.*weight|weight.*'c'") as e:
+        from_nir_dict(_conv_dict(weight=w))
+    assert "finite" in str(e.value)
+    with pytest.raises(ModelFormatError, match="weight"):
+        from_nir_dict(_conv_dict(weight=np.array(["a", "b"])))
+
+
+def test_nir_export_refuses_a_zero_step_and_a_cubalif_beta_of_1(tmp_path):
+    pytest.importorskip("nir")
+    from refsim.errors import ValidationError
+    w = np.ones((2, 1, 1, 1), np.float32)
+    g = Graph([Input("x", (1, 4, 4)), Conv2d("a", ["x"], w), Neuron("n", ["a"]), Output("o", ["n"])])
+    for dt in (0.0, -1e-4, float("nan")):
+        with pytest.raises(ValidationError, match="time step"):
+            save_nir(g, tmp_path / "x.nir", dt=dt)
+    for alpha, beta in ((1.0, 0.5), (0.5, 1.0)):
+        c = Graph([Input("x", (1, 4, 4)), Conv2d("a", ["x"], w),
+                   Neuron("n", ["a"], "cubalif", alpha=alpha, beta=beta), Output("o", ["n"])])
+        with pytest.raises(NIRExportError, match="alpha or beta of 1"):
+            save_nir(c, tmp_path / "x.nir")
+        assert not os.path.exists(tmp_path / "x.nir")
