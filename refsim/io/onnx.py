@@ -456,7 +456,9 @@ class _Importer:
         else:
             self.alias[node.output[0]] = self.src(node)
 
-    def _upsample(self, node, mode, scales=None, sizes=None):
+    def _upsample(self, node, mode, scales=None, sizes=None, tmode="asymmetric", nearest_mode="floor"):
+        """An integer nearest up-sampling as refsim's Upsample (each pixel repeated), after checking that
+        ONNX's coordinate mapping (``tmode``, ``nearest_mode``; Resize-11+) picks those pixels."""
         if mode != "nearest":
             raise self.err(self.where(node), "mode 'nearest'", mode)
         src = self.src(node)
@@ -476,6 +478,12 @@ class _Importer:
             raise self.err(self.where(node), "constant scales or sizes", "neither")
         if np.any(f != np.round(f)) or np.any(f < 1):
             raise self.err(self.where(node), "integer scale factors >= 1", f.tolist())
+        for n_in, k in ((h, int(f[0])), (w, int(f[1]))):
+            got = _nearest_sources(n_in, k, tmode, nearest_mode)
+            if not np.array_equal(got, np.arange(n_in * k) // k):
+                raise self.err(self.where(node), "a nearest Resize that repeats each pixel (refsim's Upsample): at "
+                               f"scale {k}, coordinate_transformation_mode {tmode!r} with nearest_mode "
+                               f"{nearest_mode!r} picks other pixels", f"source pixels {got[:2 * k].tolist()}...")
         self.add(node, Upsample(self.name_for(node, "upsample"), [src], [int(f[0]), int(f[1])]))
 
     def op_Resize(self, node, a):
@@ -483,13 +491,13 @@ class _Importer:
         if tmode not in ("asymmetric", "half_pixel", "pytorch_half_pixel", "align_corners"):
             raise self.err(self.where(node), "a coordinate transformation that repeats pixels at integer scales",
                            tmode)
-        if self.opset < 11:
+        nmode = a.get("nearest_mode", "round_prefer_floor")
+        if self.opset < 11:  # Resize-10 has no transformation attribute: asymmetric, and floor (as Upsample)
             self._upsample(node, a.get("mode", "nearest"), scales=self.constant(node, 1, "scales"))
             return
         self._upsample(node, a.get("mode", "nearest"), scales=self.constant(node, 2, "scales"),
-                       sizes=self.constant(node, 3, "sizes") if len(node.input) > 3 else None)
-        if tmode == "align_corners":
-            raise self.err(self.where(node), "a coordinate transformation that repeats pixels", tmode)
+                       sizes=self.constant(node, 3, "sizes") if len(node.input) > 3 else None, tmode=tmode,
+                       nearest_mode=nmode)
 
     def op_Upsample(self, node, a):
         scales = a.get("scales")
@@ -497,6 +505,28 @@ class _Importer:
             scales = self.constant(node, 1, "scales")
         self._upsample(node, a.get("mode", "nearest"), scales=scales)
 
+
+
+def _nearest_sources(n_in, k, tmode, nearest_mode):
+    """The input pixel ONNX's nearest Resize reads for each of the ``n_in * k`` outputs along one axis
+    (the operator's coordinate transformation, then its rounding, clamped to the input), to compare
+    with pixel repetition (``x // k``). Modes refsim does not know map to -1 (never a repetition)."""
+    x = np.arange(n_in * k, dtype=np.float64)
+    if tmode == "asymmetric":
+        xo = x / k
+    elif tmode == "half_pixel" or (tmode == "pytorch_half_pixel" and n_in * k > 1):
+        xo = (x + 0.5) / k - 0.5
+    elif tmode == "pytorch_half_pixel":
+        xo = np.zeros_like(x)
+    elif tmode == "align_corners":
+        xo = x * (n_in - 1) / (n_in * k - 1) if n_in * k > 1 else np.zeros_like(x)
+    else:
+        return np.full(x.shape, -1)
+    rounding = {"round_prefer_floor": lambda v: np.ceil(v - 0.5), "round_prefer_ceil": lambda v: np.floor(v + 0.5),
+                "floor": np.floor, "ceil": np.ceil}.get(nearest_mode)
+    if rounding is None:
+        return np.full(x.shape, -1)
+    return np.clip(rounding(xo), 0, n_in - 1).astype(np.int64)
 
 def load_onnx(path, input_shape=None, name=None) -> Graph:
     """Import an ONNX model file (see the module docstring for the ops) as a refsim graph.

@@ -75,3 +75,70 @@ def test_imported_graph_equals_onnxruntime(tmp_path, make):
     scale = float(np.max(np.abs(theirs)))
     np.testing.assert_allclose(ours, theirs, rtol=0, atol=2e-6 * max(scale, 1.0))
     assert np.max(np.abs(ours - theirs)) < 1e-3 * max(scale, 1.0)  # and far from the ~1 % an epsilon would move
+
+
+
+def _unchecked(tmp_path, nodes, inits, in_shape, out_shape, name):
+    """A model saved without onnx.checker (as a broken exporter might write it)."""
+    g = helper.make_graph(nodes, name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, in_shape)],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape)], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    p = str(tmp_path / f"{name}.onnx")
+    onnx.save(m, p)
+    return p
+
+
+@pytest.mark.parametrize("op,w", [("Conv", np.ones((2, 1, 3, 3), np.float32)),
+                                  ("ConvTranspose", np.ones((1, 2, 3, 3), np.float32))])
+def test_an_op_with_too_many_inputs_is_refused_naming_the_node(tmp_path, op, w):
+    """Conv and ConvTranspose take 2 or 3 inputs (X, W, optional B); a fourth is refused with the node
+    and the input count named, not ignored."""
+    from refsim.errors import ModelFormatError
+    node = helper.make_node(op, ["x", "w", "b", "b"], ["y"], name="four_in", pads=[1, 1, 1, 1])
+    p = _unchecked(tmp_path, [node], [_init("w", w), _init("b", np.zeros(2))], [1, 1, 4, 4], [1, 2, 4, 4], op)
+    with pytest.raises(ModelFormatError, match="four_in") as e:
+        load_onnx(p)
+    assert "expected 2 to 3 inputs, found 4" in str(e.value)
+
+
+@pytest.mark.parametrize("op", ["Gemm", "Conv"])
+def test_a_weight_input_left_empty_is_refused(tmp_path, op):
+    """The weight of a Gemm or Conv must be a constant; an empty input name there is refused as such."""
+    from refsim.errors import ModelFormatError
+    node = helper.make_node(op, ["x", ""], ["y"], name="no_weight")
+    p = _unchecked(tmp_path, [node], [], [1, 3] if op == "Gemm" else [1, 1, 4, 4], [1, 2], op)
+    with pytest.raises(ModelFormatError, match="no_weight.*a constant at input 1"):
+        load_onnx(p)
+
+
+@pytest.mark.parametrize("tmode,nmode", [("asymmetric", "floor"), ("half_pixel", "round_prefer_floor"),
+                                         ("pytorch_half_pixel", "round_prefer_ceil")])
+def test_resize_with_unequal_scales_keeps_each_axis_factor(tmp_path, tmode, nmode):
+    """Resize (nearest) by 2 along H and 3 along W, with coordinate mappings that repeat pixels:
+    refsim's Upsample has factors (2, 3) and equals onnxruntime's output bit for bit."""
+    node = helper.make_node("Resize", ["x", "", "sc"], ["y"], name="rs", mode="nearest",
+                            coordinate_transformation_mode=tmode, nearest_mode=nmode)
+    p = _unchecked(tmp_path, [node], [_init("sc", [1.0, 1.0, 2.0, 3.0])], [1, 1, 3, 4], [1, 1, 6, 12], "resize23")
+    g = load_onnx(p)
+    up = [g[n] for n in g.order if g[n].TYPE == "Upsample"]
+    assert len(up) == 1 and tuple(up[0].scale_factor) == (2, 3)
+    x = np.random.default_rng(0).random((1, 1, 3, 4)).astype(np.float32)
+    want = ort.InferenceSession(p, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    got = ann_activations(g, x.astype(np.float64))[g.order[-1]]
+    np.testing.assert_array_equal(got, want.astype(np.float64))
+
+
+@pytest.mark.parametrize("tmode,nmode", [("asymmetric", "round_prefer_floor"), ("half_pixel", "floor"),
+                                         ("asymmetric", "ceil")])
+def test_resize_that_does_not_repeat_pixels_is_refused(tmp_path, tmode, nmode):
+    """Found by the test above against onnxruntime: at scale 3, an asymmetric Resize with ONNX's default
+    rounding (round_prefer_floor) reads pixels 0, 0, 1, 1, 1, 2, ... (not 0, 0, 0, 1, 1, 1), so it is not
+    an up-sampling by repetition; refsim refused nothing and differed from onnxruntime. Such
+    combinations are refused now, naming the node and the modes."""
+    from refsim.errors import ModelFormatError
+    node = helper.make_node("Resize", ["x", "", "sc"], ["y"], name="rs3", mode="nearest",
+                            coordinate_transformation_mode=tmode, nearest_mode=nmode)
+    p = _unchecked(tmp_path, [node], [_init("sc", [1.0, 1.0, 3.0, 3.0])], [1, 1, 3, 4], [1, 1, 9, 12], "resize33")
+    with pytest.raises(ModelFormatError, match=f"rs3.*{tmode}.*{nmode}"):
+        load_onnx(p)
