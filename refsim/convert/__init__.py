@@ -4,7 +4,7 @@ connection-wise weight normalisation (:mod:`.normalize`), and :func:`convert_ann
 import numpy as np
 
 from .balance import rescale, threshold_balance
-from .neurons import CONVERSION_NEURONS, with_neuron_model
+from .neurons import CONVERSION_NEURONS, conversion_levels, with_neuron_model
 from .normalize import METHODS, ann_activations, normalize
 from .report import conversion_report
 from ..errors import UnknownNameError, ValidationError
@@ -25,8 +25,7 @@ def convert_ann(ann: Graph, x, method, config, T=200, scale=0.7, order="rathi", 
     ``(snn, report)``; nothing is written. ``where`` names the inputs in errors."""
     if method not in CONVERSION_METHODS:
         raise UnknownNameError("conversion method", method, CONVERSION_METHODS)
-    if neuron not in CONVERSION_NEURONS:
-        raise UnknownNameError("conversion neuron model", neuron, CONVERSION_NEURONS)
+    levels = conversion_levels(neuron, levels)  # refused here, before the simulations
     x = np.asarray(x)
     want = tuple(ann.shapes[ann.inputs[0]])
     if x.ndim < 2 or tuple(x.shape[1:]) != want or x.dtype.kind not in "biuf" or not np.all(np.isfinite(x)):

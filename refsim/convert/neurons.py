@@ -25,28 +25,31 @@ from ..neurons.multithreshold import DEFAULT_LEVELS, MultiThresholdParams
 CONVERSION_NEURONS = ("if", "multithreshold", "ternary")
 
 
+def conversion_levels(model: str, levels=None):
+    """``model`` and ``levels`` checked as :func:`with_neuron_model` takes them (so that a conversion can
+    refuse them before its simulations); returns the levels the model fires with (a tuple of floats,
+    Li's default for ``"multithreshold"``) or None."""
+    if model not in CONVERSION_NEURONS:
+        raise UnknownNameError("conversion neuron model", model, CONVERSION_NEURONS)
+    if not get_model(model).bitmask:
+        if levels is not None:
+            raise ValidationError("levels", "no levels unless the neuron fires by levels (" +
+                                  ", ".join(m for m in CONVERSION_NEURONS if get_model(m).bitmask) + ")",
+                                  f"{model!r} with levels")
+        return None
+    return MultiThresholdParams(levels=DEFAULT_LEVELS if levels is None else levels).levels
+
+
 def with_neuron_model(graph: Graph, model: str = "if", levels=None) -> Graph:
     """A copy of ``graph`` whose IF layers fire as ``model`` (:data:`CONVERSION_NEURONS`), with the same
     thresholds; ``levels`` for ``"multithreshold"`` (default 2, 1, 0.5, 0.25, Li et al.)."""
-    if model not in CONVERSION_NEURONS:
-        raise UnknownNameError("conversion neuron model", model, CONVERSION_NEURONS)
-    if levels is not None and not get_model(model).bitmask:
-        raise ValidationError("levels", "no levels unless the neuron fires by levels (" +
-                              ", ".join(m for m in CONVERSION_NEURONS if get_model(m).bitmask) + ")", f"{model!r} with levels")
+    levels = conversion_levels(model, levels)
     if model == "if":
         return graph
-    if get_model(model).bitmask:
-        levels = MultiThresholdParams(levels=DEFAULT_LEVELS if levels is None else levels).levels  # validated here
-    nodes = []
-    for name in graph.order:
-        node = graph[name]
-        if isinstance(node, Neuron) and node.model == "if":
-            node = Neuron(node.name, node.inputs, model=model, threshold=node.threshold,
-                          levels=None if levels is None else tuple(float(v) for v in levels),
-                          choices=node.choices or None)
-        nodes.append(node)
+    nodes = [Neuron(node.name, node.inputs, model=model, threshold=node.threshold, levels=levels,
+                    choices=node.choices or None) if isinstance(node, Neuron) and node.model == "if" else node
+             for node in (graph[n] for n in graph.order)]
     meta = dict(graph.metadata)
-    conv = dict(meta.get("conversion", {}))
-    conv["neuron"] = {"model": model, **({"levels": [float(v) for v in levels]} if levels is not None else {})}
-    meta["conversion"] = conv
+    meta["conversion"] = dict(meta.get("conversion", {}),
+                              neuron={"model": model, **({"levels": list(levels)} if levels is not None else {})})
     return Graph(nodes, name=graph.name, metadata=meta)

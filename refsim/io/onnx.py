@@ -491,13 +491,12 @@ class _Importer:
         if tmode not in ("asymmetric", "half_pixel", "pytorch_half_pixel", "align_corners"):
             raise self.err(self.where(node), "a coordinate transformation that repeats pixels at integer scales",
                            tmode)
-        nmode = a.get("nearest_mode", "round_prefer_floor")
         if self.opset < 11:  # Resize-10 has no transformation attribute: asymmetric, and floor (as Upsample)
             self._upsample(node, a.get("mode", "nearest"), scales=self.constant(node, 1, "scales"))
             return
         self._upsample(node, a.get("mode", "nearest"), scales=self.constant(node, 2, "scales"),
                        sizes=self.constant(node, 3, "sizes") if len(node.input) > 3 else None, tmode=tmode,
-                       nearest_mode=nmode)
+                       nearest_mode=a.get("nearest_mode", "round_prefer_floor"))
 
     def op_Upsample(self, node, a):
         scales = a.get("scales")

@@ -91,3 +91,6 @@ def test_cli_convert_with_multithreshold_neurons(converted, tmp_path, capsys):
     capsys.readouterr()
     assert cli.main(args + ["--neuron", "ternary", "--neuron-levels", "1"]) == 2
     assert "levels" in capsys.readouterr().err
+    for bad in ("0.5,1", "1,x"):  # ascending; not numbers: refused before any simulation
+        assert cli.main(args + ["--neuron", "multithreshold", "--neuron-levels", bad]) == 2
+        assert "levels" in capsys.readouterr().err

@@ -41,11 +41,10 @@ def main(argv=None):
     one = threshold_balance(g, x, T=args.T, scale=1.0, order="rathi", profile="paper",
                             encoder=make_encoder("poisson-ternary", seed=0), echo=print)
     print(f"balanced in {time.time() - t0:.0f} s", flush=True)
-    for s in [float(v) for v in args.scales.split(",")] + [0.7]:
-        m = rescale(one, s)
-        name = "yue_balanced" if s == 0.7 and os.path.exists(os.path.join(OUT, f"snn_yue_balanced_s{s:g}.safetensors")) \
-            else f"yue_balanced_s{s:g}"
-        save_model(m, os.path.join(OUT, f"snn_{name}.safetensors"))
+    named = {f"yue_balanced_s{float(v):g}": float(v) for v in args.scales.split(",")}
+    named["yue_balanced"] = 0.7  # Rathi's and Yue's scale: the start of the fine-tuning
+    for name, s in named.items():
+        save_model(rescale(one, s), os.path.join(OUT, f"snn_{name}.safetensors"))
         print(f"wrote snn_{name}.safetensors", flush=True)
 
 
