@@ -175,7 +175,10 @@ def prepare_slices(volume, hw, axis=0, normalize="unit"):
     by the maximum, to [0, 1], for binary spikes; ``"zero-mean"``: centred on the mean and divided
     by the largest deviation, to [-1, 1], for ternary spikes (Yue et al. 2023 section 3.3);
     ``"none"``), then sliced along ``axis`` and fitted to ``hw``, padding with the normalised value
-    of intensity 0 (so padding looks like the scanner's background). Returns ``(x, geometry)``."""
+    of intensity 0 (so padding looks like the scanner's background). With ``"zero-mean"`` and
+    padding, intensity 0 counts among the deviations, so the padding stays in [-1, 1] too (a volume
+    without zeros whose mean lies nearer its maximum than 0 would otherwise pad below -1).
+    Returns ``(x, geometry)``."""
     data = volume.data if isinstance(volume, Volume) else np.asarray(volume, dtype=np.float64)
     if normalize not in NORMALIZATIONS:
         raise EncodingError(f"normalize: expected one of {', '.join(NORMALIZATIONS)}, found {normalize!r}")
@@ -189,6 +192,10 @@ def prepare_slices(volume, hw, axis=0, normalize="unit"):
             data = data / 2.0 ** 1000  # which is exact, so the result is what it would be without overflow
         off = float(data.mean()) if data.size else 0.0
         m = float(np.abs(data - off).max()) if data.size else 0.0
+        if data.ndim == 3 and data.size:
+            geo = _geometry(data.shape, hw, axis)
+            if (geo.src[2], geo.src[3]) != tuple(geo.hw):  # padded: intensity 0 must land in [-1, 1] too
+                m = max(m, abs(off))
         scale = m if m > 0 else 1.0
     return slice_volume((data - off) / scale, hw, axis, fill=(0.0 - off) / scale)
 

@@ -110,3 +110,25 @@ def test_zero_mean_normalisation_of_voxels_near_the_float64_limit():
     small, _ = prepare_slices(v / 2.0 ** 1000, (8, 8), 0, "zero-mean")
     assert np.isfinite(x).all() and x.min() == -1.0
     np.testing.assert_array_equal(x, small)
+
+
+def test_zero_mean_padding_stays_in_the_ternary_range():
+    """A volume without zeros whose mean lies nearer its maximum than intensity 0 (MSD
+    hippocampus_109, intensities 1-122 around a mean of 65.7, is one) padded to the model's size:
+    the padding (normalised intensity 0) was below -1, and the ternary Poisson encoder refused the
+    whole volume. Intensity 0 now counts among the deviations when the slices are padded; unpadded
+    slices are normalised as before."""
+    from refsim.encoding import make_encoder
+    from refsim.io.nifti import prepare_slices
+    rng = np.random.default_rng(0)
+    v = rng.uniform(150.0, 200.0, size=(4, 6, 5))
+    v[0, 0, 0] = 100.0  # mean about 175: 0 lies 175 below it, the maximum deviation is about 75
+    x, _ = prepare_slices(v, (8, 8), 0, "zero-mean")
+    off = v.mean()
+    np.testing.assert_allclose(x[:, 0, 0, 0], (0.0 - off) / off)  # the padding: intensity 0
+    assert x.min() == -1.0 and x.max() <= 1.0
+    inner, _ = prepare_slices(v, (6, 5), 0, "zero-mean")  # no padding: the largest deviation of the data
+    dev = v - off
+    np.testing.assert_array_equal(inner[:, 0], dev / np.abs(dev).max())
+    assert np.abs(inner).max() == 1.0
+    next(make_encoder("poisson-ternary", seed=0).stream(x, 1))  # the encoder takes the padded slices
