@@ -4,6 +4,7 @@ removed on errors and on SIGTERM."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import stat
@@ -106,3 +107,9 @@ def atomic_path(path, suffix=""):
         _PENDING.discard(tmp)
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def write_json(path, obj) -> None:
+    """Write ``obj`` as indented JSON to ``path`` atomically (:func:`atomic_path`)."""
+    with atomic_path(path, ".json") as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(obj, fh, indent=1)

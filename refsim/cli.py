@@ -15,7 +15,6 @@ default written there; option choices are the library's own lists.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -23,15 +22,14 @@ import traceback
 
 import numpy as np
 
+from . import _cli_options as opt
 from . import bench
-from ._files import atomic_path, check_output, check_output_dir
+from ._files import atomic_path, check_output, check_output_dir, write_json
 from ._version import __version__
 from .analysis import energy
 from .analysis.energy import CONVENTIONS, PRESETS
-from .analysis.metrics import EMPTY_POLICIES
 from .analysis.report import DEFINITIONS_TEXT, analyze_config, format_summary, write_report
 from .backends import BACKENDS
-from .config import DEFAULTS, RunConfig
 from .conformance import fingerprint as fpm
 from .conformance import golden, load_traces
 from .conformance.check import check, format_report as format_check_report
@@ -40,43 +38,19 @@ from .convert import CONVERSION_METHODS, CONVERSION_NEURONS, convert_ann
 from .convert.balance import BALANCE_ORDERS
 from .convert.normalize import PERCENTILE_OF
 from .convert.report import format_report as format_conversion_report
-from .data import DEMO_IMAGE, DEMO_LABEL, DEMO_MODEL, DEMO_VOLUMES, demo_input  # noqa: F401 (re-exported)
+from .data import DEMO_VOLUMES
 from .demo import run_demo
-from .encoding import ENCODERS
 from .errors import RefsimError, ValidationError
 from .io import import_file, import_summary, load_any_model, load_model, save_model
-from .io.inputs import load_array, load_input, load_labels
-from .io.nifti import AXES, NORMALIZATIONS
+from .io.inputs import load_input, load_labels
 from .io.nir import DISCRETISATIONS, save_nir
 from .neurons.probe import probe_text
-from .readout import READOUTS
 from .segment import SegmentOptions, segment, sweep, sweep_grid
-from .semantics import DEFAULT_PROFILE, MODEL_NAMES, format_profiles, get_profile, list_profiles
-from .simulator import DTYPES, Recorder
-from .traces import check_trace_folder
+from .semantics import DEFAULT_PROFILE, MODEL_NAMES, format_profiles, list_profiles, profile_for
+from .simulator import Recorder
+from .traces import check_trace_output
 
 EXIT_OK, EXIT_FAILED_CHECK, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
-
-
-def _int_at_least(lo, what):
-    """An argparse type: an integer >= ``lo`` (argparse's message names the option)."""
-    def parse(text):
-        try:
-            v = int(text)
-        except ValueError:
-            v = None
-        if v is None or v < lo:
-            raise argparse.ArgumentTypeError(f"expected {what}, found {text!r}")
-        return v
-    return parse
-
-
-_positive_int = _int_at_least(1, "a positive integer")
-_natural_int = _int_at_least(0, "a non-negative integer")
-
-
-def _names(values) -> str:
-    return ", ".join(map(str, values))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -89,54 +63,12 @@ def _parser() -> argparse.ArgumentParser:
     def cmd(name, help_, description=None):
         return sub.add_parser(name, help=help_, description=description or help_[0].upper() + help_[1:] + ".")
 
-    def progress(sp):
-        sp.add_argument("--progress", dest="progress", action="store_true", default=None,
-                        help="progress on stderr (default: when stderr is a terminal)")
-        sp.add_argument("--no-progress", dest="progress", action="store_false", help="no progress reports")
-
-    def settings(sp, T_default, seed=True, backend=True):
-        sp.add_argument("--T", type=_positive_int, default=T_default, help=f"time steps (default {T_default})")
-        sp.add_argument("--profile", default=None, help=f"semantic profile (default: the model's, else "
-                                                         f"{DEFAULT_PROFILE}); one of {_names(list_profiles())}")
-        if seed:
-            sp.add_argument("--seed", type=_natural_int, default=None, help=f"encoder seed (default {DEFAULTS['seed']})")
-        if backend:
-            sp.add_argument("--backend", default=None, choices=BACKENDS,
-                            help="event (default: Numba over each step's spikes; the reference's bits in float64) "
-                                 "or reference (dense NumPy float64, the oracle; much slower)")
-            sp.add_argument("--threads", type=_positive_int, default=None,
-                            help="event backend: Numba threads (default: Numba's); results do not depend on it")
-            sp.add_argument("--dtype", default=None, choices=DTYPES,
-                            help="event backend arithmetic (default float64; float32 is faster and may differ near "
-                                 "thresholds, docs/architecture.md)")
-        progress(sp)
-
-    def encoding(sp, nifti=True):
-        sp.add_argument("--encoding", default=None, choices=tuple(ENCODERS),
-                        help="input encoding (default: the model's, else poisson)")
-        if nifti:
-            sp.add_argument("--normalize", default=None, choices=NORMALIZATIONS,
-                            help="NIfTI inputs: intensity normalisation over the volume (default: the model's, else "
-                                 "by its encoding: zero-mean for poisson-ternary, unit otherwise)")
-            sp.add_argument("--axis", type=int, default=None, choices=AXES,
-                            help="NIfTI inputs: slicing axis (default: the model's, else 0)")
-
-    def evaluation(sp):
-        sp.add_argument("--readout", default=None, choices=READOUTS,
-                        help="output membrane to prediction (default: the model's, else sigmoid(v/T))")
-        sp.add_argument("--cutoff", type=float, default=0.5, help="probability cut-off for the mask (default 0.5)")
-        sp.add_argument("--empty", default="one", choices=EMPTY_POLICIES, help="Dice of an empty label (slice): 'one' "
-                        "(1 if the prediction is empty too, else 0) or 'nan' (left out)")
-
-    def output(sp, what, suffix=""):
-        sp.add_argument("-o", "--output", required=True, help=f"the {what} to write{suffix}")
-
     model_help, input_help = "refsim model file (.safetensors)", ".npy / .npz array (B, *input shape) or a NIfTI volume"
     r = cmd("run", "simulate a model file on an input")
     r.add_argument("model", help=model_help)
     r.add_argument("input", help=input_help)
-    settings(r, 100)
-    encoding(r)
+    opt.add_settings(r, 100)
+    opt.add_encoding(r)
     r.add_argument("--out", default=None, metavar="PATH",
                    help="write the traces here: a name ending in .npz is one compressed file (kept in memory until "
                         "the end); any other name is a trace folder, streamed while the run goes (docs/traces.md)")
@@ -157,9 +89,9 @@ def _parser() -> argparse.ArgumentParser:
              "(0-9, then a-z; '-' for a negative ternary spike). Multithreshold: one bit per level per step (highest "
              "first, '.' when none fired) and the value sent on each step.")
     pr.add_argument("--profile", default=DEFAULT_PROFILE, help=f"semantic profile (default {DEFAULT_PROFILE}); one of "
-                                                               f"{_names(list_profiles())}")
+                                                               f"{opt.names(list_profiles())}")
     pr.add_argument("--input", type=str, default="0.5", help="input per step; a comma list is cycled (default 0.5)")
-    pr.add_argument("--T", type=_positive_int, default=8, help="time steps (default 8)")
+    pr.add_argument("--T", type=opt.positive_int, default=8, help="time steps (default 8)")
     pr.add_argument("--threshold", type=float, default=1.0, help="threshold (multithreshold: the levels' scale; default 1)")
     pr.add_argument("--model", default="if", choices=MODEL_NAMES, help="neuron model (default if)")
     pr.add_argument("--levels", type=str, default=None, help="multithreshold levels, comma separated")
@@ -170,7 +102,7 @@ def _parser() -> argparse.ArgumentParser:
             "Segments a shipped held-out MSD hippocampus volume (CC BY-SA 4.0) with the shipped spiking U-Net "
             "(validation/hippocampus) as refsim segment does; prints Dice and per-layer rates, writes the mask "
             "(NIfTI, on the volume's grid) and report.html / report.json into --out-dir.")
-    settings(d, 200)
+    opt.add_settings(d, 200)
     d.add_argument("--volume", type=int, default=1, choices=range(1, len(DEMO_VOLUMES) + 1),
                    help="which shipped volume (default 1)")
     d.add_argument("--out-dir", default="refsim-demo", help="folder for the mask and the report (default ./refsim-demo)")
@@ -189,7 +121,7 @@ def _parser() -> argparse.ArgumentParser:
     ck.add_argument("--free-running", action="store_true",
                     help="drive every layer with refsim's own spikes (only the input train is replayed; rounding ties "
                          "re-synchronised) and report the first real divergence, instead of teacher forcing")
-    progress(ck)
+    opt.add_progress(ck)
 
     fp = cmd("fingerprint", "say which semantic choices an implementation makes, from the tie probes",
              "Reads a (T, N) spike array (.npy) recorded for the probes of --write-probes, or --profile NAME.")
@@ -206,7 +138,7 @@ def _parser() -> argparse.ArgumentParser:
     gd.add_argument("--force", action="store_true", help="regen: rewrite expected files whose values move")
     gd.add_argument("--model", default=None, help="init: the model file of the new case")
     gd.add_argument("--inputs", default=None, help="init: .npy/.npz inputs (B, *input shape) of the new case")
-    gd.add_argument("--T", type=_positive_int, default=100, help="init: time steps (default 100)")
+    gd.add_argument("--T", type=opt.positive_int, default=100, help="init: time steps (default 100)")
     gd.add_argument("--profile", default=None, help="init: profile (default: the model's)")
     gd.add_argument("--name", default=None, help="init: the case's folder name (default: the model's name)")
 
@@ -214,12 +146,12 @@ def _parser() -> argparse.ArgumentParser:
                         "report.json and a self-contained report.html with plots")
     an.add_argument("model", help=model_help)
     an.add_argument("input", help=input_help)
-    settings(an, 100)
-    encoding(an)
+    opt.add_settings(an, 100)
+    opt.add_encoding(an)
     an.add_argument("--report", required=True, metavar="DIR", help="folder for report.json and report.html (created)")
     an.add_argument("--label", default=None, help="labels: a NIfTI volume matching a NIfTI input, masks (B, H, W), or "
                                                   "class indices (B,) for a classifier (accuracy)")
-    evaluation(an)
+    opt.add_evaluation(an)
     an.add_argument("--energy", default="fp32", choices=tuple(PRESETS), help="energy per operation preset, 45 nm "
                                                                             "(default fp32)")
     an.add_argument("--e-mac", type=float, default=None, help="energy of a MAC in pJ (overrides --energy)")
@@ -241,13 +173,13 @@ def _parser() -> argparse.ArgumentParser:
     sg.add_argument("input", help="a NIfTI volume (.nii, .nii.gz) or a folder of them")
     sg.add_argument("-o", "--output", required=True, help="output folder (created), or a .nii.gz path for one volume")
     sg.add_argument("--label", default=None, help="a label volume, or a folder of them matched by case name")
-    settings(sg, 200)
-    encoding(sg)
+    opt.add_settings(sg, 200)
+    opt.add_encoding(sg)
     sg.add_argument("--prob", action="store_true", help="also write CASE_prob.nii.gz, the foreground probability")
-    evaluation(sg)
-    sg.add_argument("--batch-slices", type=_positive_int, default=16, help="slices simulated together (default 16)")
+    opt.add_evaluation(sg)
+    sg.add_argument("--batch-slices", type=opt.positive_int, default=16, help="slices simulated together (default 16)")
     sg.add_argument("--scheduler", default=None, metavar="ADDRESS", help="an existing Dask cluster (tcp://host:8786)")
-    sg.add_argument("--workers", type=_positive_int, default=None, help="a local Dask cluster of N processes")
+    sg.add_argument("--workers", type=opt.positive_int, default=None, help="a local Dask cluster of N processes")
     sg.add_argument("--sweep-T", default=None, metavar="T1,T2,..", help="evaluation sweep over steps (with --label)")
     sg.add_argument("--sweep-profile", default=None, metavar="P1,P2,..", help="evaluation sweep: these profiles")
     sg.add_argument("--sweep-backend", default=None, metavar="B1,B2,..", help="evaluation sweep: these backends")
@@ -260,9 +192,9 @@ def _parser() -> argparse.ArgumentParser:
     cv.add_argument("--method", default="balance", choices=CONVERSION_METHODS,
                     help="threshold balancing (Yue's conversion; default), layer-wise (Li eq. 7) or connection-wise "
                          "(Li eq. 8) normalisation")
-    output(cv, "spiking model file", " (.safetensors)")
-    settings(cv, 200, backend=False)
-    encoding(cv)
+    opt.add_output(cv, "spiking model file", " (.safetensors)")
+    opt.add_settings(cv, 200, backend=False)
+    opt.add_encoding(cv)
     cv.add_argument("--backend", default=None, choices=BACKENDS, help="backend of the simulations (default event)")
     cv.add_argument("--scale", type=float, default=0.7, help="balancing: threshold = scale x max input current (0.7)")
     cv.add_argument("--balance-order", default="rathi", choices=BALANCE_ORDERS,
@@ -277,14 +209,14 @@ def _parser() -> argparse.ArgumentParser:
     cv.add_argument("--neuron-levels", default=None, metavar="L1,L2,..",
                     help="multithreshold levels, high to low (default 2,1,0.5,0.25)")
     cv.add_argument("--input-shape", default=None, metavar="C,H,W", help="per-sample input shape, if the ONNX leaves it")
-    cv.add_argument("--batch", type=_positive_int, default=16, help="calibration samples simulated together (16)")
+    cv.add_argument("--batch", type=opt.positive_int, default=16, help="calibration samples simulated together (16)")
     cv.add_argument("--report", default=None, metavar="JSON", help="also write the per-layer report as JSON here")
     cv.add_argument("--min-correlation", type=float, default=0.9, help="bound on the rate-activation correlation (0.9)")
     cv.add_argument("--slope-range", default="0.8,1.25", metavar="LO,HI", help="bounds on the slope (default 0.8,1.25)")
 
     im = cmd("import", "import an ONNX ANN or a NIR graph as a refsim model file")
     im.add_argument("file", help="an .onnx or .nir file")
-    output(im, "refsim model file", " (.safetensors)")
+    opt.add_output(im, "refsim model file", " (.safetensors)")
     im.add_argument("--input-shape", default=None, metavar="C,H,W", help="per-sample input shape, if the file leaves it")
     im.add_argument("--dt", type=float, default=None, help="NIR: the time step (default: the graph's, else 1e-4 s)")
     im.add_argument("--discretisation", default="euler", choices=DISCRETISATIONS,
@@ -292,7 +224,7 @@ def _parser() -> argparse.ArgumentParser:
 
     ex = cmd("export", "export a refsim model as a NIR graph (refuses what NIR cannot express)")
     ex.add_argument("model", help=model_help)
-    output(ex, ".nir file")
+    opt.add_output(ex, ".nir file")
     ex.add_argument("--dt", type=float, default=1e-4, help="the time step the NIR parameters are written for (1e-4 s)")
 
     bn = cmd("bench", "measure the event backend against dense NumPy, torch, SpikingJelly and snnTorch (no assertions)")
@@ -301,55 +233,18 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _config(args, graph):
-    """The run settings of ``args`` resolved against ``graph`` (:class:`refsim.config.RunConfig`)."""
-    given = {k: getattr(args, k, None) for k in RunConfig.__dataclass_fields__}
-    return RunConfig.resolve(graph, **given)
-
-
-def _progress(args):
-    return args.progress if args.progress is not None else sys.stderr.isatty()
-
-
-def _parse_floats(text, what):
-    try:
-        vals = [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise ValidationError(what, "a number or a comma-separated list of numbers", text) from None
-    if not vals or not all(np.isfinite(vals)):
-        raise ValidationError(what, "finite numbers", text)
-    return vals
-
-
-def _shape_arg(text, option):
-    if text is None:
-        return None
-    try:
-        shape = tuple(int(v) for v in text.split(","))
-    except ValueError:
-        shape = ()
-    if not shape or any(v < 1 for v in shape):
-        raise ValidationError(option, "comma-separated positive integers such as 1,64,48", text)
-    return shape
-
-
 def _cmd_run(args):
-    stream = bool(args.out) and not args.out.lower().endswith(".npz")
-    if stream:
-        check_trace_folder(args.out, "--out")
-    elif args.out:
-        check_output(args.out, "--out", (args.model, args.input))
+    stream = bool(args.out) and check_trace_output(args.out, "--out", (args.model, args.input))
     g = load_model(args.model)
-    cfg = _config(args, g)
+    cfg = opt.run_config(args, g)
     x, geo = load_input(args.input, g, cfg)
     if geo is not None:
         print(f"input {os.path.basename(args.input)}: {geo.describe()}", file=sys.stderr)
-    sp, mem = args.record_spikes, args.record_membranes
-    rec = Recorder(spikes=False if sp is None else (list(sp) or True), membranes=False if mem is None else (list(mem) or True),
+    rec = Recorder(spikes=opt.layers(args.record_spikes), membranes=opt.layers(args.record_membranes),
                    inputs=args.record_inputs, output=args.record_output, stream_to=args.out if stream else None)
     sim = cfg.simulator(g)
     t0 = time.perf_counter()
-    tr = sim.run(x, args.T, encoder=cfg.encoder(), recorder=rec, progress=_progress(args))
+    tr = sim.run(x, args.T, encoder=cfg.encoder(), recorder=rec, progress=opt.want_progress(args))
     el = time.perf_counter() - t0
     print(f"model {g.name}: {len(g.neurons)} spiking layers, batch {tr.batch}, T={args.T}, profile {cfg.profile}, "
           f"encoder {cfg.encoding} (seed {cfg.seed}), backend {cfg.backend}: {el:.2f} s ({1e3 * el / args.T:.1f} ms/step)")
@@ -363,9 +258,7 @@ def _cmd_run(args):
 
 
 def _cmd_demo(args):
-    if args.out:
-        check_output(args.out, "--out")
-    run_demo(args.volume, args.T, args.out_dir, progress=_progress(args), traces_out=args.out, profile=args.profile,
+    run_demo(args.volume, args.T, args.out_dir, progress=opt.want_progress(args), traces_out=args.out, profile=args.profile,
              backend=args.backend, threads=args.threads, dtype=args.dtype, seed=args.seed)
     return EXIT_OK
 
@@ -373,13 +266,13 @@ def _cmd_demo(args):
 def _cmd_info(args):
     g = load_model(args.model)
     print(f"model: {g.name}   file: {args.model}")
-    print(g.describe(args.profile or g.metadata.get("profile") or DEFAULTS["profile"]))
+    print(g.describe(profile_for(g, args.profile)))
     return EXIT_OK
 
 
 def _cmd_probe(args):
-    levels = _parse_floats(args.levels, "--levels") if args.levels else None
-    print(probe_text(args.profile, _parse_floats(args.input, "--input"), args.T, args.threshold, args.model, levels,
+    levels = opt.parse_floats(args.levels, "--levels") if args.levels else None
+    print(probe_text(args.profile, opt.parse_floats(args.input, "--input"), args.T, args.threshold, args.model, levels,
                      args.membrane))
     return EXIT_OK
 
@@ -394,13 +287,12 @@ def _cmd_check(args):
         check_output(args.json, "--json", (args.model, args.traces))
     g = load_model(args.model)
     tr = load_traces(args.traces)
-    profile = args.profile or tr.profile or g.metadata.get("profile") or DEFAULTS["profile"]
+    profile = profile_for(g, args.profile, tr.profile)
     rep = check(g, tr, profile, explain_divergences=not args.no_explain,
-                mode="free-running" if args.free_running else "teacher-forced", progress=_progress(args))
+                mode="free-running" if args.free_running else "teacher-forced", progress=opt.want_progress(args))
     print(format_check_report(rep))
     if args.json:
-        with atomic_path(args.json) as tmp, open(tmp, "w") as fh:
-            json.dump(rep, fh, indent=1)
+        write_json(args.json, rep)
     return EXIT_OK if rep["conforms"] else EXIT_FAILED_CHECK
 
 
@@ -411,21 +303,13 @@ def _cmd_fingerprint(args):
             np.save(tmp, fpm.probe_inputs())
         print(f"probe inputs {fpm.probe_inputs().shape} written to {args.write_probes}")
         return EXIT_OK
-    if bool(args.profile) == bool(args.spikes):
-        raise ValidationError("SPIKES / --profile", "exactly one of them (SPIKES from --write-probes, or --profile "
-                                                     "NAME)", "both" if args.profile else "neither")
-    obs = (fpm.simulate_choices(get_profile(args.profile).choices("if")) if args.profile
-           else fpm.observed_spikes(load_array(args.spikes), args.spikes))
-    rep = fpm.fingerprint(obs)
+    rep = fpm.fingerprint_of(args.spikes or None, args.profile or None)
     print(fpm.format_fingerprint(rep))
     return EXIT_OK if rep["matching_choice_sets"] else EXIT_FAILED_CHECK
 
 
 def _cmd_golden(args):
     if args.action == "init":
-        if not args.model or not args.inputs:
-            raise ValidationError("golden init", "--model MODEL and --inputs ARRAY", "missing")
-        os.makedirs(args.directory, exist_ok=True)
         golden.init(args.directory, args.model, args.inputs, T=args.T, profile=args.profile, name=args.name)
         return EXIT_OK
     if args.action == "regen":
@@ -442,14 +326,14 @@ def _cmd_bench(args):
 
 
 def _cmd_segment(args):
-    cfg = _config(args, load_model(args.model))
+    cfg = opt.run_config(args, load_model(args.model))
     opts = SegmentOptions(T=args.T, cutoff=args.cutoff, prob=args.prob, batch_slices=args.batch_slices,
                           empty=args.empty, **{k: v for k, v in cfg.as_dict().items()})
     progress = args.progress if args.progress is not None else True
     grid = sweep_grid(args.sweep_T, args.sweep_profile, args.sweep_backend)
     kw = dict(scheduler=args.scheduler, workers=args.workers, progress=progress)
     if grid or args.sweep_cutoff:
-        cut = _parse_floats(args.sweep_cutoff, "--sweep-cutoff") if args.sweep_cutoff else None
+        cut = opt.parse_floats(args.sweep_cutoff, "--sweep-cutoff") if args.sweep_cutoff else None
         res = sweep(args.model, args.input, args.output, args.label, opts, grid, cut, **kw)
     else:
         res = segment(args.model, args.input, args.output, args.label, opts, **kw)
@@ -461,7 +345,7 @@ def _cmd_analyze(args):
     if args.ann and args.no_ann:
         raise ValidationError("--ann / --no-ann", "one of them", "both")
     g = load_model(args.model)
-    cfg = _config(args, g)
+    cfg = opt.run_config(args, g)
     x, _ = load_input(args.input, g, cfg)
     label = load_labels(args.label, g, x.shape[0], cfg) if args.label else None
     ann = load_any_model(args.ann) if args.ann else not args.no_ann
@@ -469,7 +353,7 @@ def _cmd_analyze(args):
         g, x, args.T, cfg, ann=ann, against=load_model(args.against) if args.against else None,
         against_profile=args.against_profile, against_backend=args.against_backend, raster_layer=args.raster_layer,
         label=label, cutoff=args.cutoff, empty=args.empty, energy=energy.get_energy_model(args.energy, args.e_mac,
-        args.e_ac), convention=args.convention, progress=_progress(args))
+        args.e_ac), convention=args.convention, progress=opt.want_progress(args))
     jpath, hpath = write_report(rep, tr, args.report, comparison)
     print(format_summary(rep))
     print(f"report: {hpath} (plots) and {jpath} (numbers, units and definitions)")
@@ -480,11 +364,9 @@ def _cmd_convert(args):
     check_output(args.output, "-o/--output", (args.ann, args.calib), suffix=".safetensors")
     if args.report:
         check_output(args.report, "--report", (args.ann, args.calib, args.output))
-    lo_hi = _parse_floats(args.slope_range, "--slope-range")
-    if len(lo_hi) != 2 or not 0 <= lo_hi[0] < lo_hi[1]:
-        raise ValidationError("--slope-range", "LO,HI with 0 <= LO < HI", args.slope_range)
-    ann = load_any_model(args.ann, _shape_arg(args.input_shape, "--input-shape"))
-    cfg = _config(args, ann)
+    lo_hi = opt.parse_floats(args.slope_range, "--slope-range")
+    ann = load_any_model(args.ann, opt.parse_shape(args.input_shape, "--input-shape"))
+    cfg = opt.run_config(args, ann)
     x, _ = load_input(args.calib, ann, cfg)
     print(f"ANN {ann.name}: {len(ann.neurons)} ReLU layers; calibration {x.shape[0]} samples; method {args.method}",
           flush=True)
@@ -492,23 +374,22 @@ def _cmd_convert(args):
     snn, rep = convert_ann(ann, x, args.method, cfg, T=args.T, scale=args.scale, order=args.balance_order,
                            percentile=args.percentile,
                            percentile_of=args.percentile_of, compat_offbyone=args.compat_offbyone, batch=args.batch,
-                           min_correlation=args.min_correlation, slope_range=tuple(lo_hi), progress=_progress(args),
+                           min_correlation=args.min_correlation, slope_range=lo_hi, progress=opt.want_progress(args),
                            echo=print, where=f"--calib {args.calib}", neuron=args.neuron,
-                           levels=_parse_floats(args.neuron_levels, "--neuron-levels") if args.neuron_levels else None)
+                           levels=opt.parse_floats(args.neuron_levels, "--neuron-levels") if args.neuron_levels else None)
     print(f"converted in {time.perf_counter() - t0:.1f} s")
     print(format_conversion_report(rep))
     save_model(snn, args.output)  # only now: nothing is written unless the whole command succeeds
     print(f"spiking model written to {args.output}")
     if args.report:
-        with atomic_path(args.report, ".json") as tmp, open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(rep, fh, indent=1)
+        write_json(args.report, rep)
         print(f"report written to {args.report}")
     return EXIT_OK
 
 
 def _cmd_import(args):
     check_output(args.output, "-o/--output", (args.file,), suffix=".safetensors")
-    g = import_file(args.file, input_shape=_shape_arg(args.input_shape, "--input-shape"), dt=args.dt,
+    g = import_file(args.file, input_shape=opt.parse_shape(args.input_shape, "--input-shape"), dt=args.dt,
                     discretisation=args.discretisation)
     save_model(g, args.output)
     print(import_summary(args.file, g))

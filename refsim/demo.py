@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from ._files import check_output_dir
+from ._files import check_output, check_output_dir
 from .analysis import metrics
 from .analysis.report import analyze, format_summary, write_report
 from .config import RunConfig
@@ -32,6 +32,8 @@ def run_demo(volume: int = 1, T: int = 200, out_dir: str = "refsim-demo", progre
     :class:`~refsim.config.RunConfig` fields (profile, backend, threads, dtype, seed). Writes the mask
     and the report into ``out_dir``; returns the analysis report (a dict)."""
     check_output_dir(out_dir, "demo output folder")
+    if traces_out:
+        check_output(traces_out, "traces file")
     g = load_model(DEMO_MODEL)
     cfg = RunConfig.resolve(g, **settings)
     img_path, lab_path = DEMO_VOLUMES[volume - 1]

@@ -199,6 +199,16 @@ def list_profiles() -> list[str]:
 
 DEFAULT_PROFILE = "paper"
 
+
+def profile_for(graph=None, *given) -> str:
+    """The profile a run of ``graph`` uses: the first of ``given`` that is not None or empty (an
+    option, a trace's own profile), else the model's metadata ``profile``, else
+    :data:`DEFAULT_PROFILE` (the order :class:`refsim.config.RunConfig` applies to every setting)."""
+    for v in given:
+        if v:
+            return v
+    return (getattr(graph, "metadata", None) or {}).get("profile") or DEFAULT_PROFILE
+
 # The multi-threshold neuron's comparison as coded by the authors of Li et al.
 # (SNNresearch/Spiking-UNet @1c198cb, snn/spiking_neuron.py; docs/semantics.md section 3).
 _MT_AUTHORS = {"comparison": ">", "reset": "subtract", "spike_value": "one", "spikes_per_step": "one"}

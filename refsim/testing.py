@@ -22,7 +22,7 @@ from .conformance.fingerprint import probe_inputs, simulate_choices
 from .errors import RefsimError
 from .graph import Graph
 from .io import load_model
-from .semantics import DEFAULT_PROFILE, get_profile
+from .semantics import DEFAULT_PROFILE, get_profile, profile_for
 from .traces import load_traces
 
 
@@ -34,7 +34,7 @@ def assert_conforms(model, traces, profile=None):
     """Fail unless ``traces`` (path or Traces) conform to ``model`` (path or Graph) under ``profile``."""
     g = model if isinstance(model, Graph) else load_model(model)
     tr = load_traces(traces) if not hasattr(traces, "spikes") else traces
-    rep = check(g, tr, profile or tr.profile or g.metadata.get("profile", DEFAULT_PROFILE))
+    rep = check(g, tr, profile_for(g, profile, tr.profile))
     if not rep["conforms"]:
         raise ConformanceError(format_report(rep))
     return rep

@@ -219,6 +219,17 @@ def check_trace_folder(path, option: str) -> str:
     return path
 
 
+def check_trace_output(path, option: str, inputs=()) -> bool:
+    """Check, before any work, where traces will go: a name ending in .npz is one file (checked by
+    :func:`refsim._files.check_output` against the ``inputs`` it must not overwrite), any other name a
+    trace folder (:func:`check_trace_folder`). Returns True for a folder (the run streams into it)."""
+    if os.fspath(path).lower().endswith(".npz"):
+        _files.check_output(path, option, inputs)
+        return False
+    check_trace_folder(path, option)
+    return True
+
+
 class _folder_writer:
     """Context manager: a temporary folder beside ``path``; on success it is fsynced and renamed onto
     ``path`` (replacing an earlier trace folder); on errors or SIGTERM it is removed."""

@@ -13,6 +13,7 @@ import itertools
 import numpy as np
 
 from ..errors import ValidationError
+from ..io.inputs import load_array
 from ..neurons import if_
 from ..neurons.probe import run_neuron
 from ..semantics import NeuronChoices, SPIKE_TRAIN_CHOICES, get_profile, list_profiles
@@ -50,6 +51,17 @@ def observed_spikes(obs, where="SPIKES") -> np.ndarray:
     if obs.dtype.kind not in "biuf" or (obs.size and not np.all(np.isfinite(obs))) or np.any(obs != np.round(obs)):
         raise ValidationError(f"SPIKES {where}", "integer spike counts per step and probe", f"dtype {obs.dtype}")
     return obs
+
+
+def fingerprint_of(spikes=None, profile=None) -> dict:
+    """The fingerprint of exactly one of: a ``spikes`` file (.npy, (T, N), recorded for
+    :func:`probe_inputs`) or a refsim ``profile`` name (a self-check)."""
+    if (profile is None) == (spikes is None):
+        raise ValidationError("SPIKES / --profile", "exactly one of them (SPIKES from --write-probes, or --profile NAME)",
+                              "both" if profile is not None else "neither")
+    if profile is not None:
+        return fingerprint(simulate_choices(get_profile(profile).choices("if")))
+    return fingerprint(observed_spikes(load_array(spikes), spikes))
 
 
 def fingerprint(impl) -> dict:

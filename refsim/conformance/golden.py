@@ -29,7 +29,7 @@ from ..errors import ModelFormatError, ValidationError
 from ..graph import Graph
 from ..io import load_model, save_model
 from ..io.inputs import load_array
-from ..semantics import DEFAULT_PROFILE
+from ..semantics import DEFAULT_PROFILE, profile_for
 from ..simulator import Recorder, Simulator
 from ..traces import KINDS, compare_traces, load_traces
 
@@ -214,6 +214,8 @@ def init(directory, model, inputs, T=100, profile=None, encoder=None, name=None,
     the float64 reference backend and a README. ``model``: a path or Graph; ``inputs``: an array
     (B, *input shape) or a path to one; ``encoder``: a spec such as ``{"type": "poisson", "seed": 0}``
     (default: the model's encoding, seed 0). Returns the case folder; refuses an existing one."""
+    if model is None or inputs is None:
+        raise ValidationError("golden init", "a model and inputs", "missing")
     g = model if isinstance(model, Graph) else load_model(model)
     x = np.asarray(load_array(inputs) if isinstance(inputs, (str, os.PathLike)) else inputs, dtype=np.float64)
     want = g.shapes[g.inputs[0]]
@@ -231,10 +233,10 @@ def init(directory, model, inputs, T=100, profile=None, encoder=None, name=None,
     folder = os.path.join(os.fspath(directory), name)
     if os.path.exists(folder):
         raise ValidationError("golden init", "a case name not used yet in that folder", folder)
-    spec = {"name": name, "T": int(T), "profile": profile or g.metadata.get("profile", DEFAULT_PROFILE), "encoder": encoder,
+    spec = {"name": name, "T": int(T), "profile": profile_for(g, profile), "encoder": encoder,
             "record": record or {"spikes": True, "membranes": False, "output": True}}
     tmp = folder + ".partial"
-    os.makedirs(tmp)
+    os.makedirs(tmp)  # and the cases' folder if it is new
     try:
         with open(os.path.join(tmp, "case.json"), "w") as fh:
             json.dump(spec, fh, indent=1, sort_keys=True)

@@ -33,6 +33,9 @@ def convert_ann(ann: Graph, x, method, config, T=200, scale=0.7, order="rathi", 
                               f"shape {x.shape}, dtype {x.dtype}")
     if not 0 < percentile <= 100:
         raise ValidationError("percentile", "a percentile in (0, 100]", percentile)
+    lo_hi = tuple(slope_range)
+    if len(lo_hi) != 2 or not all(np.isfinite(lo_hi)) or not 0 <= lo_hi[0] < lo_hi[1]:
+        raise ValidationError("slope range", "LO,HI with 0 <= LO < HI", slope_range)
     if not scale > 0:
         raise ValidationError("scale", "a positive factor", scale)
     meta = dict(ann.metadata, profile=config.profile, encoding=config.encoding)
@@ -46,7 +49,7 @@ def convert_ann(ann: Graph, x, method, config, T=200, scale=0.7, order="rathi", 
     snn = with_neuron_model(snn, neuron, levels)
     rep = conversion_report(ann, snn, x, T=T, profile=config.profile, backend=config.backend, seed=config.seed,
                             batch=batch, percentile=percentile if method != "balance" else 99.9,
-                            min_correlation=min_correlation, slope_range=tuple(slope_range), progress=progress)
+                            min_correlation=min_correlation, slope_range=lo_hi, progress=progress)
     return snn, rep
 
 

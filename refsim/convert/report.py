@@ -14,7 +14,7 @@ from ..encoding import make_encoder
 from ..simulator import Simulator
 from ..traces import Recorder
 from .normalize import ann_activations
-from ..semantics import DEFAULT_PROFILE
+from ..semantics import profile_for
 
 
 def conversion_report(ann, snn, x, T=200, profile=None, backend="event", seed=0, encoding=None, batch=16,
@@ -22,7 +22,7 @@ def conversion_report(ann, snn, x, T=200, profile=None, backend="event", seed=0,
     """The report dict (JSON-serialisable); ``ann`` the ANN graph, ``snn`` the converted graph."""
     x = np.asarray(x, dtype=np.float64)
     enc = make_encoder(encoding or snn.metadata.get("encoding", "poisson"), seed=seed)
-    prof = profile or snn.metadata.get("profile", DEFAULT_PROFILE)
+    prof = profile_for(snn, profile)
     sim = Simulator(snn, prof, backend)
     counts = {n: [] for n in snn.neurons}
     final = {n: [] for n in snn.outputs}

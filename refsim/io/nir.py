@@ -56,7 +56,7 @@ from .._optional import optional_import
 from ..errors import ModelFormatError, UnknownNameError, ValidationError
 from ..graph import Add, AvgPool2d, Conv2d, Delay, Flatten, Graph, Input, Linear, Neuron, Output, Scale, SumPool2d
 from ..neurons import get_model
-from ..semantics import DEFAULT_PROFILE, get_profile
+from ..semantics import get_profile, profile_for
 
 DISCRETISATIONS = ("euler", "exact")
 DEFAULT_DT = 1e-4
@@ -527,7 +527,7 @@ def _refuse(node, what, why):
 def to_nir(graph: Graph, dt=DEFAULT_DT, profile=None):
     """The ``nir.NIRGraph`` of a refsim graph (forward-Euler parameters for step ``dt``)."""
     nir = optional_import("nir", "NIR export")
-    prof = get_profile(profile or graph.metadata.get("profile", DEFAULT_PROFILE))
+    prof = get_profile(profile_for(graph, profile))
     has_v_reset = "v_reset" in inspect.signature(nir.IF).parameters
     nodes, edges = {}, []
     src_of = {}  # refsim node -> list of NIR node names its value comes from (Add/Dropout pass through)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from refsim import cli, models, save_model
+from refsim.data import DEMO_IMAGE, DEMO_MODEL
 
 
 @pytest.fixture
@@ -31,7 +32,7 @@ def test_run_npy_writes_traces(model_file, tmp_path, capsys):
 def test_run_nifti(tmp_path, capsys):
     g = models.hippocampus_unet(in_shape=(1, 56, 48), channels=(2, 4), seed=0)
     save_model(g, tmp_path / "m.safetensors")
-    rc = cli.main(["run", str(tmp_path / "m.safetensors"), cli.DEMO_IMAGE, "--T", "2", "--no-progress"])
+    rc = cli.main(["run", str(tmp_path / "m.safetensors"), DEMO_IMAGE, "--T", "2", "--no-progress"])
     assert rc == 0
     assert "batch 8" in capsys.readouterr().out
 
@@ -284,7 +285,7 @@ def test_inputs_of_the_wrong_kind_exit_2_saying_what_they_are(tmp_path, capsys, 
 
 @pytest.mark.parametrize("address", ["x", "tcp://", "http://h:1"])
 def test_segment_scheduler_address_checked_before_connecting(tmp_path, capsys, address):
-    assert cli.main(["segment", cli.DEMO_MODEL, cli.DEMO_IMAGE, "-o", str(tmp_path / "o"), "--scheduler", address,
+    assert cli.main(["segment", DEMO_MODEL, DEMO_IMAGE, "-o", str(tmp_path / "o"), "--scheduler", address,
                      "--T", "2", "--no-progress"]) == 2
     assert "scheduler" in capsys.readouterr().err
 

@@ -110,7 +110,7 @@ def test_bad_files_and_options_exit_2_naming_them(onnx_unet, tmp_path, capsys):
                         (["import", str(onnx_unet / "ann.onnx"), "-o", str(tmp_path / "c.safetensors"),
                           "--input-shape", "1,x,8"], "--input-shape"),
                         (["convert", str(onnx_unet / "ann.onnx"), "--calib", str(onnx_unet / "calib.npy"), "-o",
-                          str(tmp_path / "d.safetensors"), "--slope-range", "1.2,0.8"], "--slope-range"),
+                          str(tmp_path / "d.safetensors"), "--slope-range", "1.2,0.8"], "slope range"),
                         (["export", str(tmp_path / "junk.onnx"), "-o", str(tmp_path / "e.nir")], "junk.onnx")):
         assert cli.main(argv) == 2, argv
         assert words in capsys.readouterr().err

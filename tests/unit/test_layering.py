@@ -11,7 +11,7 @@ import refsim
 
 ROOT = pathlib.Path(refsim.__file__).parent
 #: modules that compose the core with the analysis for a user (docs/architecture.md)
-FRONT_ENDS = {"cli.py", "demo.py", "segment.py", "bench"}
+FRONT_ENDS = {"cli.py", "_cli_options.py", "demo.py", "segment.py", "bench"}
 
 
 def _imports(path):
@@ -74,4 +74,24 @@ def test_imports_are_at_module_level_except_lazy_packages():
     functions."""
     bad = [(str(p.relative_to(ROOT)), m) for p in sorted(ROOT.rglob("*.py")) for m, top in _imports(p)
            if not top and m.split(".")[0] not in LAZY]
+    assert not bad, bad
+
+
+def test_the_default_profile_is_written_once():
+    """The default profile's name appears as a literal only in semantics.py (DEFAULT_PROFILE);
+    everything else asks semantics (DEFAULT_PROFILE, profile_for). The benchmark and the demo
+    model's generator name the paper's profile on purpose: they measure and build that profile."""
+    on_purpose = {"semantics.py", "bench/__init__.py", "data/make_demo_model.py"}
+    from refsim.semantics import DEFAULT_PROFILE
+    bad = []
+    for path in sorted(ROOT.rglob("*.py")):
+        rel = str(path.relative_to(ROOT))
+        if rel in on_purpose:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        doc = {id(n.body[0].value) for n in ast.walk(tree)
+               if isinstance(n, (ast.Module, ast.FunctionDef, ast.ClassDef)) and n.body
+               and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+        bad += [(rel, n.lineno) for n in ast.walk(tree)
+                if isinstance(n, ast.Constant) and n.value == DEFAULT_PROFILE and id(n) not in doc]
     assert not bad, bad

@@ -28,7 +28,7 @@ from ...conformance.fingerprint import fingerprint, format_fingerprint
 from ...errors import ModelFormatError
 from ...graph import (AvgPool2d, Concat, Conv2d, ConvTranspose2d, Dropout, Flatten, Graph, Input, Linear, Neuron, Output,
                      Scale)
-from ...semantics import get_profile
+from ...semantics import DEFAULT_PROFILE, get_profile
 
 
 def _torch():
@@ -102,7 +102,7 @@ def neuron_info(mod, where):
     k = _kind(mod)
     if k == "plain":
         _, th = _plain_threshold(mod, where)
-        return th, plain_choices(mod, where), "paper"
+        return th, plain_choices(mod, where), DEFAULT_PROFILE
     if k == "sj":  # single- or multi-step: the per-step dynamics are the same
         if mod.v_reset is None:
             return _scalar(mod.v_threshold), {}, "spikingjelly"
@@ -226,7 +226,7 @@ def profile_of(model) -> str:
     kinds = [(i, m) for i, m in enumerate(model.modules()) if _kind(m)]
     names = {neuron_info(m, str(i))[2] for i, m in kinds if _kind(m) != "plain"}
     if not names and kinds:  # only the user's threshold modules: their measured choices are node overrides
-        return "paper"
+        return DEFAULT_PROFILE
     if len(names) != 1:
         raise ModelFormatError("torch model neurons", "neurons of one library", sorted(names) or "none")
     return names.pop()
