@@ -186,3 +186,26 @@ def test_recurrent_delay_graphs_conform_and_a_flip_is_found(mode):
     rep = check(g, tr, "paper", mode=mode)
     assert not rep["conforms"]
     assert (L(rep)["l"]["first"]["step"], L(rep)["l"]["first"]["neuron"]) == (t, [b, i])
+
+
+@pytest.mark.parametrize("beta", [0.5, 0.9, 0.9999])
+def test_the_carried_bound_covers_the_decay_of_a_peer_error(beta):
+    """The float error model, not the formula: where refsim's membrane is 0 and the float32 peer's
+    carries an error e (the bound handed on from the step before), the peer's decay multiply
+    fl(beta * e) may be as large as beta * e * (1 + u) (u = 2^-24). With no input, bias or own
+    membrane (every magnitude of the step 0), the bound of the next decision must still cover that,
+    so it cannot be less than beta * e * (1 + u). (Mutation testing found that carrying the bound
+    with a factor below 1 passed every other test.)"""
+    from refsim.conformance.check import _leaky_bound
+    from refsim.neurons import get_model
+    from refsim.neurons.lif import LIFParams, init_state
+    m = get_model("lif")
+    p = LIFParams.from_profile("snntorch", threshold=1.0, beta=beta)
+    state = init_state((1, 4))
+    x = np.zeros((1, 4))
+    _, st = m.step(state, x, p)
+    e = np.array([[1e-3, 0.25, 1.0, 3.0]])
+    decision, step_err, _ = _leaky_bound(m, p, state, st, e, x, np.abs(x), 1)
+    assert np.all(step_err == 0)  # nothing in this step but the decay of the carried error
+    u = np.float64(2.0 ** -24)
+    assert np.all(decision >= beta * e * (1 + u)), decision / (beta * e)
