@@ -73,8 +73,18 @@ def test_library_matches_its_profile(lib, seed, dyadic):
     assert sum(int(v.sum()) for v in tr.step_counts.values()) > 0
     rep = check(g, tr, g.metadata["profile"])
     assert rep["conforms"], format_report(rep)
+    assert {n: tuple(tr.layers[n]["shape"]) for n in g.neurons} == {n: tuple(g.shapes[n]) for n in g.neurons}
     if dyadic:  # exact sums: not even rounding ties
         assert all(r["ties"] == 0 for r in rep["layers"]), format_report(rep)
+        # so the same spikes: the recorded output (the model's outputs summed over steps, in float32)
+        # equals refsim's output membrane on the replayed input up to float32 rounding
+        from refsim.encoding import ReplayEncoder
+        from refsim.simulator import Recorder, Simulator
+        x = tr.inputs["input"]
+        ref = Simulator(g, g.metadata["profile"], "reference").run(x[0], tr.T, ReplayEncoder(x), Recorder(output=True))
+        mine = next(iter(ref.output.values()))
+        assert np.abs(mine).max() > 1.0
+        np.testing.assert_allclose(tr.output["output"], mine, rtol=1e-5, atol=1e-4)
 
 
 @pytest.mark.parametrize("lib,other,expect", [("spikingjelly", "paper", "comparison=>="),
@@ -151,6 +161,12 @@ def test_non_sequential_unet_with_cat_matches_its_profile(lib):
     assert all(int(v.sum()) > 0 for v in tr.step_counts.values())
     rep = check(g, tr, g.metadata["profile"])
     assert rep["conforms"], format_report(rep)
+    # the recorded output is the model's output summed over steps: the head (a 1x1 convolution)
+    # of the last neuron layer's recorded spikes, summed, up to float32 rounding
+    head = g[g[g.outputs[0]].inputs[0]]
+    assert head.TYPE == "Conv2d" and head.inputs[0] in tr.spikes
+    steps = [head.forward([tr.spikes[head.inputs[0]][t].astype(np.float64)]) for t in range(tr.T)]
+    np.testing.assert_allclose(tr.output["output"], np.cumsum(steps, axis=0), rtol=1e-5, atol=1e-4)
     # and free-running, the whole network from the recorded input alone
     rep = check(g, tr, g.metadata["profile"], mode="free-running")
     assert rep["conforms"], format_report(rep)
@@ -170,6 +186,26 @@ def test_non_sequential_rejects_residual_add():
             return self.n(self.c(x)) + x
     with pytest.raises(ModelFormatError, match="torch.cat, not"):
         adapter.export(Res(), (1, 8, 8))
+
+
+def test_sinabs_single_spike_is_one_spike_a_step():
+    """Sinabs' spike function decides spikes per step: MultiSpike (the default, tested above) or
+    SingleSpike, passed as the class. A SingleSpike network exports as one spike a step and
+    conforms with inputs strong enough for several; checked as multi-spike, it diverges."""
+    pytest.importorskip("sinabs")
+    import sinabs.layers as sl
+    from sinabs.activation import SingleSpike
+    m = net("sinabs", 1, dyadic=True)
+    for i, layer in enumerate(m):
+        if isinstance(layer, sl.IAF):
+            m[i] = sl.IAF(spike_threshold=float(layer.spike_threshold), spike_fn=SingleSpike)
+    g = adapter.export(m, (1, 8, 8))
+    assert {g[n].choices.get("spikes_per_step") for n in g.neurons} == {"one"}
+    tr = record_torch.record(m, inputs(1, T=32) * 3.0)
+    assert int(max(np.abs(v).max() for v in tr.spikes.values())) == 1
+    assert check(g, tr, g.metadata["profile"])["conforms"]
+    multi = adapter.export(net("sinabs", 1, dyadic=True), (1, 8, 8))
+    assert not check(multi, tr, multi.metadata["profile"])["conforms"]
 
 
 def test_sinabs_membrane_reset_value_adds_to_silent_neurons():
@@ -346,3 +382,21 @@ def test_norse_lif_box_cell_is_recorded_and_conforms(tau_mem_inv, reset):
     leak = torch.nn.Sequential(torch.nn.Linear(20, 3), LIFBoxCell(LIFBoxParameters(v_leak=torch.tensor(0.2))))
     with pytest.raises(ModelFormatError, match="v_leak"):
         adapter.export(leak, (20,))
+
+
+def test_snntorch_beta_of_more_than_one_dimension_is_refused():
+    """snnTorch's beta is one value or one per channel; a 2-D beta (one per neuron of a map) has no
+    refsim parameter and is refused naming the module, not flattened into per-channel values."""
+    pytest.importorskip("snntorch")
+    import snntorch as snn
+    from refsim.errors import ModelFormatError
+    nn = torch.nn
+    for beta, ok in ((torch.full((4,), 0.5), True), (torch.full((8, 8), 0.5), False)):
+        m = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), snn.Leaky(beta=beta, init_hidden=True), nn.Flatten(),
+                          nn.Linear(256, 2))
+        if ok:
+            g = adapter.export(m, (1, 8, 8))
+            assert [g[n].model for n in g.neurons] == ["lif"]
+        else:
+            with pytest.raises(ModelFormatError, match="one value or one per channel"):
+                adapter.export(m, (1, 8, 8))

@@ -149,9 +149,10 @@ def leak_of(mod, where):
     k = _kind(mod)
     if k == "snntorch":
         beta = np.asarray(mod.beta.detach().cpu().numpy() if hasattr(mod.beta, "detach") else mod.beta,
-                          dtype=np.float64).reshape(-1)
-        if beta.size > 1 and beta.ndim != 1:
+                          dtype=np.float64)
+        if beta.ndim > 1:  # (the shape as given: a reshape would hide it)
             raise ModelFormatError(where, "beta as one value or one per channel", f"shape {beta.shape}")
+        beta = beta.reshape(-1)
         beta = np.clip(beta, 0.0, 1.0)  # snnTorch clamps beta into [0, 1] when it steps
         if np.all(beta == 1.0):
             return "if", {}, None
