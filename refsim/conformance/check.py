@@ -450,18 +450,81 @@ def _alternatives(node, prof) -> dict:
     return out
 
 
+#: the fit of a leaky layer's beta: candidates per round, rounds of zooming in, and the width of
+#: the bracket at which it stops
+BETA_FIT_POINTS, BETA_FIT_ROUNDS, BETA_FIT_WIDTH = 64, 8, 1e-4
+
+
 def explain_layer(graph, traces, prof, layer, progress=False) -> list:
     """Single choices that make ``layer`` reproduce the recorded spikes, teacher-forced (see the
-    module docstring): all alternatives advance together on one computation of the layer's input."""
+    module docstring): all alternatives advance together on one computation of the layer's input.
+    A leaky layer that none of them explains gets a fit of its leak (:func:`_fit_beta`), named
+    ``beta in [a, b] (fitted; the model has c)`` when some beta reproduces every recorded spike."""
+    node = graph[layer]
+    life = _lifetimes(graph, traces, prof, layer, _alternatives(node, prof), progress, "explaining")
+    found = sorted(k for k, v in life.items() if v == traces.T)
+    if found or not get_model(node.model).leaks:
+        return found
+    fit = _fit_beta(graph, traces, prof, layer, progress)
+    if fit is None:
+        return []
+    have = np.unique(np.asarray(node.make_params(prof).beta, dtype=np.float64))
+    has = f"{float(have[0]):.6g}" if have.size == 1 else "per-channel " + ", ".join(f"{float(v):.4g}" for v in have)
+    lo, hi = fit
+    return [f"beta in [{lo:.6g}, {hi:.6g}] (fitted; the model has {has})"]
+
+
+def _fit_beta(graph, traces, prof, layer, progress=False):
+    """The leak factors (one for all channels) under which ``layer`` reproduces every recorded
+    spike, as an interval ``(a, b)`` bracketing every candidate that did (its ends are the nearest
+    candidates that failed, or the search's ends), or None. Each round tries :data:`BETA_FIT_POINTS`
+    evenly spaced betas in (lo, hi], all advancing together; a candidate's score is how many steps
+    it reproduces. Until some candidate reproduces all of them, the next round zooms in on the
+    interval around the longest-lived ones (a wrong leak shows sooner the further it is off); once
+    some do, the next rounds narrow the bracket down to :data:`BETA_FIT_WIDTH`."""
+    node = graph[layer]
+    lo, hi, found = 0.0, 1.0, None
+    for _ in range(BETA_FIT_ROUNDS):
+        grid = np.linspace(lo, hi, BETA_FIT_POINTS + 1)[1:]
+        alts = {}
+        for b in grid:
+            try:
+                alts[float(b)] = node.replace(beta=float(b)).make_params(prof)
+            except RefsimError:
+                continue
+        if not alts:
+            break
+        life = _lifetimes(graph, traces, prof, layer, alts, progress, "fitting beta of")
+        ok = sorted(b for b, v in life.items() if v == traces.T)
+        if ok:  # bracketed by the nearest candidates that failed (or the ends of the search); narrow it
+            below = [b for b in alts if b < ok[0] and life[b] < traces.T]
+            above = [b for b in alts if b > ok[-1] and life[b] < traces.T]
+            found = lo, hi = (max(below) if below else lo), (min(above) if above else hi)
+            if hi - lo < BETA_FIT_WIDTH:
+                break
+            continue
+        if found is not None:  # no candidate inside the bracket reproduced them all: keep the bracket
+            break
+        best = max(life.values())
+        top = [b for b, v in life.items() if v == best]
+        step = (hi - lo) / BETA_FIT_POINTS
+        lo, hi = max(0.0, min(top) - step), min(1.0, max(top) + step)
+    return found
+
+
+def _lifetimes(graph, traces, prof, layer, alts, progress, what) -> dict:
+    """For each key of ``alts`` (``{key: params of layer}``), the number of steps ``layer``
+    reproduces the recorded spikes with those parameters, teacher-forced (``traces.T``: every step);
+    an alternative is dropped at its first divergence, so the cost falls as they fail."""
     node = graph[layer]
     model = node.model
-    alts = _alternatives(node, prof)
     params = {n: graph[n].make_params(prof) for n in graph.neurons}
     order = _ancestors(graph, layer)
     shape = (traces.batch,) + graph.shapes[layer]
     state = {k: (get_model(model).init_state(shape), _zero_bound(model, shape)) for k in alts}
+    life = {k: traces.T for k in alts}
     vals = _Values(graph, params, _spiking_inputs(graph, traces), set(order))
-    bar = Progress(f"refsim check: explaining {layer}", traces.T, progress, delay=2.0)
+    bar = Progress(f"refsim check: {what} {layer}", traces.T, progress, delay=2.0)
     for t in range(traces.T):
         if not state:
             break
@@ -482,12 +545,13 @@ def explain_layer(graph, traces, prof, layer, progress=False) -> list:
             s_ours, st, dec, carry = _advance(model, p, st0, b, x, ax, g_in, n_terms, s_rec)
             if _classify(model, p, s_ours, s_rec, st.v_pre, dec)[1].any():
                 del state[key]
+                life[key] = t
             else:
                 state[key] = (st, carry)
         vals.end_step()
         bar.update(t + 1)
     bar.close()
-    return sorted(state)
+    return life
 
 
 def check(graph, traces, profile=DEFAULT_PROFILE, explain_divergences=True, mode="teacher-forced", progress=False,

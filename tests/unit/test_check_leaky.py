@@ -209,3 +209,20 @@ def test_the_carried_bound_covers_the_decay_of_a_peer_error(beta):
     assert np.all(step_err == 0)  # nothing in this step but the decay of the carried error
     u = np.float64(2.0 ** -24)
     assert np.all(decision >= beta * e * (1 + u)), decision / (beta * e)
+
+
+@pytest.mark.parametrize("recorded,checked", [(0.9, 0.8), (0.75, 0.95)])
+def test_a_wrong_beta_is_named_by_fitting_it(recorded, checked):
+    """A leak no discretisation explains (the recording's beta simply differs from the model's):
+    check fits beta (rounds of zooming in) and names the range that reproduces every recorded spike.
+    The recording's own beta is in that range, the model's is not, and the range is narrow (under 0.01)."""
+    g_rec = _net("lif", beta=recorded, threshold=0.8)
+    g_chk = _neurons(g_rec, beta=checked)
+    tr = _own_traces(g_rec, "paper", T=100)
+    rep = check(g_chk, tr, "paper")
+    assert not rep["conforms"]
+    first_bad = next(n for n in g_chk.neurons if L(rep)[n]["divergences"])
+    (label,) = L(rep)[first_bad]["explained_by"]
+    assert label.startswith("beta in [") and f"the model has {checked:.6g}" in label, label
+    lo, hi = (float(v) for v in label[len("beta in ["):label.index("]")].split(", "))
+    assert lo <= recorded <= hi and not lo <= checked <= hi and hi - lo < 0.01, label
