@@ -33,6 +33,12 @@ from .traces import Recorder, TraceStream, Traces, check_trace_folder
 DTYPES = ("float64", "float32")
 
 
+#: what a run allocates beside refsim's arrays, counted once in every memory estimate: the BLAS
+#: library's per-thread buffers, Numba's runtime, the allocator's own overhead (64 MiB; measured
+#: well below that here, tests/unit/test_memory_estimates.py)
+RUNTIME_BYTES = 64 << 20
+
+
 class Simulator:
     """Run a :class:`~refsim.graph.Graph` under a profile.
 
@@ -173,27 +179,60 @@ class Simulator:
         full_w = (w - 1) * node.stride[1] + node.dilation[1] * (kw - 1) + 1 + node.output_padding[1]
         return 8 * batch * (cout * full_h * full_w + 2 * (cout // groups) * h * w)
 
+    def memory_estimate(self, T, batch, recorder) -> dict:
+        """What a run of ``T`` steps on ``batch`` samples with ``recorder`` takes, in bytes, as the
+        size checks count it before anything is allocated (Python integers, no wrap-around):
+
+        * ``work``: per node, float64 arrays of its size for its value, for a neuron layer's
+          membrane and pre-reset membrane (and synaptic current), and on the event backend its
+          event arrays (two int32 indices and a value per possible event) and its scatter buffer;
+          per input, the Poisson encoder's copies (|x|, sign(x), the draws, the comparison and the
+          spikes); the weights' float64 copies (the backend's own and one passing cast); and the
+          largest temporary of the dense layer arithmetic, which every backend may run; and
+          :data:`RUNTIME_BYTES` for what the libraries underneath allocate on their own;
+        * ``records``: the recorder's arrays kept in memory;
+        * ``disk``: what a streaming recorder writes.
+
+        An upper bound of the run's peak, checked against the resident memory runs really add
+        (tests/unit/test_memory_estimates.py, ``python -m validation.fuzz_memory``)."""
+        g = self.graph
+        mem, disk = self.record_bytes(T, batch, recorder)
+        # value; event backend: its events (2 x int32 + value) and scatter buffer; reference: two
+        # temporaries of the dense op (an Upsample repeats along each axis in turn)
+        per_value = 4 if self.backend == "event" else 3
+        words = 0
+        for n in g.order:
+            k = per_value
+            if n in self.params:
+                k += 3 if get_model(g[n].model).current else 2
+            if g[n].TYPE == "Input":
+                k += 6
+            words += k * batch * math.prod(g.shapes[n])
+        weights = sum(math.prod(a.shape) for n in g.order for a in (getattr(g[n], "weight", None),) if a is not None)
+        work = 8 * (words + 2 * weights) + RUNTIME_BYTES
+        work += max((self._dense_temporary_bytes(n, batch) for n in g.order), default=0)
+        return {"work": work, "records": mem, "disk": disk}
+
     def _check_sizes(self, T, batch, recorder, xs):
         """Refuse, before anything is allocated, a run whose records cannot fit in memory (half the
         physical memory) or, when streamed, on the disk."""
-        mem, disk = self.record_bytes(T, batch, recorder)
+        est = self.memory_estimate(T, batch, recorder)
+        work, mem, disk = est["work"], est["records"], est["disk"]
         budget = _system.memory_budget()
         gib = lambda b: f"{b / 2**30:.3g} GiB"
-        # working memory: each node's value, and each layer's membrane and pre-reset membrane (float64),
-        # plus the largest temporary of the dense layer arithmetic (graph.ops), which every backend may run
-        work = 3 * 8 * batch * sum(math.prod(self.graph.shapes[n]) for n in self.graph.order)
-        work += max((self._dense_temporary_bytes(n, batch) for n in self.graph.order), default=0)
         if work > budget:
             raise ValidationError("batch", f"a batch whose working memory fits: {batch} samples need about {gib(work)} "
                                   f"for this network's layers, the budget is {gib(budget)} (half the physical "
                                   "memory); simulate fewer samples at a time (refsim segment runs a volume in batches of slices)", batch)
-        if mem > budget:
+        if work + mem > budget:  # the records live beside the working memory
             base = self.record_bytes(T, batch, replace(recorder, spikes=False, membranes=False, output=False,
                                                        inputs=False, stream_to=None))[0]
             hint = ("record fewer layers, or stream them to a trace folder (Recorder(stream_to=FOLDER); "
-                    "refsim run streams when its traces output is a folder)" if base <= budget else "use fewer steps or a smaller batch")
+                    "refsim run streams when its traces output is a folder)" if work + base <= budget
+                    else "use fewer steps or a smaller batch")
             raise ValidationError("T (steps)", f"a number of steps whose records fit in memory: T={T} x batch {batch} "
-                                  f"needs {gib(mem)}, the budget is {gib(budget)} (half the physical memory); {hint}", T)
+                                  f"needs {gib(mem)} beside {gib(work)} of working memory, the budget is {gib(budget)} "
+                                  f"(half the physical memory); {hint}", T)
         if disk:
             parent = os.path.dirname(os.path.abspath(os.fspath(recorder.stream_to)))
             free = _system.disk_free(parent)
