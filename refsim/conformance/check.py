@@ -478,10 +478,11 @@ def _fit_beta(graph, traces, prof, layer, progress=False):
     """The leak factors (one for all channels) under which ``layer`` reproduces every recorded
     spike, as an interval ``(a, b)`` bracketing every candidate that did (its ends are the nearest
     candidates that failed, or the search's ends), or None. Each round tries :data:`BETA_FIT_POINTS`
-    evenly spaced betas in (lo, hi], all advancing together; a candidate's score is how many steps
-    it reproduces. Until some candidate reproduces all of them, the next round zooms in on the
-    interval around the longest-lived ones (a wrong leak shows sooner the further it is off); once
-    some do, the next rounds narrow the bracket down to :data:`BETA_FIT_WIDTH`."""
+    evenly spaced betas in (lo, hi], all advancing together, teacher-forced through every step; a
+    candidate's score is how many decisions it gets wrong. Until some candidate gets none wrong, the
+    next round zooms in on the interval around the best-scoring ones (the further a leak is off, the
+    more decisions it changes); once some do, the next rounds narrow the bracket down to
+    :data:`BETA_FIT_WIDTH`."""
     node = graph[layer]
     lo, hi, found = 0.0, 1.0, None
     for _ in range(BETA_FIT_ROUNDS):
@@ -494,35 +495,36 @@ def _fit_beta(graph, traces, prof, layer, progress=False):
                 continue
         if not alts:
             break
-        life = _lifetimes(graph, traces, prof, layer, alts, progress, "fitting beta of")
-        ok = sorted(b for b, v in life.items() if v == traces.T)
+        wrong = _lifetimes(graph, traces, prof, layer, alts, progress, "fitting beta of", drop=False)
+        ok = sorted(b for b, v in wrong.items() if v == 0)
         if ok:  # bracketed by the nearest candidates that failed (or the ends of the search); narrow it
-            below = [b for b in alts if b < ok[0] and life[b] < traces.T]
-            above = [b for b in alts if b > ok[-1] and life[b] < traces.T]
+            below = [b for b in alts if b < ok[0] and wrong[b]]
+            above = [b for b in alts if b > ok[-1] and wrong[b]]
             found = lo, hi = (max(below) if below else lo), (min(above) if above else hi)
             if hi - lo < BETA_FIT_WIDTH:
                 break
             continue
         if found is not None:  # no candidate inside the bracket reproduced them all: keep the bracket
             break
-        best = max(life.values())
-        top = [b for b, v in life.items() if v == best]
+        best = min(wrong.values())
+        top = [b for b, v in wrong.items() if v == best]
         step = (hi - lo) / BETA_FIT_POINTS
         lo, hi = max(0.0, min(top) - step), min(1.0, max(top) + step)
     return found
 
 
-def _lifetimes(graph, traces, prof, layer, alts, progress, what) -> dict:
-    """For each key of ``alts`` (``{key: params of layer}``), the number of steps ``layer``
-    reproduces the recorded spikes with those parameters, teacher-forced (``traces.T``: every step);
-    an alternative is dropped at its first divergence, so the cost falls as they fail."""
+def _lifetimes(graph, traces, prof, layer, alts, progress, what, drop=True) -> dict:
+    """For each key of ``alts`` (``{key: params of layer}``), teacher-forced: with ``drop``, the
+    number of steps ``layer`` reproduces the recorded spikes with those parameters (``traces.T``:
+    every step; an alternative is dropped at its first divergence, so the cost falls as they fail);
+    without, the number of wrong decisions over all steps (0: every step reproduced)."""
     node = graph[layer]
     model = node.model
     params = {n: graph[n].make_params(prof) for n in graph.neurons}
     order = _ancestors(graph, layer)
     shape = (traces.batch,) + graph.shapes[layer]
     state = {k: (get_model(model).init_state(shape), _zero_bound(model, shape)) for k in alts}
-    life = {k: traces.T for k in alts}
+    life = {k: traces.T if drop else 0 for k in alts}
     vals = _Values(graph, params, _spiking_inputs(graph, traces), set(order))
     bar = Progress(f"refsim check: {what} {layer}", traces.T, progress, delay=2.0)
     for t in range(traces.T):
@@ -543,7 +545,11 @@ def _lifetimes(graph, traces, prof, layer, alts, progress, what) -> dict:
             p = alts[key]
             st0, b = state[key]
             s_ours, st, dec, carry = _advance(model, p, st0, b, x, ax, g_in, n_terms, s_rec)
-            if _classify(model, p, s_ours, s_rec, st.v_pre, dec)[1].any():
+            bad = _classify(model, p, s_ours, s_rec, st.v_pre, dec)[1]
+            if not drop:
+                life[key] += int(bad.sum())
+                state[key] = (st, carry)
+            elif bad.any():
                 del state[key]
                 life[key] = t
             else:

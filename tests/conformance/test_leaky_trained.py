@@ -36,6 +36,10 @@ def test_trained_leaky_network_conforms_and_faults_are_found(results, library, p
     assert not r["wrong_reset"]["conforms"]
     assert all(expl == [f"reset={reset}"] for expl in r["wrong_reset"]["explained_by"].values())
     assert not r["wrong_beta"]["conforms"]
+    for layer, expl in r["wrong_beta"]["explained_by"].items():  # the leak fitted: the trained beta, not the model's
+        (label,) = expl
+        lo, hi = (float(v) for v in label[len("beta in ["):label.index("]")].split(", "))
+        assert lo <= r["betas"][layer] <= hi and not lo <= r["wrong_beta"]["checked_with"][layer] <= hi, label
 
 
 def test_the_exported_leaky_layers_run_as_the_library_does():

@@ -125,8 +125,9 @@ def cross_check(net, library, x, T):
     wrong = {n: 0.75 * float(np.asarray(g[n].beta)) for n in g.neurons}
     g_beta = Graph([g[n].replace(beta=wrong[n]) if n in g.neurons else g[n] for n in g.order], name=g.name,
                    metadata=g.metadata)
-    out["wrong_beta"] = {"checked_with": wrong, "conforms": check(g_beta, tr, tr.profile,
-                                                                explain_divergences=False)["conforms"]}
+    rep = check(g_beta, tr, tr.profile)
+    out["wrong_beta"] = {"checked_with": wrong, "conforms": rep["conforms"],
+                         "explained_by": {r["layer"]: r["explained_by"] for r in rep["layers"] if r["divergences"]}}
     return out
 
 
