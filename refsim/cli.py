@@ -57,8 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="refsim", description="Reference simulator for spiking neural networks.",
                                 epilog="exit codes: 0 ok, 1 a check failed, 2 bad input or usage, 3 internal error")
     p.add_argument("--version", action="version", version=f"refsim {__version__}")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def cmd(name, help_, description=None):
         return sub.add_parser(name, help=help_, description=description or help_[0].upper() + help_[1:] + ".")
@@ -278,7 +277,9 @@ def _cmd_probe(args):
 
 
 def _cmd_profiles(args):
-    print(format_profiles(args.model))
+    others = "|".join(m for m in MODEL_NAMES if m != args.model)
+    print(format_profiles(args.model), f"'refsim profiles --model {others}' shows the others; 'refsim info MODEL' "
+          "shows those a model file runs with", sep="\n")
     return EXIT_OK
 
 

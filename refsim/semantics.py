@@ -188,9 +188,7 @@ def format_profiles(model: str = "if") -> str:
     for name in list_profiles():
         c = get_profile(name).choices(model).as_dict()
         rows.append([name] + [str(c[f]) for f in fields])
-    others = [m for m in MODEL_NAMES if m != model]
-    return (table(rows) + f"\n\n(choices of the {model!r} model; 'refsim profiles --model " + "|".join(others)
-            + "' shows the others; 'refsim info MODEL' shows those a model file runs with)")
+    return table(rows) + f"\n\n(choices of the {model!r} model)"
 
 
 def list_profiles() -> list[str]:

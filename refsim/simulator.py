@@ -187,9 +187,10 @@ class Simulator:
           membrane and pre-reset membrane (and synaptic current), and on the event backend its
           event arrays (two int32 indices and a value per possible event) and its scatter buffer;
           per input, the Poisson encoder's copies (|x|, sign(x), the draws, the comparison and the
-          spikes); the weights' float64 copies (the backend's own and one passing cast); and the
-          largest temporary of the dense layer arithmetic, which every backend may run; and
-          :data:`RUNTIME_BYTES` for what the libraries underneath allocate on their own;
+          spikes); three float64 copies of the weights (the event backend's kernel layout, its run's
+          copy, a dense product's passing cast); the largest temporary of the dense layer
+          arithmetic, which every backend may run; and :data:`RUNTIME_BYTES` for what the
+          libraries underneath allocate on their own;
         * ``records``: the recorder's arrays kept in memory;
         * ``disk``: what a streaming recorder writes.
 
@@ -209,7 +210,7 @@ class Simulator:
                 k += 6
             words += k * batch * math.prod(g.shapes[n])
         weights = sum(math.prod(a.shape) for n in g.order for a in (getattr(g[n], "weight", None),) if a is not None)
-        work = 8 * (words + 2 * weights) + RUNTIME_BYTES
+        work = 8 * (words + 3 * weights) + RUNTIME_BYTES
         work += max((self._dense_temporary_bytes(n, batch) for n in g.order), default=0)
         return {"work": work, "records": mem, "disk": disk}
 

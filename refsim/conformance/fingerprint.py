@@ -57,7 +57,8 @@ def fingerprint_of(spikes=None, profile=None) -> dict:
     """The fingerprint of exactly one of: a ``spikes`` file (.npy, (T, N), recorded for
     :func:`probe_inputs`) or a refsim ``profile`` name (a self-check)."""
     if (profile is None) == (spikes is None):
-        raise ValidationError("SPIKES / --profile", "exactly one of them (SPIKES from --write-probes, or --profile NAME)",
+        raise ValidationError("spikes / profile", "exactly one of them: spikes recorded for the probe inputs, or a "
+                              "profile name",
                               "both" if profile is not None else "neither")
     if profile is not None:
         return fingerprint(simulate_choices(get_profile(profile).choices("if")))

@@ -184,7 +184,7 @@ def regen(root, echo=print, force=False) -> dict:
             new.save(path)
             echo(f"wrote {case}/expected.npz; moved: " + "; ".join(diffs[:3]))
         else:
-            echo(f"REFUSED {case}: its expected values would move (regen --force rewrites them):"
+            echo(f"REFUSED {case}: its expected values would move (regenerating with force rewrites them):"
                  + "".join(f"\n      {d}" for d in diffs[:5]))
     return moved
 

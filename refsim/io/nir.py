@@ -276,7 +276,7 @@ class _NIRImporter:
         if a.ndim == 3 or (a.ndim == len(shape) == 3):
             if len(shape) != 3 or a.size != math.prod(shape):
                 raise self.err(f"node {name!r} field {key!r}", f"{math.prod(shape)} values for the "
-                               f"layer's shape {tuple(shape)} (from --input-shape or the graph)",
+                               f"layer's shape {tuple(shape)} (the input shape given, or the graph's)",
                                f"{a.size} values of shape {a.shape}")
             a = a.reshape(shape)
             if not np.all(a == a[:, :1, :1]):
