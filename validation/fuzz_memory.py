@@ -163,8 +163,9 @@ def main(argv=None):
         if outcome not in ("refused", "ran"):
             g, batch, T, rec, backend = case
             findings.append({"case": i, "outcome": outcome, "backend": backend, "batch": batch, "T": T,
-                             "layers": [f"{g[n].TYPE} {g.shapes[n]}" for n in g.order], "estimate": est,
-                             "added": added, "detail": detail})
+                             "recorder": repr(rec), "layers": [f"{g[n].TYPE} {g.shapes[n]}" for n in g.order],
+                             "estimate": est, "added": added, "detail": detail})
+            print(findings[-1], flush=True)
         if (i + 1) % 50 == 0:
             print(f"{i + 1} cases: {counts}", flush=True)
     summary = {"cases": sum(counts.values()), **counts, "budget_mib": args.budget_mib,
