@@ -19,6 +19,7 @@ from .readout import READOUTS
 from .semantics import DEFAULT_PROFILE, list_profiles
 from .simulator import DTYPES
 
+
 def _int_at_least(lo, what):
     """An argparse type: an integer >= ``lo`` (argparse's message names the option)."""
     def parse(text):
@@ -37,15 +38,19 @@ natural_int = _int_at_least(0, "a non-negative integer")
 
 
 def names(values) -> str:
+    """A list of names for a help line."""
     return ", ".join(map(str, values))
 
 
 def add_progress(sp):
+    """--progress / --no-progress."""
     sp.add_argument("--progress", dest="progress", action="store_true", default=None,
                     help="progress on stderr (default: when stderr is a terminal)")
     sp.add_argument("--no-progress", dest="progress", action="store_false", help="no progress reports")
 
+
 def add_settings(sp, T_default, seed=True, backend=True):
+    """The run settings: --T, --profile, --seed, --backend, --threads, --dtype, and progress."""
     sp.add_argument("--T", type=positive_int, default=T_default, help=f"time steps (default {T_default})")
     sp.add_argument("--profile", default=None, help=f"semantic profile (default: the model's, else "
                                                      f"{DEFAULT_PROFILE}); one of {names(list_profiles())}")
@@ -62,7 +67,9 @@ def add_settings(sp, T_default, seed=True, backend=True):
                              "thresholds, docs/architecture.md)")
     add_progress(sp)
 
+
 def add_encoding(sp, nifti=True):
+    """--encoding and, for NIfTI inputs, --normalize and --axis."""
     sp.add_argument("--encoding", default=None, choices=tuple(ENCODERS),
                     help="input encoding (default: the model's, else poisson)")
     if nifti:
@@ -72,15 +79,20 @@ def add_encoding(sp, nifti=True):
         sp.add_argument("--axis", type=int, default=None, choices=AXES,
                         help="NIfTI inputs: slicing axis (default: the model's, else 0)")
 
+
 def add_evaluation(sp):
+    """How an output becomes a mask and how it is scored: --readout, --cutoff, --empty."""
     sp.add_argument("--readout", default=None, choices=READOUTS,
                     help="output membrane to prediction (default: the model's, else sigmoid(v/T))")
     sp.add_argument("--cutoff", type=float, default=0.5, help="probability cut-off for the mask (default 0.5)")
     sp.add_argument("--empty", default="one", choices=EMPTY_POLICIES, help="Dice of an empty label (slice): 'one' "
                     "(1 if the prediction is empty too, else 0) or 'nan' (left out)")
 
+
 def add_output(sp, what, suffix=""):
+    """-o / --output, required."""
     sp.add_argument("-o", "--output", required=True, help=f"the {what} to write{suffix}")
+
 
 def run_config(args, graph):
     """The run settings of ``args`` resolved against ``graph`` (:class:`refsim.config.RunConfig`)."""
@@ -89,10 +101,12 @@ def run_config(args, graph):
 
 
 def want_progress(args):
+    """--progress / --no-progress, else whether stderr is a terminal."""
     return args.progress if args.progress is not None else sys.stderr.isatty()
 
 
 def parse_floats(text, what):
+    """A comma-separated list of finite numbers (option ``what`` named in the error)."""
     try:
         vals = [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
@@ -103,6 +117,7 @@ def parse_floats(text, what):
 
 
 def parse_shape(text, option):
+    """``C,H,W`` (positive integers) as a tuple, or None when not given."""
     if text is None:
         return None
     try:
@@ -114,7 +129,7 @@ def parse_shape(text, option):
     return shape
 
 
-def layers(names):
+def layers(given):
     """``--record-spikes`` / ``--record-membranes``: absent -> False, given without names -> True (all
     layers), else the list of layer names."""
-    return False if names is None else (list(names) or True)
+    return False if given is None else (list(given) or True)
