@@ -304,7 +304,7 @@ def _cmd_fingerprint(args):
             np.save(tmp, fpm.probe_inputs())
         print(f"probe inputs {fpm.probe_inputs().shape} written to {args.write_probes}")
         return EXIT_OK
-    rep = fpm.fingerprint_of(args.spikes or None, args.profile or None)
+    rep = fpm.fingerprint_of(args.spikes or None, args.profile or None, ("SPIKES", "--profile"))
     print(fpm.format_fingerprint(rep))
     return EXIT_OK if rep["matching_choice_sets"] else EXIT_FAILED_CHECK
 

@@ -53,13 +53,13 @@ def observed_spikes(obs, where="SPIKES") -> np.ndarray:
     return obs
 
 
-def fingerprint_of(spikes=None, profile=None) -> dict:
+def fingerprint_of(spikes=None, profile=None, names=("spikes", "profile")) -> dict:
     """The fingerprint of exactly one of: a ``spikes`` file (.npy, (T, N), recorded for
-    :func:`probe_inputs`) or a refsim ``profile`` name (a self-check)."""
+    :func:`probe_inputs`) or a refsim ``profile`` name (a self-check). ``names``: what the caller
+    calls the two in errors (the command line passes its argument and option)."""
     if (profile is None) == (spikes is None):
-        raise ValidationError("spikes / profile", "exactly one of them: spikes recorded for the probe inputs, or a "
-                              "profile name",
-                              "both" if profile is not None else "neither")
+        raise ValidationError(" / ".join(names), f"exactly one of them ({names[0]}: spikes recorded for the probe "
+                              f"inputs, or {names[1]}: a profile name)", "both" if profile is not None else "neither")
     if profile is not None:
         return fingerprint(simulate_choices(get_profile(profile).choices("if")))
     return fingerprint(observed_spikes(load_array(spikes), spikes))
