@@ -171,7 +171,8 @@ def main(argv=None):
     summary = {"cases": sum(counts.values()), **counts, "budget_mib": args.budget_mib,
                "largest_added_over_estimate": round(max(ratios), 3) if ratios else None, "closest_case": closest,
                "seconds": round(time.time() - t0), "findings": findings[:20],
-               "command": f"python -m validation.fuzz_memory --cases {args.cases} --seed {args.seed}"}
+               "command": f"python -m validation.fuzz_memory --cases {args.cases} --seed {args.seed} "
+                          f"--budget-mib {args.budget_mib}"}
     print({k: v for k, v in summary.items() if k != "findings"})
     for f in findings[:20]:
         print(f)
