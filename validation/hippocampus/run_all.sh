@@ -20,3 +20,5 @@ python validation/hippocampus/ternary.py --subjects 6 --evaluate yue_balanced yu
 # static against Poisson input for the connection-wise conversion (the same model file, encoding static)
 python -c "from refsim import load_model, save_model; from refsim.graph import Graph; g = load_model('validation/hippocampus/out/snn_connectionwise.safetensors'); save_model(Graph([g[n] for n in g.order], name=g.name + '-static', metadata=dict(g.metadata, encoding='static')), 'validation/hippocampus/out/snn_connectionwise_static.safetensors')"
 python validation/hippocampus/evaluate.py --models connectionwise connectionwise_static --subjects 6 --T 200 --results static_vs_poisson.json
+# spread (issue 20): the two ANNs and Yue's chain on all 40 test subjects, three Poisson seeds; static input once
+python validation/hippocampus/spread.py --models yue_balanced yue_finetuned connectionwise_static --seeds 0,1,2

@@ -85,10 +85,13 @@ def main(argv=None):
     ap.add_argument("--subjects", type=int, default=40, help="the first N test subjects (default all 40)")
     ap.add_argument("--T", type=int, default=200, help="time steps (default 200)")
     ap.add_argument("--threads", type=int, default=1, help="Numba threads (default 1)")
+    ap.add_argument("--results", default="spread.json",
+                    help="file in out/ for this run's per-subject results (default spread.json; give another name "
+                         "to run a second process beside the first; both add to the summary beside RESULTS.md)")
     args = ap.parse_args(argv)
     _, _, test = split()
     subjects = test[:args.subjects]
-    path = os.path.join(OUT, "spread.json")
+    path = os.path.join(OUT, args.results)
     res = {}
     if os.path.exists(path):
         with open(path) as fh:
@@ -104,12 +107,21 @@ def main(argv=None):
         with open(tmp, "w") as fh:
             json.dump(res, fh, indent=1)
         os.replace(tmp, path)
-        brief = {"subjects": len(subjects), "T": args.T, "command": "python validation/hippocampus/spread.py "
-                 + " ".join(sys.argv[1:] if argv is None else argv),
-                 "models": {k: dict(v["summary"], encoding=v["encoding"]) for k, v in res["models"].items()
-                            if "summary" in v}}
-        with open(os.path.join(HERE, "spread.json"), "w") as fh:
+        bpath = os.path.join(HERE, "spread.json")
+        brief = {"subjects": len(subjects), "T": args.T, "commands": [], "models": {}}
+        if os.path.exists(bpath):
+            with open(bpath) as fh:
+                old = json.load(fh)
+            if old.get("subjects") == len(subjects) and old.get("T") == args.T:
+                brief = dict(old, commands=old.get("commands", []), models=old.get("models", {}))
+        cmd = "python validation/hippocampus/spread.py " + " ".join(sys.argv[1:] if argv is None else argv)
+        if cmd not in brief["commands"]:
+            brief["commands"].append(cmd)
+        brief["models"].update({k: dict(v["summary"], encoding=v["encoding"]) for k, v in res["models"].items()
+                                if "summary" in v})
+        with open(bpath + ".tmp", "w") as fh:
             json.dump(brief, fh, indent=1)
+        os.replace(bpath + ".tmp", bpath)
 
     for name in args.anns:
         if name not in res["models"] and os.path.exists(os.path.join(OUT, f"{name}.pt")):
@@ -139,6 +151,7 @@ def main(argv=None):
             save()
             print(f"{name} seed {seed}: 3-D Dice {np.mean(list(dice.values())):.4f} ({time.time() - t0:.0f} s)",
                   flush=True)
+    save()  # the summary beside RESULTS.md, also when every (model, seed) was already done
 
 
 if __name__ == "__main__":
