@@ -34,3 +34,20 @@ def disk_free(path) -> int:
             break
         p = parent
     return shutil.disk_usage(p).free
+
+
+def process_bytes(key: str) -> int:
+    """A size from Linux's /proc/self/status in bytes: ``"VmRSS"`` (resident now), ``"VmHWM"``
+    (the resident peak since the last :func:`reset_peak_memory`) or ``"VmSize"`` (address space).
+    Measurements only (tests, validation/fuzz_memory.py); raises OSError off Linux."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+    raise OSError(f"/proc/self/status has no {key}")
+
+
+def reset_peak_memory() -> None:
+    """Set this process's resident peak (VmHWM) to what is resident now (Linux >= 4.0)."""
+    with open("/proc/self/clear_refs", "w") as fh:
+        fh.write("5")

@@ -209,7 +209,7 @@ class Simulator:
             if g[n].TYPE == "Input":
                 k += 6
             words += k * batch * math.prod(g.shapes[n])
-        weights = sum(math.prod(a.shape) for n in g.order for a in (getattr(g[n], "weight", None),) if a is not None)
+        weights = sum(g[n].weight.size for n in g.order if getattr(g[n], "weight", None) is not None)
         work = 8 * (words + 3 * weights) + RUNTIME_BYTES
         work += max((self._dense_temporary_bytes(n, batch) for n in g.order), default=0)
         return {"work": work, "records": mem, "disk": disk}

@@ -44,14 +44,6 @@ from validation._fuzzing import parser, save_results
 OUTCOMES = ("refused", "ran", "over_estimate", "refused_within", "internal")
 
 
-def _status(key):
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) * 1024
-    raise KeyError(key)
-
-
 def random_case(rng: random.Random, budget: int):
     """(graph, batch, T, recorder, backend) whose estimate lies roughly in [budget/3, 4 budget]."""
     nrng = np.random.default_rng(rng.randrange(2 ** 31))
@@ -112,9 +104,8 @@ def run_case(g, batch, T, rec, backend, budget):
     total = est["work"] + est["records"]
     x = np.random.default_rng(0).random((batch,) + tuple(g.shapes[g.inputs[0]])) * 0.5
     gc.collect()
-    before = _status("VmRSS")
-    with open("/proc/self/clear_refs", "w") as fh:
-        fh.write("5")
+    before = _system.process_bytes("VmRSS")
+    _system.reset_peak_memory()
     try:
         tr = sim.run(x, T, PoissonEncoder(seed=0), rec)
     except RefsimError as exc:
@@ -123,7 +114,7 @@ def run_case(g, batch, T, rec, backend, budget):
         return ("refused_within" if total <= budget else "refused"), total, 0, str(exc)[:300]
     except Exception as exc:  # noqa: BLE001 - every other failure is a finding
         return "internal", total, 0, f"{type(exc).__name__}: {exc}"[:300]
-    added = _status("VmHWM") - before
+    added = _system.process_bytes("VmHWM") - before
     del tr
     return ("ran" if added <= total else "over_estimate"), total, added, None
 
@@ -143,7 +134,7 @@ def main(argv=None):
                 Output("o", ["n"])])
     for be in ("reference", "event"):  # kernels loaded before the cap and the measurements
         Simulator(g0, "paper", be).run(np.zeros((1, 1, 8, 8)), 1, PoissonEncoder(seed=0), Recorder(synops=True))
-    cap = _status("VmSize") + 4 * budget
+    cap = _system.process_bytes("VmSize") + 4 * budget
     resource.setrlimit(resource.RLIMIT_AS, (cap, resource.getrlimit(resource.RLIMIT_AS)[1]))
     counts = {k: 0 for k in OUTCOMES}
     findings, ratios, closest, t0 = [], [], None, time.time()

@@ -152,17 +152,23 @@ def test_a_wrong_reset_is_caught_and_explained(recorded, checked, explanation):
     assert bad and all(explanation in L(rep)[n]["explained_by"] for n in bad[:1]), L(rep)
 
 
+def _checked_with_beta(g_rec, beta):
+    """refsim's own traces of ``g_rec`` checked against ``g_rec`` with ``beta``: (its graph, the
+    traces, the report, the first diverging layer). The check must not conform."""
+    g_chk = _neurons(g_rec, beta=beta)
+    tr = _own_traces(g_rec, "paper", T=100)
+    rep = check(g_chk, tr, "paper")
+    assert not rep["conforms"]
+    return g_chk, tr, rep, next(n for n in g_chk.neurons if L(rep)[n]["divergences"])
+
+
 def test_a_wrong_beta_is_caught_and_the_discretisation_named():
     """Recorded with beta = exp(-dt/tau) (the exact decay), checked against a model that carries
     forward Euler's 1 - dt/tau for the same tau: diverges, and the explanation names the mapping."""
     tau_steps = 4.0
     b_exp, b_euler = float(np.float32(np.exp(-1 / tau_steps))), 1 - 1 / tau_steps
     g_rec = _net("lif", beta=b_exp, threshold=0.8)
-    g_chk = _neurons(g_rec, beta=b_euler)
-    tr = _own_traces(g_rec, "paper", T=100)
-    rep = check(g_chk, tr, "paper")
-    assert not rep["conforms"]
-    first_bad = next(n for n in g_chk.neurons if L(rep)[n]["divergences"])
+    g_chk, tr, rep, first_bad = _checked_with_beta(g_rec, b_euler)
     assert "beta as exp(-dt/tau) of Euler's 1 - dt/tau" in L(rep)[first_bad]["explained_by"]
     # the reverse mapping: recorded with Euler's beta, checked with the exact decay
     tr_rev = _own_traces(g_chk, "paper", T=100)
@@ -216,12 +222,7 @@ def test_a_wrong_beta_is_named_by_fitting_it(recorded, checked):
     """A leak no discretisation explains (the recording's beta simply differs from the model's):
     check fits beta (rounds of zooming in) and names the range that reproduces every recorded spike.
     The recording's own beta is in that range, the model's is not, and the range is narrow (under 0.01)."""
-    g_rec = _net("lif", beta=recorded, threshold=0.8)
-    g_chk = _neurons(g_rec, beta=checked)
-    tr = _own_traces(g_rec, "paper", T=100)
-    rep = check(g_chk, tr, "paper")
-    assert not rep["conforms"]
-    first_bad = next(n for n in g_chk.neurons if L(rep)[n]["divergences"])
+    _, _, rep, first_bad = _checked_with_beta(_net("lif", beta=recorded, threshold=0.8), checked)
     (label,) = L(rep)[first_bad]["explained_by"]
     assert label.startswith("beta in [") and f"the model has {checked:.6g}" in label, label
     lo, hi = (float(v) for v in label[len("beta in ["):label.index("]")].split(", "))

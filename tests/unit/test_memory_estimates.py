@@ -19,17 +19,10 @@ pytestmark = pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"), rea
 _SCRIPT = r'''
 import gc, json, sys
 import numpy as np
-from refsim import models
+from refsim import _system, models
 from refsim.encoding import PoissonEncoder
 from refsim.graph import AvgPool2d, Conv2d, ConvTranspose2d, Flatten, Graph, Input, Neuron, Output, Upsample
 from refsim.simulator import Recorder, Simulator
-
-def status(key):
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) * 1024
-    raise KeyError(key)
 
 rng = np.random.default_rng(0)
 f32 = lambda *s: rng.standard_normal(s).astype(np.float32)
@@ -49,11 +42,10 @@ for name, g, batch, T in cases:
             sim = Simulator(g, "paper", backend)
             sim.run(x[:1], 1, PoissonEncoder(seed=0), Recorder())  # kernels loaded, plan built
             gc.collect()
-            before = status("VmRSS")
-            with open("/proc/self/clear_refs", "w") as fh:
-                fh.write("5")  # VmHWM := VmRSS
+            before = _system.process_bytes("VmRSS")
+            _system.reset_peak_memory()  # VmHWM := VmRSS
             tr = sim.run(x, T, PoissonEncoder(seed=0), rec)
-            peak = status("VmHWM")
+            peak = _system.process_bytes("VmHWM")
             est = sim.memory_estimate(T, batch, rec)
             out.append({"case": f"{name} {backend} {rec_name}", "added": peak - before,
                         "estimate": est["work"] + est["records"]})
