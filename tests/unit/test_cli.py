@@ -337,3 +337,17 @@ def test_a_text_file_named_npy_is_called_a_text_file(tmp_path, model_file, capsy
     assert cli.main(["run", str(model_file), str(tmp_path / "t.npy"), "--T", "1"]) == 2
     err = capsys.readouterr().err
     assert "found a text file" in err and "pickle" not in err
+
+
+def test_golden_init_without_model_or_inputs_and_demo_traces_into_a_missing_folder(tmp_path, capsys):
+    """Checks that moved from the command into the library still refuse on the command line: golden
+    init without --model/--inputs (exit 2, naming golden init, no folder made) and demo --out into a
+    folder that does not exist (exit 2 before any work, naming the traces file)."""
+    cases = tmp_path / "cases"
+    assert cli.main(["golden", "init", str(cases)]) == 2
+    err = capsys.readouterr().err
+    assert "golden init" in err and "a model and inputs" in err and not cases.exists()
+    bad = tmp_path / "missing" / "t.npz"
+    assert cli.main(["demo", "--out", str(bad), "--out-dir", str(tmp_path / "d"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "traces file" in err and str(bad) in err and not (tmp_path / "d").exists()
