@@ -20,6 +20,8 @@ convolution part of a step, before the window bookkeeping. The SLP vectoriser sl
 scatter kernels (a 16-double read-modify-write loop: 7.5 -> 15.7 ns per event in the same
 micro-benchmark), so it could only be switched on per kernel.
 
+Round 4 (register accumulators, unsigned indices, pixel starts): ``gather_registers.py`` beside this file.
+
 Run: ``NUMBA_SLP_VECTORIZE=1 python benchmarks/experiments/gather_conv.py [threads]``
 """
 import sys
