@@ -141,7 +141,7 @@ class Simulator:
         for name in g.neurons + g.outputs:
             n = batch * math.prod(g.shapes[name])
             if name in self.params:
-                mem += 8 * T * batch + (8 * n if recorder.counts else 0)
+                mem += 8 * T * batch + (8 * n if recorder.counts else 0) + (8 * n if recorder.values else 0)
                 if recorder.wants("spikes", name):
                     multi = self.params[name].choices.spikes_per_step == "multi"
                     per_step += get_model(g[name].model).spike_dtype(multi).itemsize * T * n
@@ -280,6 +280,8 @@ class Simulator:
                 tr.step_counts[name] = np.zeros((T, batch), dtype=np.int64)
                 if recorder.counts:
                     tr.counts[name] = np.zeros(shape, dtype=np.int64)
+                if recorder.values:
+                    tr.values[name] = np.zeros(shape)
                 if recorder.wants("spikes", name):
                     multi = self.params[name].choices.spikes_per_step == "multi"
                     tr.spikes[name] = per_step("spikes", name, shape, get_model(model).spike_dtype(multi))

@@ -6,6 +6,7 @@ File format ``refsim-traces`` version 1 (``docs/traces.md``): an npz archive (ne
 * ``meta``: JSON text (format, format_version, producer, version, T, batch, profile, backend,
   dtype, encoder, layers);
 * ``step_counts/<layer>`` (T, B) int64; ``counts/<layer>`` (B, ...) int64;
+  ``values/<layer>`` (B, ...) float64: the total value each neuron sent over the run;
 * ``spikes/<layer>`` (T, B, ...) int8 (int16 for multi-spike layers, uint8 level masks for
   multithreshold layers); ``membranes/<layer>`` (T, B, ...) float64;
 * ``output/<node>`` (T, B, ...) float64; ``final_output/<node>`` (B, ...) float64;
@@ -51,7 +52,7 @@ from .semantics import DEFAULT_PROFILE
 TRACE_FORMAT = "refsim-traces"
 TRACE_VERSION = 1
 #: the array entries of a trace, in file order: ``<kind>/<layer or node>``
-KINDS = ("step_counts", "counts", "spikes", "membranes", "output", "final_output", "inputs", "events", "acs", "macs",
+KINDS = ("step_counts", "counts", "values", "spikes", "membranes", "output", "final_output", "inputs", "events", "acs", "macs",
          "current_max")
 #: the per-step entries (T, B, ...) that a streamed run writes to disk as it goes
 STEP_KINDS = ("spikes", "membranes", "output", "inputs")
@@ -68,6 +69,11 @@ class Recorder:
         Per-step membranes (float64), post- or pre-reset as the profile's ``membrane_report``.
     counts : bool
         Total spikes per neuron over the run (int64).
+    values : bool
+        Total value each neuron sent over the run (float64): what its spikes carried to the next
+        layer, step by step (``emitted``: 1 per spike, the threshold under ``spike_value="threshold"``,
+        +-1 for ternary neurons, the sum of the levels that fired times the threshold scale for
+        multithreshold neurons, whose spike count does not measure what they send).
     output : bool
         Output membranes after every step (float64); off by default so that memory stays flat in T
         (the curves of :mod:`refsim.analysis` ask for it); the final value is always kept.
@@ -94,6 +100,7 @@ class Recorder:
     spikes: object = False
     membranes: object = False
     counts: bool = True
+    values: bool = False
     output: bool = False
     inputs: bool = False
     synops: bool = False
@@ -127,6 +134,7 @@ class Traces:
     layers: dict = field(default_factory=dict)        # layer -> {"model", "shape", "neurons"}
     step_counts: dict = field(default_factory=dict)   # layer -> (T, B) int64
     counts: dict = field(default_factory=dict)        # layer -> (B, ...) int64
+    values: dict = field(default_factory=dict)        # layer -> (B, ...) float64: total value sent
     spikes: dict = field(default_factory=dict)        # layer -> (T, B, ...) int8 / uint8
     membranes: dict = field(default_factory=dict)     # layer -> (T, B, ...) float64
     output: dict = field(default_factory=dict)        # output node -> (T, B, ...) float64

@@ -87,7 +87,9 @@ def _run(graph, x, T, profile, backend, encoder, raster_layer, progress, threads
     sim = Simulator(graph, profile, backend, threads=threads, dtype=dtype)
     # spikes of the raster layer, and of every ternary and multi-threshold layer (rates per sign and level)
     keep = [n for n in graph.neurons if n == raster_layer or (get_model(graph[n].model).signed or get_model(graph[n].model).bitmask)]
-    rec = Recorder(spikes=keep or False, counts=True, output=True, synops=True)
+    # the value multi-threshold layers sent (their rates against the ANN are judged on it)
+    levels = any(get_model(graph[n].model).bitmask for n in graph.neurons)
+    rec = Recorder(spikes=keep or False, counts=True, output=True, synops=True, values=levels)
     return sim, sim.run(x, T, encoder=encoder, recorder=rec, progress=progress)
 
 
@@ -147,7 +149,7 @@ def summarize(graph, sim, traces, x, label=None, readout="sigmoid-mean", cutoff=
                            "dice_vs_T": {"T": ts.tolist(), "dice": dt.tolist()},
                            "dice_vs_cutoff": {"cutoff": cs.tolist(), "dice": dc.tolist()}}
     if ann is not None and not isinstance(ann, bool):  # a trained ANN's graph (refsim analyze --ann)
-        rep["conversion"] = conversion.compare_with_ann(ann, graph, x, traces.counts, T)
+        rep["conversion"] = conversion.compare_with_ann(ann, graph, x, traces.counts, T, values=traces.values)
         rep["conversion"]["ann"] = ann.name
     elif ann:
         rep["conversion"] = conversion.conversion_quality(graph, sim.params, x, traces)

@@ -92,7 +92,10 @@ class Run:
         s, st = m.step(self.states[name], dense(value), p)
         self.states[name] = st
         self.record_neuron(name, t, s, m.spike_count(s), st)
-        return m.emitted(s, p)
+        out = m.emitted(s, p)
+        if name in self.tr.values:
+            self.tr.values[name] += out
+        return out
 
     def record_neuron(self, name, t, s, n_sp, st):
         """Write one dense step of neuron layer ``name`` into the traces (what the Recorder asked for)."""

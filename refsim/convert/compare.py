@@ -35,11 +35,29 @@ def rate_model(graph, params, x) -> dict:
     return rates
 
 
+def measured_rate(graph, name, counts, T, values=None):
+    """A neuron layer's measured rate per neuron, comparable with :func:`rate_model` and with an
+    ANN activation / lambda: spikes per step (``counts / T``), except for a layer firing by levels
+    (multithreshold), whose spike count is not what it sends: there, when its ``values`` (the
+    total value each neuron sent, ``Recorder(values=True)``) are given, the value sent per step in
+    units of its threshold scale, ``values / (T * threshold)``. Returns ``(rate, by_value)``; a
+    multithreshold layer without values gives its level-spike rate and ``by_value`` False."""
+    if get_model(graph[name].model).bitmask:
+        if values is None:
+            return np.asarray(counts) / T, False
+        v = np.asarray(values, dtype=np.float64)
+        return v / (T * broadcast_channels(np.asarray(graph[name].threshold, np.float64), v.ndim)), True
+    return np.asarray(counts) / T, True
+
+
 def conversion_quality(graph, params, x, traces, min_correlation=0.9, slope_range=(0.8, 1.25), max_points=4000):
     """Per neuron layer: Pearson correlation and least-squares slope of the measured SNN rate
-    (spikes per neuron per step, ``traces.counts / T``) against :func:`rate_model`'s prediction,
-    and the first layer (in graph order) where the correlation is below ``min_correlation`` or the
-    slope outside ``slope_range``. ``points`` keeps a sample of (predicted, measured) pairs for plots."""
+    (:func:`measured_rate`: spikes per neuron per step, ``traces.counts / T``; for a multithreshold
+    layer the value it sent per step in threshold units, from ``traces.values``) against
+    :func:`rate_model`'s prediction, and the first layer (in graph order) where the correlation is
+    below ``min_correlation`` or the slope outside ``slope_range`` (a multithreshold layer recorded
+    without values has only its correlation judged). ``points`` keeps a sample of (predicted,
+    measured) pairs for plots."""
     pred = rate_model(graph, params, x)
     rng = np.random.default_rng(0)
     layers, first = {}, None
@@ -47,7 +65,8 @@ def conversion_quality(graph, params, x, traces, min_correlation=0.9, slope_rang
         if name not in traces.counts:
             continue
         a = pred[name].reshape(-1)
-        r = (traces.counts[name] / traces.T).reshape(-1)
+        r, checked = measured_rate(graph, name, traces.counts[name], traces.T, traces.values.get(name))
+        r = r.reshape(-1)
         if get_model(graph[name].model).signed:
             a = np.abs(a)
         if a.std() == 0 or r.std() == 0:
@@ -56,8 +75,8 @@ def conversion_quality(graph, params, x, traces, min_correlation=0.9, slope_rang
             corr = float(np.corrcoef(a, r)[0, 1])
         slope = float(np.dot(a, r) / np.dot(a, a)) if np.dot(a, a) > 0 else float("nan")
         idx = rng.choice(a.size, size=min(max_points, a.size), replace=False)
-        bad = not (corr >= min_correlation) or not (slope_range[0] <= slope <= slope_range[1])
-        layers[name] = {"correlation": corr, "slope": slope, "below_bound": bad,
+        bad = not (corr >= min_correlation) or (checked and not (slope_range[0] <= slope <= slope_range[1]))
+        layers[name] = {"correlation": corr, "slope": slope, "slope_checked": checked, "below_bound": bad,
                         "points": [a[idx].tolist(), r[idx].tolist()]}
         if bad and first is None:
             first = name
@@ -79,9 +98,11 @@ def match_layers(ann_graph, snn_graph) -> dict:
 
 
 def compare_with_ann(ann_graph, snn_graph, x, counts, T, percentile=99.9, min_correlation=0.9,
-                     slope_range=(0.8, 1.25), max_points=4000) -> dict:
+                     slope_range=(0.8, 1.25), max_points=4000, values=None) -> dict:
     """Per neuron layer: Pearson correlation and least-squares slope of the SNN's measured rate
-    (``counts / T``, spikes per neuron per step) against the ANN's activation of the same layer
+    (:func:`measured_rate`: ``counts / T``, spikes per neuron per step; for a multithreshold layer
+    whose ``values`` are given, the value it sent per step in threshold units; without them its
+    slope is reported but not judged) against the ANN's activation of the same layer
     (:func:`refsim.convert.ann_activations` of ``ann_graph``: a trained ANN, e.g. imported from
     ONNX) divided by ``lambda``, that activation's ``percentile`` over the data (Li et al. eq. 7's
     scale). Slope 1 and correlation 1 are a perfect conversion (Li Fig. 3); the first layer, in graph
@@ -99,18 +120,19 @@ def compare_with_ann(ann_graph, snn_graph, x, counts, T, percentile=99.9, min_co
         lam = float(np.percentile(a, percentile)) if a.size else 0.0
         lam = lam if lam > 0 else 1.0
         a = a / lam
-        r = (np.asarray(counts[name]) / T).reshape(-1)
+        r, checked = measured_rate(snn_graph, name, counts[name], T, None if values is None else values.get(name))
+        r = r.reshape(-1)
         if get_model(snn_graph[name].model).signed:
             a, r = np.abs(a), np.abs(r)
         corr = float(np.corrcoef(a, r)[0, 1]) if a.std() > 0 and r.std() > 0 else float("nan")
         slope = float(np.dot(a, r) / np.dot(a, a)) if np.dot(a, a) > 0 else float("nan")
         idx = rng.choice(a.size, size=min(max_points, a.size), replace=False)
         # a neuron firing by levels sends the sum of the levels that fired, not one unit per spike: its
-        # spike count grows with the activation but not in proportion, so only the correlation is judged
-        by_levels = get_model(snn_graph[name].model).bitmask
-        bad = not (corr >= min_correlation) or (not by_levels and not (slope_range[0] <= slope <= slope_range[1]))
+        # spike count grows with the activation but not in proportion; without its values only the
+        # correlation is judged
+        bad = not (corr >= min_correlation) or (checked and not (slope_range[0] <= slope <= slope_range[1]))
         layers[name] = {"ann_layer": pairs[name], "ann_lambda": lam, "correlation": corr, "slope": slope,
-                        "slope_checked": not by_levels, "below_bound": bad, "points": [a[idx].tolist(), r[idx].tolist()]}
+                        "slope_checked": checked, "below_bound": bad, "points": [a[idx].tolist(), r[idx].tolist()]}
         if bad and first is None:
             first = name
     return {"layers": layers, "first_below_bound": first, "min_correlation": min_correlation,

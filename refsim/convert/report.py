@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .compare import compare_with_ann
+from .compare import compare_with_ann, measured_rate
+from ..neurons import get_model
 from ..encoding import make_encoder
 from ..simulator import Simulator
 from ..traces import Recorder
@@ -25,14 +26,19 @@ def conversion_report(ann, snn, x, T=200, profile=None, backend="event", seed=0,
     prof = profile_for(snn, profile)
     sim = Simulator(snn, prof, backend)
     counts = {n: [] for n in snn.neurons}
+    sent = {n: [] for n in snn.neurons if get_model(snn[n].model).bitmask}
     final = {n: [] for n in snn.outputs}
-    for _, tr in sim.run_batches(x, T, batch, encoder=enc, recorder=Recorder(output=False), progress=progress):
+    rec = Recorder(output=False, values=bool(sent))
+    for _, tr in sim.run_batches(x, T, batch, encoder=enc, recorder=rec, progress=progress):
         for n in snn.neurons:
             counts[n].append(tr.counts[n])
+        for n in sent:
+            sent[n].append(tr.values[n])
         for n in snn.outputs:
             final[n].append(tr.final_output[n])
     counts = {n: np.concatenate(v) for n, v in counts.items()}
-    q = compare_with_ann(ann, snn, x, counts, T, percentile, min_correlation, slope_range)
+    sent = {n: np.concatenate(v) for n, v in sent.items()}
+    q = compare_with_ann(ann, snn, x, counts, T, percentile, min_correlation, slope_range, values=sent)
     conv = snn.metadata.get("conversion", {})
     lambdas = conv.get("lambdas", {})
     for n, v in q["layers"].items():
@@ -40,6 +46,8 @@ def conversion_report(ann, snn, x, T=200, profile=None, backend="event", seed=0,
         v["threshold"] = float(th) if th.ndim == 0 else [float(t) for t in th]
         v["lambda"] = lambdas.get(n)
         v["rate"] = float(counts[n].mean() / T)
+        if n in sent:
+            v["value_rate"] = float(measured_rate(snn, n, counts[n], T, sent[n])[0].mean())
         v.pop("points", None)
     acts = ann_activations(ann, x, head="none")
     outs = {}
@@ -68,9 +76,12 @@ def conversion_report(ann, snn, x, T=200, profile=None, backend="event", seed=0,
             "definitions": {
                 "rate": "spikes per neuron per step of the converted network on the calibration data (level spikes "
                         "for a multithreshold layer)",
-                "correlation": "Pearson correlation of the layer's per-neuron rate with the ANN activation",
-                "slope": "least-squares slope (through 0) of rate against ANN activation / lambda; 1 is ideal (not "
-                         "judged for a multithreshold layer: slope_checked false)",
+                "value_rate": "multithreshold layers: the value each neuron sent per step, in units of its threshold "
+                              "scale (the sum of the levels that fired), averaged; what correlation and slope use",
+                "correlation": "Pearson correlation of the layer's per-neuron rate (value_rate for a multithreshold "
+                               "layer) with the ANN activation",
+                "slope": "least-squares slope (through 0) of rate (value_rate for a multithreshold layer) against ANN "
+                         "activation / lambda; 1 is ideal",
                 "lambda": "the normalisation scale of the layer (its activation percentile; normalisations only)",
                 "output": "the SNN's output membrane / T against the ANN's output before its head (Yue eq. 3)",
                 "argmax_agreement": "classifiers (a flat output of several classes): the fraction of samples whose "
@@ -86,7 +97,8 @@ def format_report(rep) -> str:
         th = f"{th:.4g}" if isinstance(th, float) else f"{min(th):.3g}..{max(th):.3g}"
         lam = "" if v["lambda"] is None else f"{v['lambda']:.4g}"
         slope = f"{v['slope']:.3f}" if v.get("slope_checked", True) else f"({v['slope']:.3f})"
-        rows.append((n, th, lam, f"{v['rate']:.4f}", f"{v['correlation']:.3f}", slope,
+        rate = f"{v['value_rate']:.4f}*" if "value_rate" in v else f"{v['rate']:.4f}"
+        rows.append((n, th, lam, rate, f"{v['correlation']:.3f}", slope,
                      "<- below bound" if v["below_bound"] else ""))
     w = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w[i]) if i == 0 else c.rjust(w[i]) for i, c in enumerate(r)).rstrip() for r in rows]
@@ -95,6 +107,10 @@ def format_report(rep) -> str:
     first = rep["first_below_bound"]
     lines.append(f"bounds: correlation >= {b['min_correlation']}, slope in {b['slope_range']} ({b['reference']}); "
                  + (f"first layer below them: {first}" if first else "every layer within them"))
+    if any("value_rate" in v for v in rep["layers"].values()):
+        lines.append("* multithreshold layers: the value sent per step in units of the threshold scale (the sum of the "
+                     "levels that fired), which their correlation and slope use; their level spikes per step are "
+                     "the report's 'rate'")
     if any(not v.get("slope_checked", True) for v in rep["layers"].values()):
         lines.append("slopes in parentheses are not judged: those layers fire by levels (multithreshold), so their rate "
                      "counts level spikes, not the value they send")

@@ -521,6 +521,17 @@ def _rows_to_nchw(out, ex, ec, ev, rcnt, ch_off):
                 out[b, ec[b, y, e] + ch_off, y, ex[b, y, e]] = ev[b, y, e]
 
 
+@njit(cache=True, parallel=True)
+def _rows_add_nchw(out, ex, ec, ev, rcnt):
+    """Add row-segmented events' values into a float64 (B, C, H, W) map (one add per event and
+    element a step, so the sums over steps are the dense ones'); samples run in parallel."""
+    B, H = rcnt.shape
+    for b in prange(B):
+        for y in range(H):
+            for e in range(rcnt[b, y]):
+                out[b, ec[b, y, e], y, ex[b, y, e]] += np.float64(ev[b, y, e])
+
+
 @njit(cache=True)
 def _fanout_rows(ex, ec, rcnt, fo, ch_off, n_events, n_ops):
     """Per sample, add the number of events and the sum of their fan-outs ``fo[c + ch_off, y, x]``

@@ -12,11 +12,14 @@ from refsim.simulator import Recorder, Simulator
 
 
 def assert_same_traces(g, x, T, profile, encoder, threads=None, full=True):
-    rec = Recorder(spikes=True, membranes=True, output=True) if full else Recorder()
+    rec = Recorder(spikes=True, membranes=True, output=True, values=True) if full else Recorder()
     a = Simulator(g, profile, "reference").run(x, T, encoder, rec)
     b = Simulator(g, profile, "event", threads=threads).run(x, T, encoder, rec)
     for kname in a.counts:
         np.testing.assert_array_equal(a.counts[kname], b.counts[kname], err_msg=kname)
+    assert set(a.values) == set(b.values) == (set(a.counts) if full else set())
+    for kname in a.values:
+        np.testing.assert_array_equal(a.values[kname], b.values[kname], err_msg=kname)
     for kname in a.spikes:
         np.testing.assert_array_equal(a.spikes[kname], b.spikes[kname], err_msg=kname)
     for kname in a.membranes:

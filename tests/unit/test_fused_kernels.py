@@ -106,6 +106,22 @@ def test_rows_roundtrip_and_pool():
     assert not out.any()
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_rows_add_nchw_accumulates_event_values(dtype):
+    """The total-value record's kernel against NumPy: each step's event values (any sign, float32
+    widened) added into a float64 map, on top of what it holds."""
+    rng = np.random.default_rng(4)
+    total = rng.standard_normal((2, 3, 5, 4))
+    want = total.copy()
+    for _ in range(3):
+        x = ((rng.random((2, 3, 5, 4)) < 0.3) * rng.choice([-1.5, 0.25, 2.0], (2, 3, 5, 4))).astype(dtype)
+        arrays = K.row_events(2, (3, 5, 4), dtype)
+        K.rows_from_nchw(a=x.astype(np.float64), events=arrays)
+        K.rows_add_nchw(out=total, events=arrays)
+        want += x.astype(np.float64)
+    np.testing.assert_array_equal(total, want)
+
+
 def _shared_current_net():
     rng = np.random.default_rng(1)
     w1 = rng.standard_normal((4, 2, 3, 3)).astype(np.float32)

@@ -40,6 +40,29 @@ def test_spike_value_threshold_is_passed_on():
     assert tr.final_output["out"][0, 0] == 0.5 * 4  # fires every step (>=), carries 0.5
 
 
+@pytest.mark.parametrize("backend", ["reference", "event"])
+def test_values_record_what_each_neuron_sent(backend):
+    """Recorder(values=True): a multithreshold layer's total is the sum over steps of the levels its
+    masks say fired, times the threshold scale (counted here from the masks, not by refsim); an IF
+    layer's is its spike count; under spike_value="threshold" the count times the threshold."""
+    levels, scale = (2.0, 1.0, 0.5, 0.25), 0.75
+    x = np.random.default_rng(3).random((2, 1, 6, 5)) * 3.0
+    g = Graph([Input("in", (1, 6, 5)),
+               Conv2d("c", ["in"], np.full((2, 1, 1, 1), 1.5, np.float32), None),
+               Neuron("mt", ["c"], "multithreshold", scale, levels=levels),
+               Conv2d("c2", ["mt"], np.full((1, 2, 3, 3), 0.25, np.float32), None, padding=1),
+               Neuron("if", ["c2"], "if", 0.5), Output("o", ["if"])])
+    tr = Simulator(g, "paper", backend).run(x, 9, StaticEncoder(), Recorder(spikes=True, values=True))
+    masks = tr.spikes["mt"].astype(np.int64)
+    sent = sum(((masks >> i) & 1) * lv for i, lv in enumerate(levels)).sum(axis=0) * scale
+    assert sent.sum() > 0 and tr.counts["mt"].sum() != sent.sum()
+    np.testing.assert_array_equal(tr.values["mt"], sent)
+    np.testing.assert_array_equal(tr.values["if"], tr.counts["if"])
+    th = Simulator(g, "spiking-unet", backend).run(x, 9, StaticEncoder(), Recorder(values=True))
+    np.testing.assert_array_equal(th.values["if"], th.counts["if"] * 0.5)
+    assert Simulator(g, "paper", backend).run(x, 2, StaticEncoder()).values == {}
+
+
 def test_static_caching_changes_nothing():
     g = models.spiking_unet(fnum=2, depth=2, in_hw=(8, 8), seed=1)
     x = np.random.default_rng(0).random((2, 1, 8, 8))

@@ -20,7 +20,7 @@ def net():
 
 
 def _full(**kw):
-    return Recorder(spikes=True, membranes=True, output=True, inputs=True, synops=True, current_max=True, **kw)
+    return Recorder(spikes=True, membranes=True, output=True, inputs=True, synops=True, current_max=True, values=True, **kw)
 
 
 @pytest.mark.parametrize("backend", ["reference", "event"])

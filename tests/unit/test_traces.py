@@ -17,7 +17,7 @@ def test_every_field_round_trips(tmp_path, backend, dtype):
     g = models.hippocampus_unet(in_shape=(1, 8, 8), channels=(2, 4), seed=1)
     x = np.random.default_rng(0).random((2, 1, 8, 8))
     tr = Simulator(g, "snntorch", backend, dtype=dtype).run(
-        x, 5, PoissonEncoder(seed=2), Recorder(spikes=True, membranes=True, inputs=True, synops=True, current_max=True, output=True))
+        x, 5, PoissonEncoder(seed=2), Recorder(spikes=True, membranes=True, inputs=True, synops=True, current_max=True, output=True, values=True))
     for kind in KINDS:
         assert getattr(tr, kind), f"the run recorded no {kind}"
     tr.save(tmp_path / "t.npz")

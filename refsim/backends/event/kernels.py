@@ -288,6 +288,12 @@ def rows_to_nchw(*, out, events, channel_offset=0):
     _F._rows_to_nchw(out, ex, ec, ev, rcnt, channel_offset)
 
 
+def rows_add_nchw(*, out, events):
+    """Add events' values into a float64 (B, C, H, W) map ``out`` (a neuron layer's total value sent)."""
+    ex, ec, ev, rcnt, _ = events
+    _F._rows_add_nchw(out, ex, ec, ev, rcnt)
+
+
 # -- dense in, dense out: the layers the fused pipeline leaves out, and the kernel tests ---------
 
 

@@ -159,6 +159,7 @@ class _FusedLayer:
         self.rsum = np.empty((B, H), np.int64)
         self.counts = tr.counts[name].transpose(0, 2, 3, 1) if name in tr.counts else None
         self.step_counts = tr.step_counts[name]
+        self.values = tr.values.get(name)
         self.spikes = tr.spikes.get(name)
         self.membranes = tr.membranes.get(name)
         self.nhwc = (None, None)  # (dense input array, its channels-last copy)
@@ -217,6 +218,8 @@ class EventRun(Run):
 
     def _emitted(self, a, t):
         a.step_counts[t] = a.rsum.sum(axis=1)
+        if a.values is not None:  # each event's value is what the neuron sent (emitted)
+            K.rows_add_nchw(out=a.values, events=a.events)
         if a.membranes is not None:
             a.membranes[t] = (a.vpre if a.vpre is not None else a.v).transpose(0, 3, 1, 2)
         return EventMap(a.events, a.shape)
