@@ -96,3 +96,24 @@ def test_cli_convert_with_multithreshold_neurons(converted, tmp_path, capsys):
     for bad in ("0.5,1", "1,x"):  # ascending; not numbers: refused before any simulation
         assert cli.main(args + ["--neuron", "multithreshold", "--neuron-levels", bad]) == 2
         assert "levels" in capsys.readouterr().err
+
+
+def test_measured_rate_of_a_multithreshold_layer_is_the_value_sent_per_threshold():
+    """Per-channel threshold scales divide each channel's value; an IF layer keeps spikes per step;
+    without values a multithreshold layer falls back to its level spikes, marked not comparable."""
+    from refsim.convert.compare import measured_rate
+    from refsim.graph import Conv2d, Graph, Input, Neuron, Output
+    th = np.array([0.5, 2.0], np.float32)
+    g = Graph([Input("in", (1, 2, 2)), Conv2d("c", ["in"], np.ones((2, 1, 1, 1), np.float32), None),
+               Neuron("mt", ["c"], "multithreshold", th), Conv2d("d", ["mt"], np.ones((1, 2, 1, 1), np.float32), None),
+               Neuron("n", ["d"], "if", 1.0), Output("o", ["n"])])
+    values = np.arange(8, dtype=np.float64).reshape(1, 2, 2, 2)
+    counts = np.full((1, 2, 2, 2), 3)
+    r, by_value = measured_rate(g, "mt", counts, 4, values)
+    assert by_value
+    np.testing.assert_array_equal(r[0, 0], values[0, 0] / (4 * 0.5))
+    np.testing.assert_array_equal(r[0, 1], values[0, 1] / (4 * 2.0))
+    r, by_value = measured_rate(g, "mt", counts, 4)
+    assert not by_value and np.all(r == 0.75)
+    r, by_value = measured_rate(g, "n", counts[:, :1], 4, values[:, :1])
+    assert by_value and np.all(r == 0.75)
