@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from ..kernels.windows import window_matrix
+
 
 def _pad(x, pads):
     pt, pb, pl, pr = pads
@@ -31,13 +33,19 @@ def conv2d(x, weight, bias=None, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 
     x = np.asarray(x, dtype=np.float64)
     w = np.asarray(weight, dtype=np.float64)
     cout, cin_g, kh, kw = w.shape
-    win = _windows(_pad(x, pads), (kh, kw), stride, dilation)
+    xp = _pad(x, pads)
+    ho = (xp.shape[2] - (dilation[0] * (kh - 1) + 1)) // stride[0] + 1
+    wo = (xp.shape[3] - (dilation[1] * (kw - 1) + 1)) // stride[1] + 1
     cout_g = cout // groups
     outs = []
     for g in range(groups):
         wg = w[g * cout_g:(g + 1) * cout_g]
-        xg = win[:, g * cin_g:(g + 1) * cin_g]
-        outs.append(np.tensordot(xg, wg, axes=([1, 4, 5], [1, 2, 3])))  # B, Ho, Wo, cout_g
+        # np.tensordot(windows, wg, axes=([1, 4, 5], [1, 2, 3])) with its window copy built by a kernel:
+        # the same operands, in the same layout, to the same dot, so the same bits (tests/unit/test_ops.py)
+        a = window_matrix(x=xp, kernel=(kh, kw), stride=stride, dilation=dilation, first_channel=g * cin_g,
+                          channels=cin_g, out_hw=(ho, wo))
+        bt = np.ascontiguousarray(wg.transpose(1, 2, 3, 0)).reshape(cin_g * kh * kw, cout_g)
+        outs.append(np.dot(a, bt).reshape(x.shape[0], ho, wo, cout_g))  # B, Ho, Wo, cout_g
     out = np.concatenate(outs, axis=3).transpose(0, 3, 1, 2)
     if bias is not None:
         out = out + np.asarray(bias, dtype=np.float64)[None, :, None, None]

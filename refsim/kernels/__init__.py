@@ -5,6 +5,7 @@
   pooling, transposed convolution);
 * :mod:`.scatter`: dense-in, dense-out scatter kernels for the layers the fused pipeline leaves
   out (strided, dilated or grouped convolutions, linear layers);
+* :mod:`.windows`: the window matrix (im2col) of the reference's dense convolution;
 * :mod:`.bits`: the lowest set bit of float64 values (``exactness.granularity``);
 * :mod:`.peak`: the benchmark's yardstick (float64 adds per second into an L1-resident array);
 * :mod:`.threads`: Numba's thread count for the duration of a run.

@@ -64,6 +64,29 @@ def test_conv2d_matches_loops(stride, pads, dil, groups, k, bias):
     assert_close(ops.conv2d(x, w, b, stride, pads, dil, groups), conv_loops(x, w.astype(float), b, stride, pads, dil, groups))
 
 
+def test_conv2d_gives_numpy_tensordots_bits():
+    """The window matrix comes from a kernel (refsim.kernels.windows); the product must stay the one
+    np.tensordot computes from NumPy's own copy of the sliding-window view, bit for bit, on values
+    whose sums round (any stride, padding, dilation, groups, several threads)."""
+    from numpy.lib.stride_tricks import sliding_window_view
+    rng = np.random.default_rng(11)
+    for _ in range(60):
+        groups = int(rng.choice([1, 2, 3]))
+        cin, cout = groups * int(rng.integers(1, 4)), groups * int(rng.integers(1, 4))
+        kh, kw, sh, sw, dh, dw = (int(v) for v in rng.integers(1, [5, 5, 3, 3, 3, 3]))
+        pt, pb, pl, pr = (int(v) for v in rng.integers(0, 3, 4))
+        x = rng.standard_normal((int(rng.integers(1, 4)), cin, int(rng.integers(dh * (kh - 1) + 1, 12)),
+                                 int(rng.integers(dw * (kw - 1) + 1, 12)))) * 10.0 ** rng.integers(-3, 6)
+        w = rng.standard_normal((cout, cin // groups, kh, kw)).astype(np.float32)
+        xp = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)))
+        win = sliding_window_view(xp, (dh * (kh - 1) + 1, dw * (kw - 1) + 1), axis=(2, 3))[:, :, ::sh, ::sw, ::dh, ::dw]
+        cg, og = cin // groups, cout // groups
+        want = np.concatenate([np.tensordot(win[:, g * cg:(g + 1) * cg], w[g * og:(g + 1) * og].astype(np.float64),
+                                            axes=([1, 4, 5], [1, 2, 3])) for g in range(groups)], axis=3)
+        got = ops.conv2d(x, w, None, (sh, sw), (pt, pb, pl, pr), (dh, dw), groups)
+        assert got.tobytes() == np.ascontiguousarray(want.transpose(0, 3, 1, 2)).tobytes()
+
+
 def test_conv2d_matches_scipy_correlate():
     x = rng.random((1, 3, 12, 10))
     w = rng.standard_normal((2, 3, 3, 3)).astype(np.float32)
