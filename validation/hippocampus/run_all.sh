@@ -22,3 +22,8 @@ python -c "from refsim import load_model, save_model; from refsim.graph import G
 python validation/hippocampus/evaluate.py --models connectionwise connectionwise_static --subjects 6 --T 200 --results static_vs_poisson.json
 # spread (issue 20): the two ANNs and Yue's chain on all 40 test subjects, three Poisson seeds; static input once
 python validation/hippocampus/spread.py --models yue_balanced yue_finetuned connectionwise_static --seeds 0,1,2
+python validation/hippocampus/spread.py --models yue_finetuned --seeds 0,1,2 --results spread_finetuned.json
+python validation/hippocampus/spread.py --models yue_balanced_s0.5 connectionwise --anns --seeds 0,1,2 --results spread_scales.json
+# fine-tuning from the scale-0.5 balancing (the scale that works without it)
+python validation/hippocampus/finetune_snn.py --ternary --start yue_balanced_s0.5 --name yue_s05_finetuned --lr 1e-4
+python validation/hippocampus/ternary.py --subjects 6 --evaluate yue_balanced_s0.5 yue_s05_finetuned
