@@ -15,38 +15,31 @@ from numba import njit, prange
 
 
 @njit(cache=True, parallel=True)
-def _window_matrix(x, kh, kw, sh, sw, dh, dw, c0, out):
+def _window_matrix(x, kh, kw, sh, sw, dh, dw, c0, ho, wo, out):
     """Fill ``out`` (B * Ho * Wo, Cg * kh * kw) from the padded input ``x`` (B, C, Hp, Wp),
-    channels ``c0 .. c0 + Cg``; Ho and Wo are read from ``out`` with the stride."""
-    B = x.shape[0]
-    M, K = out.shape
-    cg = K // (kh * kw)
-    per_b = M // B if B else 0
-    Wo = (x.shape[3] - (dw * (kw - 1) + 1)) // sw + 1
-    for m in prange(M):
-        b = m // per_b
-        r = m - b * per_b
-        oy = r // Wo
-        ox = r - oy * Wo
-        row = out[m]
+    channels ``c0 .. c0 + Cg``. Scalar indexing only: a row view taken per element would cost a
+    reference-count update each."""
+    cg = out.shape[1] // (kh * kw)
+    for m in prange(out.shape[0]):
+        b = m // (ho * wo)
+        r = m - b * (ho * wo)
+        oy = r // wo
+        ox = r - oy * wo
         k = 0
         for c in range(cg):
-            xc = x[b, c0 + c]
             for ky in range(kh):
-                xr = xc[oy * sh + ky * dh]
                 for kx in range(kw):
-                    row[k] = xr[ox * sw + kx * dw]
+                    out[m, k] = x[b, c0 + c, oy * sh + ky * dh, ox * sw + kx * dw]
                     k += 1
 
 
 def window_matrix(*, x, kernel, stride, dilation, first_channel, channels, out_hw):
     """The (B * Ho * Wo, channels * kh * kw) float64 window matrix of the padded input ``x``
     (B, C, Hp, Wp) float64 for input channels ``first_channel .. first_channel + channels``."""
-
     kh, kw = kernel
     ho, wo = out_hw
     out = np.empty((x.shape[0] * ho * wo, channels * kh * kw))
     if out.size:
         _window_matrix(np.ascontiguousarray(x, dtype=np.float64), kh, kw, stride[0], stride[1], dilation[0],
-                       dilation[1], first_channel, out)
+                       dilation[1], first_channel, ho, wo, out)
     return out

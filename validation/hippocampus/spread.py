@@ -22,6 +22,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 from refsim import load_model  # noqa: E402
+from refsim._files import write_json  # noqa: E402
 from refsim.analysis import curves, metrics  # noqa: E402
 from refsim.config import RunConfig  # noqa: E402
 from refsim.traces import Recorder  # noqa: E402
@@ -103,10 +104,7 @@ def main(argv=None):
         for m in res["models"].values():
             if m["per_seed"]:
                 m["summary"] = summary(m["per_seed"])
-        tmp = path + ".tmp"
-        with open(tmp, "w") as fh:
-            json.dump(res, fh, indent=1)
-        os.replace(tmp, path)
+        write_json(path, res)
         bpath = os.path.join(HERE, "spread.json")
         brief = {"subjects": len(subjects), "T": args.T, "commands": [], "models": {}}
         if os.path.exists(bpath):
@@ -119,9 +117,7 @@ def main(argv=None):
             brief["commands"].append(cmd)
         brief["models"].update({k: dict(v["summary"], encoding=v["encoding"]) for k, v in res["models"].items()
                                 if "summary" in v})
-        with open(bpath + ".tmp", "w") as fh:
-            json.dump(brief, fh, indent=1)
-        os.replace(bpath + ".tmp", bpath)
+        write_json(bpath, brief)
 
     for name in args.anns:
         if name not in res["models"] and os.path.exists(os.path.join(OUT, f"{name}.pt")):
