@@ -38,7 +38,7 @@ from ..kernels.threads import using
 from ..semantics import NeuronChoices, get_profile
 from ..simulator import Recorder, Simulator
 from ..synops import dense_macs
-from .peers import NETWORK_PEERS, dense_conv3x3, network_peer, torch_version
+from .peers import NETWORK_PEERS, dense_conv3x3, network_peer, onednn_implementations, torch_gemm_peak, torch_version
 
 SHAPES = [(32, 56, 48), (64, 28, 24), (64, 128, 128), (128, 64, 64)]
 DENSITIES = [0.01, 0.05, 0.10, 0.25]
@@ -344,8 +344,33 @@ def real_model_layers(quick):
                 alone()
             row["torch_cpu_per_wall"] = (time.process_time() - cpu0) / (time.perf_counter() - wall0)
         rows.append(row)
+    convs = [(row, _onednn_spec(g[name], (B,) + g.shapes[g[name].inputs[0]]))
+             for row, name in zip(rows, [n for n in g.order if g[n].TYPE in ("Conv2d", "ConvTranspose2d", "AvgPool2d",
+                                                                              "SumPool2d", "Linear")])
+             if g[name].TYPE in ("Conv2d", "ConvTranspose2d")]
+    impls = onednn_implementations([spec for _, spec in convs]) if convs else None
+    for (row, _), impl in zip(convs, impls or []):
+        row["torch_impl"] = impl
     return {"warm_up": warm, "T": T, "slices": B, "ms_per_step": step_s * 1e3, "rows": rows,
-            "other_ms": step_s * 1e3 - sum(r["ms"] for r in rows)}
+            "other_ms": step_s * 1e3 - sum(r["ms"] for r in rows), "torch_gemm_gmacs": torch_gemm_peak()}
+
+
+def _onednn_spec(node, shape):
+    """The convolution ``node`` on an input of ``shape`` as :func:`.peers.onednn_implementations`
+    takes it (padded as :func:`_torch_layer` pads it)."""
+    spec = {"type": node.TYPE, "weight": list(node.weight.shape), "stride": list(node.stride),
+            "dilation": list(node.dilation), "groups": node.groups}
+    if node.TYPE == "Conv2d":
+        pt, pb, pl, pr = node.pads
+        if (pt, pl) != (pb, pr):
+            shape = shape[:2] + (shape[2] + pt + pb, shape[3] + pl + pr)
+            spec.update(padding=[0, 0], output_padding=[0, 0])
+        else:
+            spec.update(padding=[pt, pl], output_padding=[0, 0])
+    else:
+        spec.update(padding=list(node.padding), output_padding=list(node.output_padding))
+    spec["shape"] = [int(v) for v in shape]
+    return spec
 
 def check_cost(quick):
     """``refsim check`` against the run that recorded its traces: the shipped model on the demo volume
@@ -530,18 +555,29 @@ def to_markdown(res):
               f"steps {lay['warm_up'] + 1}-{lay['warm_up'] + lay['T']}, {lay['ms_per_step']:.1f} ms per step): each synaptic layer with the neuron layer it feeds. "
               "torch: the same layer dense in float32 channels-last on 1 thread, with the IF update when a neuron layer "
               "follows; torch G MAC/s counts the layer's synapses (borders excluded) over its time alone; "
-              "CPU/wall above 1 would mean torch used more than one thread.", "",
+              "CPU/wall above 1 would mean torch used more than one thread; torch kernel: the implementation oneDNN "
+              "names for that convolution in its verbose log (a Winograd kernel would say so).", "",
               "| layer | shape | path | input density | ms | share of step | G synops/s | torch ms | event vs torch "
-              "| torch G MAC/s | torch CPU/wall |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+              "| torch G MAC/s | torch CPU/wall | torch kernel |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in lay["rows"]:
             tm = r.get("torch_ms")
             num = lambda key, fmt: format(r[key], fmt) if key in r else "n/a"
             vs = "n/a" if tm is None else format(tm / r["ms"], ".2f") + "x"
             L.append(f"| {r['layer']} | {r['shape']} | {r['path']} | {100 * r['input_density']:.1f} % | {r['ms']:.2f} | "
                      f"{100 * r['share']:.0f} % | {r['gsynops']:.2f} | {num('torch_ms', '.2f')} | {vs} | "
-                     f"{num('torch_gmacs', '.1f')} | {num('torch_cpu_per_wall', '.2f')} |")
+                     f"{num('torch_gmacs', '.1f')} | {num('torch_cpu_per_wall', '.2f')} | {r.get('torch_impl', 'n/a')} |")
         L.append(f"| everything else (concatenations, the encoder, glue) | | | | {lay['other_ms']:.2f} | "
-                 f"{100 * lay['other_ms'] / lay['ms_per_step']:.0f} % | | | | | |")
+                 f"{100 * lay['other_ms'] / lay['ms_per_step']:.0f} % | | | | | | |")
+        peak_g = lay.get("torch_gemm_gmacs")
+        if peak_g:
+            best = max((r for r in lay["rows"] if "torch_gmacs" in r), key=lambda r: r["torch_gmacs"], default=None)
+            over = [r["layer"].split(" ")[0] for r in lay["rows"] if r.get("torch_gmacs", 0) > peak_g]
+            L += ["", f"torch's float32 matrix product on one thread (1024^3, median of 7) reaches {peak_g:.1f} G MAC/s on "
+                  "this CPU, the practical ceiling of a dense float32 layer on one thread"
+                  + (f"; the fastest layer above reaches {best['torch_gmacs']:.1f} ({best['layer'].split(' ')[0]})"
+                     if best else "")
+                  + (f"; above the ceiling: {', '.join(over)} (fewer multiplies than counted, or more threads: see "
+                     "the torch kernel and CPU/wall columns)." if over else "; no layer exceeds it.")]
     ar = res.get("add_rates")
     if ar:
         L += ["", f"Yardstick (this CPU, Numba, one thread, median of 7): {ar['add_into_gadds']:.1f} G float64 adds/s for "

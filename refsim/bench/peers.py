@@ -154,3 +154,84 @@ def network_peer(graph, peer="torch", threads=1, channels_last=True):
         if mods:
             state["_modules"] = mods
     return step, reset
+
+
+def torch_gemm_peak(n=1024, repeats=7):
+    """torch's float32 matrix product of two ``n`` x ``n`` matrices on one thread, in G multiply-
+    accumulates per second (the median of ``repeats`` timings of 3 products): the practical float32
+    FMA peak of this CPU as torch's BLAS reaches it, the ceiling for any dense float32 layer on one
+    thread unless the layer does fewer multiplies than it counts (Winograd) or uses more threads.
+    None without torch."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    import time
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        gen = torch.Generator().manual_seed(0)
+        a, b = torch.rand(n, n, generator=gen), torch.rand(n, n, generator=gen)
+        torch.mm(a, b)
+        ts = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            for _ in range(3):
+                torch.mm(a, b)
+            ts.append((time.perf_counter() - t0) / 3)
+    finally:
+        torch.set_num_threads(old)
+    return float(n ** 3 / np.median(ts) / 1e9)
+
+
+_ONEDNN_PROBE = r"""
+import json, sys
+import torch
+import torch.nn.functional as F
+torch.set_num_threads(1)
+cl = dict(memory_format=torch.channels_last)
+for s in json.load(sys.stdin):
+    x = torch.zeros(s["shape"]).contiguous(**cl)
+    w = torch.zeros(s["weight"]).contiguous(**cl)
+    with torch.no_grad():
+        if s["type"] == "Conv2d":
+            F.conv2d(x, w, None, s["stride"], s["padding"], s["dilation"], s["groups"])
+        else:
+            F.conv_transpose2d(x, w, None, s["stride"], s["padding"], s["output_padding"], s["groups"], s["dilation"])
+"""
+
+
+def onednn_implementations(specs, timeout=300):
+    """Which oneDNN implementation torch runs for each convolution in ``specs`` (dicts: ``type``
+    ``"Conv2d"`` or ``"ConvTranspose2d"``, input ``shape``, ``weight`` shape, ``stride``,
+    ``padding``, ``dilation``, ``groups``, ``output_padding``), float32 channels-last on one thread,
+    as oneDNN's own verbose log names it (``ONEDNN_VERBOSE=1``; e.g. ``brg_conv_fwd:avx2`` with
+    ``alg:convolution_direct``, where a Winograd kernel would say ``wino``). Runs in a subprocess
+    (the log goes to its stdout). Returns one ``"implementation (algorithm)"`` string per spec, or
+    None when torch is missing or the log cannot be matched to the specs (another torch, another
+    log format)."""
+    if torch_version() is None:
+        return None
+    import json
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, ONEDNN_VERBOSE="1", DNNL_VERBOSE="1", OMP_NUM_THREADS="1")
+    try:
+        out = subprocess.run([sys.executable, "-c", _ONEDNN_PROBE], input=json.dumps(specs), env=env,
+                             capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    found = []
+    for line in out.stdout.splitlines():
+        f = line.split(",")
+        # onednn_verbose,v1,primitive,exec,cpu,<kind>,<implementation>,<prop>,...,alg:<algorithm>,...
+        if len(f) > 6 and f[0] in ("onednn_verbose", "dnnl_verbose") and "exec" in f[1:4]:
+            i = f.index("exec")
+            kind, impl = f[i + 2], f[i + 3]
+            if kind in ("convolution", "deconvolution"):
+                alg = next((x.split(":", 1)[1] for x in f if x.startswith("alg:")), "?")
+                found.append(f"{impl} ({alg})")
+    if out.returncode != 0 or len(found) != len(specs):
+        return None
+    return found
