@@ -63,8 +63,9 @@ def evaluate(models, subjects, T, cutoff=0.5):
     net = torch_unet()
     net.load_state_dict(torch.load(os.path.join(OUT, "ann.pt"), weights_only=True))
     net.eval()
-    data = {c: volume_slices(c) for c in subjects}
+    data = {c: volume_slices(c) for c in subjects}  # the ANN's (binary) normalisation
     labels = {c: y[:, 0] > 0.5 for c, (x, y) in data.items()}
+    by_norm = {"unit": data}
     res = {"subjects": subjects, "T": T, "cutoff": cutoff}
     t0 = time.time()
     ann = {c: ann_probs(net, x) for c, (x, y) in data.items()}
@@ -73,10 +74,13 @@ def evaluate(models, subjects, T, cutoff=0.5):
     res["ann"]["seconds"] = time.time() - t0
     for name, path in models.items():
         g = load_model(path)
+        norm = g.metadata.get("normalize", "unit")  # ternary models (Yue's chain) take zero-mean slices
+        if norm not in by_norm:
+            by_norm[norm] = {c: volume_slices(c, norm) for c in subjects}
         t0 = time.time()
         outs, spk, acs = {}, {n: 0 for n in g.neurons}, 0
         n_slices = 0
-        for c, (x, y) in data.items():
+        for c, (x, y) in by_norm[norm].items():
             o, s, a = snn_run(g, x.astype(np.float64), T)
             outs[c] = o
             for k in s:
