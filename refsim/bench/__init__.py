@@ -38,7 +38,7 @@ from ..kernels.threads import using
 from ..semantics import NeuronChoices, get_profile
 from ..simulator import Recorder, Simulator
 from ..synops import dense_macs
-from .peers import NETWORK_PEERS, dense_conv3x3, network_peer, onednn_implementations, torch_gemm_peak, torch_version
+from .peers import NETWORK_PEERS, dense_conv3x3, network_peer, onednn_implementations, torch_version
 
 SHAPES = [(32, 56, 48), (64, 28, 24), (64, 128, 128), (128, 64, 64)]
 DENSITIES = [0.01, 0.05, 0.10, 0.25]
@@ -352,7 +352,7 @@ def real_model_layers(quick):
     for (row, _), impl in zip(convs, impls or []):
         row["torch_impl"] = impl
     return {"warm_up": warm, "T": T, "slices": B, "ms_per_step": step_s * 1e3, "rows": rows,
-            "other_ms": step_s * 1e3 - sum(r["ms"] for r in rows), "torch_gemm_gmacs": torch_gemm_peak()}
+            "other_ms": step_s * 1e3 - sum(r["ms"] for r in rows)}
 
 
 def _onednn_spec(node, shape):
@@ -568,16 +568,6 @@ def to_markdown(res):
                      f"{num('torch_gmacs', '.1f')} | {num('torch_cpu_per_wall', '.2f')} | {r.get('torch_impl', 'n/a')} |")
         L.append(f"| everything else (concatenations, the encoder, glue) | | | | {lay['other_ms']:.2f} | "
                  f"{100 * lay['other_ms'] / lay['ms_per_step']:.0f} % | | | | | | |")
-        peak_g = lay.get("torch_gemm_gmacs")
-        if peak_g:
-            best = max((r for r in lay["rows"] if "torch_gmacs" in r), key=lambda r: r["torch_gmacs"], default=None)
-            over = [r["layer"].split(" ")[0] for r in lay["rows"] if r.get("torch_gmacs", 0) > peak_g]
-            L += ["", f"torch's float32 matrix product on one thread (1024^3, median of 7) reaches {peak_g:.1f} G MAC/s on "
-                  "this CPU, the practical ceiling of a dense float32 layer on one thread"
-                  + (f"; the fastest layer above reaches {best['torch_gmacs']:.1f} ({best['layer'].split(' ')[0]})"
-                     if best else "")
-                  + (f"; above the ceiling: {', '.join(over)} (fewer multiplies than counted, or more threads: see "
-                     "the torch kernel and CPU/wall columns)." if over else "; no layer exceeds it.")]
     ar = res.get("add_rates")
     if ar:
         L += ["", f"Yardstick (this CPU, Numba, one thread, median of 7): {ar['add_into_gadds']:.1f} G float64 adds/s for "

@@ -156,34 +156,6 @@ def network_peer(graph, peer="torch", threads=1, channels_last=True):
     return step, reset
 
 
-def torch_gemm_peak(n=1024, repeats=7):
-    """torch's float32 matrix product of two ``n`` x ``n`` matrices on one thread, in G multiply-
-    accumulates per second (the median of ``repeats`` timings of 3 products): the practical float32
-    FMA peak of this CPU as torch's BLAS reaches it, the ceiling for any dense float32 layer on one
-    thread unless the layer does fewer multiplies than it counts (Winograd) or uses more threads.
-    None without torch."""
-    try:
-        import torch
-    except ImportError:
-        return None
-    import time
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        gen = torch.Generator().manual_seed(0)
-        a, b = torch.rand(n, n, generator=gen), torch.rand(n, n, generator=gen)
-        torch.mm(a, b)
-        ts = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            for _ in range(3):
-                torch.mm(a, b)
-            ts.append((time.perf_counter() - t0) / 3)
-    finally:
-        torch.set_num_threads(old)
-    return float(n ** 3 / np.median(ts) / 1e9)
-
-
 _ONEDNN_PROBE = r"""
 import json, sys
 import torch

@@ -140,10 +140,10 @@ def test_bench_quick_writes_results(tmp_path, capsys):
     assert "| layer |" in md and "| U-Net 32/64 56x48 |" in md and "Where an event step goes" in md
     assert "The shipped trained model" in md and res["real_model"]["event_1t_ms_per_step"] > 0
     assert "nan" not in md
-    if res["machine"]["torch"]:  # torch's kernel named for every convolution, and torch's GEMM ceiling
+    if res["machine"]["torch"]:  # torch's kernel named for every convolution
         rows = res["real_model_layers"]["rows"]
         assert sum("torch_impl" in r for r in rows) == sum(r["path"] != "pool_rows" for r in rows) > 10
-        assert res["real_model_layers"]["torch_gemm_gmacs"] > 0 and "| torch kernel |" in md
+        assert "| torch kernel |" in md
 
 
 def test_output_paths_checked_before_the_simulation(tmp_path, capsys):
