@@ -41,6 +41,9 @@ def main(argv=None):
     ap.add_argument("--evaluate", nargs="*", default=None, metavar="NAME",
                     help="only evaluate these ternary models (out/snn_<NAME>.safetensors, e.g. ternary_finetuned) "
                          "and add them to out/ternary.json")
+    ap.add_argument("--convert-only", action="store_true",
+                    help="write the two ternary conversions (snn_ternary_connectionwise, snn_ternary_balanced) and stop "
+                         "(spread.py evaluates them on all 40 subjects)")
     args = ap.parse_args(argv)
     net = torch_unet()
     net.load_state_dict(torch.load(os.path.join(OUT, "ann_ternary.pt"), weights_only=True))
@@ -58,6 +61,8 @@ def main(argv=None):
         for k, m in models.items():
             save_model(m, os.path.join(OUT, f"snn_{k}.safetensors"))
         print(f"converted in {time.time() - t0:.0f} s", flush=True)
+        if args.convert_only:
+            return
     else:
         from refsim import load_model
         models = {k: load_model(os.path.join(OUT, f"snn_{k}.safetensors")) for k in args.evaluate}
