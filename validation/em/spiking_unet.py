@@ -17,7 +17,9 @@ What differs from the paper (also written into RESULTS.md):
   batch 1, 200 epochs).
 * Poisson rows: one seed (0); the static rows are deterministic.
 * Metrics: the cell class (label 255) is the positive class for F1 and JS; ACC is pixel accuracy.
-* No spiking fine-tuning (Li's "FT" column): the converted network is reported as converted.
+* No spiking fine-tuning (Li's "FT" column): the converted network is reported as converted. On static
+  input it already scores its ANN's F1 (0.947, Li's fine-tuned figure), so fine-tuning could only show
+  how it would recover the Poisson rows; not attempted (the CPU time went to the hippocampus spread).
 
 Run from the repository root (torch needed for training only):
 ``python validation/em/spiking_unet.py`` (all stages; ``--stage train|convert|evaluate|diagnose|report``).
