@@ -27,3 +27,17 @@ python validation/hippocampus/spread.py --models yue_balanced_s0.5 connectionwis
 # fine-tuning from the scale-0.5 balancing (the scale that works without it)
 python validation/hippocampus/finetune_snn.py --ternary --start yue_balanced_s0.5 --name yue_s05_finetuned --lr 1e-4
 python validation/hippocampus/ternary.py --subjects 6 --evaluate yue_balanced_s0.5 yue_s05_finetuned
+# Yue's chain: Dice against T up to 1000, and why it falls below the ANN, per layer
+python validation/hippocampus/evaluate.py --models yue_balanced yue_balanced_s0.5 --subjects 6 --T 1000 --results yue_T1000.json
+cp validation/hippocampus/out/yue_T1000.json validation/hippocampus/yue_T1000.json
+python validation/hippocampus/yue_chain.py --diagnose yue_balanced yue_balanced_s0.5 yue_finetuned
+# Yue's chain with binary input (Table 5 layout): Rathi-order balancing of the binary ANN, fine-tuning, 6 subjects
+python validation/hippocampus/yue_chain.py --binary --scales 0.5,0.7
+python validation/hippocampus/finetune_snn.py --start yue_binary_balanced --name yue_binary_finetuned --lr 1e-4
+python validation/hippocampus/evaluate.py --models yue_binary_balanced yue_binary_finetuned yue_binary_balanced_s0.5 --subjects 6 --T 200 --results yue_binary.json
+# spread of the remaining rows (resumable; see spread.json's commands for what each run covered)
+python validation/hippocampus/convert_snn.py --T 200     # snn_converted, snn_layerwise (deterministic; connectionwise unchanged)
+python validation/hippocampus/spread.py --models converted layerwise --anns --seeds 0,1,2 --results spread_binary.json
+python validation/hippocampus/spread.py --models yue_balanced_s0.4 yue_balanced_s1 yue_balanced_s0.3 --anns --seeds 0,1,2 --results spread_scales.json
+python validation/hippocampus/ternary.py --convert-only
+python validation/hippocampus/spread.py --models ternary_connectionwise ternary_balanced --anns --seeds 0,1,2 --results spread_ternary.json
