@@ -13,6 +13,7 @@ Run from the repository root: ``python validation/hippocampus/yue_chain.py``."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -29,6 +30,24 @@ from refsim.encoding import make_encoder  # noqa: E402
 from validation.hippocampus.common import OUT, to_refsim, torch_unet  # noqa: E402
 from validation.hippocampus.convert_snn import calibration  # noqa: E402
 from validation.hippocampus.ternary import TERNARY_META  # noqa: E402
+
+
+def rate_model_dice(g, params, subjects=6):
+    """Mean 3-D Dice of the network's rate model (ideal IF neurons on constant input: ReLU(current) /
+    threshold, at most one spike a step; :func:`refsim.analysis.conversion.rate_model`) on the first
+    ``subjects`` test subjects, read out as the SNN is (the mean output current above 0, i.e.
+    sigmoid(v/T) > 0.5): what the thresholds allow before any spike is counted."""
+    from refsim.analysis import conversion, metrics
+    from validation.hippocampus.common import split, volume_slices
+    ds = []
+    for c in split()[2][:subjects]:
+        x, y = volume_slices(c, g.metadata.get("normalize", "unit"))
+        x = x.astype(np.float64)
+        rates = conversion.rate_model(g, params, x)
+        out = g.propagate(x, lambda n, node, cur: rates[n] * (1.0 if params[n].choices.spike_value != "threshold"
+                                                              else np.asarray(params[n].threshold)))
+        ds.append(metrics.dice(out[g.outputs[0]][:, 0] > 0, y[:, 0] > 0.5))
+    return float(np.mean(ds))
 
 
 def diagnose(names, T=200, seed=0, subject=None):
@@ -55,6 +74,7 @@ def diagnose(names, T=200, seed=0, subject=None):
         tr = sim.run(x, T, cfg.encoder(), Recorder(counts=True, output=False))
         q = conversion.conversion_quality(g, sim.params, x, tr)
         out[name] = {"subject": subject, "T": T, "seed": seed, "first_below_bound": q["first_below_bound"],
+                     "rate_model_dice_3d": rate_model_dice(g, sim.params),
                      "layers": {n: {"rate": float(tr.counts[n].mean() / T),
                                     "silent": float((tr.counts[n] == 0).mean()),
                                     "correlation": q["layers"][n]["correlation"], "slope": q["layers"][n]["slope"]}
@@ -76,8 +96,13 @@ def main(argv=None):
                          "out/snn_<NAME>.safetensors on the first test subject (written to yue_layers.json)")
     args = ap.parse_args(argv)
     if args.diagnose:
-        res = diagnose(args.diagnose, T=args.T)
-        write_json(os.path.join(os.path.dirname(os.path.abspath(__file__)), "yue_layers.json"), res)
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "yue_layers.json")
+        res = {}
+        if os.path.exists(path):  # other networks diagnosed before stay
+            with open(path) as fh:
+                res = json.load(fh)
+        res.update(diagnose(args.diagnose, T=args.T))
+        write_json(path, res)
         return
     net = torch_unet()
     ann, meta, norm, enc, stem = (("ann", {}, "unit", "poisson", "yue_binary_balanced") if args.binary else
