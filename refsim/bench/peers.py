@@ -1,5 +1,11 @@
 """Dense torch CPU peers for the benchmark harness (torch imported lazily; optional)."""
 from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
 import numpy as np
 
 from ..errors import UnknownNameError, ValidationError
@@ -184,10 +190,6 @@ def onednn_implementations(specs, timeout=300):
     log format)."""
     if torch_version() is None:
         return None
-    import json
-    import os
-    import subprocess
-    import sys
     env = dict(os.environ, ONEDNN_VERBOSE="1", DNNL_VERBOSE="1", OMP_NUM_THREADS="1")
     try:
         out = subprocess.run([sys.executable, "-c", _ONEDNN_PROBE], input=json.dumps(specs), env=env,
