@@ -315,7 +315,7 @@ def real_model_layers(quick):
     plan = sim.plan(ReplayEncoder(train))
     B = len(x)
     macs = dense_macs(g)
-    rows = []
+    rows, convs = [], []  # convs: (row, what onednn_implementations needs for that convolution)
     for name in g.order:
         node = g[name]
         if node.TYPE not in ("Conv2d", "ConvTranspose2d", "AvgPool2d", "SumPool2d", "Linear"):
@@ -344,10 +344,8 @@ def real_model_layers(quick):
                 alone()
             row["torch_cpu_per_wall"] = (time.process_time() - cpu0) / (time.perf_counter() - wall0)
         rows.append(row)
-    convs = [(row, _onednn_spec(g[name], (B,) + g.shapes[g[name].inputs[0]]))
-             for row, name in zip(rows, [n for n in g.order if g[n].TYPE in ("Conv2d", "ConvTranspose2d", "AvgPool2d",
-                                                                              "SumPool2d", "Linear")])
-             if g[name].TYPE in ("Conv2d", "ConvTranspose2d")]
+        if node.TYPE in ("Conv2d", "ConvTranspose2d"):
+            convs.append((row, _onednn_spec(node, (B,) + g.shapes[src])))
     impls = onednn_implementations([spec for _, spec in convs]) if convs else None
     for (row, _), impl in zip(convs, impls or []):
         row["torch_impl"] = impl
@@ -371,6 +369,7 @@ def _onednn_spec(node, shape):
         spec.update(padding=list(node.padding), output_padding=list(node.output_padding))
     spec["shape"] = [int(v) for v in shape]
     return spec
+
 
 def check_cost(quick):
     """``refsim check`` against the run that recorded its traces: the shipped model on the demo volume

@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 
+from .._optional import optional_import
 from ..errors import UnknownNameError, ValidationError
 
 
@@ -162,21 +163,22 @@ def network_peer(graph, peer="torch", threads=1, channels_last=True):
     return step, reset
 
 
-_ONEDNN_PROBE = r"""
-import json, sys
-import torch
-import torch.nn.functional as F
-torch.set_num_threads(1)
-cl = dict(memory_format=torch.channels_last)
-for s in json.load(sys.stdin):
-    x = torch.zeros(s["shape"]).contiguous(**cl)
-    w = torch.zeros(s["weight"]).contiguous(**cl)
-    with torch.no_grad():
-        if s["type"] == "Conv2d":
-            F.conv2d(x, w, None, s["stride"], s["padding"], s["dilation"], s["groups"])
-        else:
-            F.conv_transpose2d(x, w, None, s["stride"], s["padding"], s["output_padding"], s["groups"], s["dilation"])
-"""
+def _onednn_probe():
+    """Run each convolution spec read as JSON from stdin once, float32 channels-last on one thread (the
+    subprocess of :func:`onednn_implementations`, whose oneDNN log goes to stdout)."""
+    torch = optional_import("torch", "the benchmark's torch kernel names")
+    F = torch.nn.functional
+    torch.set_num_threads(1)
+    cl = dict(memory_format=torch.channels_last)
+    for s in json.load(sys.stdin):
+        x = torch.zeros(s["shape"]).contiguous(**cl)
+        w = torch.zeros(s["weight"]).contiguous(**cl)
+        with torch.no_grad():
+            if s["type"] == "Conv2d":
+                F.conv2d(x, w, None, s["stride"], s["padding"], s["dilation"], s["groups"])
+            else:
+                F.conv_transpose2d(x, w, None, s["stride"], s["padding"], s["output_padding"], s["groups"],
+                                   s["dilation"])
 
 
 def onednn_implementations(specs, timeout=300):
@@ -192,7 +194,8 @@ def onednn_implementations(specs, timeout=300):
         return None
     env = dict(os.environ, ONEDNN_VERBOSE="1", DNNL_VERBOSE="1", OMP_NUM_THREADS="1")
     try:
-        out = subprocess.run([sys.executable, "-c", _ONEDNN_PROBE], input=json.dumps(specs), env=env,
+        out = subprocess.run([sys.executable, "-c", "from refsim.bench.peers import _onednn_probe; _onednn_probe()"],
+                             input=json.dumps(specs), env=env,
                              capture_output=True, text=True, timeout=timeout)
     except (OSError, subprocess.SubprocessError):
         return None

@@ -27,4 +27,3 @@ def test_a_log_that_does_not_match_the_specs_gives_none():
     bad = {"type": "Conv2d", "shape": [1, 3, 8, 8], "weight": [4, 5, 3, 3], "stride": [1, 1], "padding": [1, 1],
            "dilation": [1, 1], "groups": 1, "output_padding": [0, 0]}
     assert onednn_implementations([bad]) is None
-
