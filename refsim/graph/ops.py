@@ -41,10 +41,13 @@ def conv2d(x, weight, bias=None, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 
     for g in range(groups):
         wg = w[g * cout_g:(g + 1) * cout_g]
         # np.tensordot(windows, wg, axes=([1, 4, 5], [1, 2, 3])) with its window copy built by a kernel:
-        # the same operands, in the same layout, to the same dot, so the same bits (tests/unit/test_ops.py)
+        # the same operands, in the same layout, to the same dot, so the same bits (tests/unit/test_ops.py).
+        # The weights stay the view tensordot makes (a reshape of the transposed kernel, often Fortran-
+        # ordered, no copy): BLAS picks its kernel by the operands' layout, and some (OpenBLAS's for
+        # AVX-512) sum in another order for a transposed operand, so a C-ordered copy gives other bits
         a = window_matrix(x=xp, kernel=(kh, kw), stride=stride, dilation=dilation, first_channel=g * cin_g,
                           channels=cin_g, out_hw=(ho, wo))
-        bt = np.ascontiguousarray(wg.transpose(1, 2, 3, 0)).reshape(cin_g * kh * kw, cout_g)
+        bt = wg.transpose(1, 2, 3, 0).reshape(cin_g * kh * kw, cout_g)
         outs.append(np.dot(a, bt).reshape(x.shape[0], ho, wo, cout_g))  # B, Ho, Wo, cout_g
     out = np.concatenate(outs, axis=3).transpose(0, 3, 1, 2)
     if bias is not None:
