@@ -83,11 +83,11 @@ def layer_benchmarks(quick, min_time):
                 ev = K.row_events(1, (c, h, w))
                 K.rows_from_nchw(a=x, events=ev)
                 buf = np.zeros((1, h + 3, w + 3, c))
-                scatter = lambda: K.conv_s1_rows(buf=buf, events=ev, weights=wF, pad_top=1, pad_left=1)
+                scatter = lambda: K.conv_s1_rows(buf=buf, events=ev, weights=wF, pad_top=1, pad_left=1, unit=True)
                 t_kernel = _best(scatter, min_time)
                 ev32 = ev[:2] + (ev[2].astype(np.float32),) + ev[3:]
                 buf32, wF32 = buf.astype(np.float32), wF.astype(np.float32)
-                t_kernel32 = _best(lambda: K.conv_s1_rows(buf=buf32, events=ev32, weights=wF32, pad_top=1, pad_left=1),
+                t_kernel32 = _best(lambda: K.conv_s1_rows(buf=buf32, events=ev32, weights=wF32, pad_top=1, pad_left=1, unit=True),
                                    min_time)
 
                 def step():

@@ -20,11 +20,57 @@ or N threads. No ``fastmath``: the arithmetic is the reference's, operation for 
 """
 from __future__ import annotations
 
+import contextlib
+
+import numba
 import numpy as np
-from numba import njit, prange
+from numba import carray, njit, prange, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 # reset codes (NeuronChoices.reset)
 RESET_SUBTRACT, RESET_ZERO, RESET_NONE = 0, 1, 2
+
+# accumulator blocks of _scatter_row_blocks, in elements: the widest that divides a kernel row's run
+# (kw * Cout) is used; 96 and 48 are the 3x3 kernels of 32 and 16 channels, measured best there
+BLOCK_WIDTHS = (96, 48, 32, 16, 8)
+
+
+@contextlib.contextmanager
+def slp_vectorize():
+    """Compile the Numba functions first called inside this block with LLVM's SLP vectoriser on
+    (Numba leaves it off unless ``NUMBA_SLP_VECTORIZE=1``). It is what keeps the accumulator blocks
+    of :func:`_scatter_row_blocks` in vector registers (2-3x faster there). Numba reads the setting
+    when it finalises a compiled library, so only the kernels compiled inside the block are
+    affected: refsim sets nothing in the environment, and other Numba code in the same process
+    compiles as it would without refsim. The SLP vectoriser packs isomorphic scalar operations into
+    vector ones; without ``fastmath`` it never reassociates, so every result keeps its bits."""
+    old = numba.core.config.SLP_VECTORIZE
+    numba.core.config.SLP_VECTORIZE = 1
+    try:
+        yield
+    finally:
+        numba.core.config.SLP_VECTORIZE = old
+
+
+@intrinsic
+def _stack_block(typingctx, size, sample):
+    """A pointer to ``size`` (a constant) uninitialised elements of ``sample``'s type on the calling
+    function's stack (an LLVM ``alloca`` in its entry block). Indexed with constants after
+    unrolling, LLVM keeps the elements in registers."""
+    def codegen(context, builder, signature, args):
+        return cgutils.alloca_once(builder, context.get_value_type(sample), size=args[0])
+    return types.CPointer(sample)(types.intp, sample), codegen
+
+
+def block_width(run: int) -> int:
+    """The accumulator block :func:`_scatter_row_blocks` uses for kernel rows of ``run`` elements
+    (``kw * Cout``): the widest of :data:`BLOCK_WIDTHS` that divides it, or 0 when none does (then
+    :func:`_scatter_row` runs)."""
+    for bw in BLOCK_WIDTHS:
+        if run % bw == 0:
+            return bw
+    return 0
 
 
 @njit(cache=True, inline="always")
@@ -242,8 +288,81 @@ def _scatter_row(o_row, exr, ecr, evr, n, wF, ki, pl, cout, ch_off, sx):
             e += 1
 
 
+def _make_scatter_blocks(bw):
+    """:func:`_scatter_row`'s terms in another grouping, with a block of ``bw`` (a constant)
+    accumulators: the events of one input pixel are walked once per block of ``bw`` elements of
+    their kernel row's run, summed in the block (which LLVM keeps in vector registers when the
+    SLP vectoriser is on: :func:`slp_vectorize`), and the block is added to the output row once
+    per pixel. One loop walks a pixel's events and finds its end, so a pixel costs one
+    mispredicted branch per block instead of one per group of events. ``unit``: every value of the
+    events is 1.0 (binary spikes), so weights are added without the multiply (exact).
+
+    The event plan proved every partial sum exact in float64, so the grouping changes no bit
+    there; in float32 mode it is another summation order inside the mode's rounding bound, the
+    same on any thread count (it depends on the events only)."""
+    @njit(cache=True)
+    def scatter(o_row, exr, ecr, evr, n, wF, ki, pl, cout, ch_off, sx, unit):
+        nblk = wF.shape[2] // bw
+        acc = carray(_stack_block(bw, o_row[0]), (bw,))
+        uki = np.uintp(ki)
+        e = 0
+        while e < n:
+            x = exr[e]
+            start = np.uintp((np.int64(x) * sx + pl) * cout)
+            e0 = e
+            for blk in range(nblk):
+                off = np.uintp(blk * bw)
+                for j in range(bw):
+                    acc[j] = 0.0
+                q = e0
+                if unit:
+                    while True:
+                        c = np.uintp(ecr[q] + ch_off)
+                        for j in range(bw):
+                            acc[j] += wF[c, uki, off + np.uintp(j)]
+                        q += 1
+                        if q >= n or exr[q] != x:
+                            break
+                else:
+                    while True:
+                        c = np.uintp(ecr[q] + ch_off)
+                        vq = evr[q]
+                        for j in range(bw):
+                            acc[j] += vq * wF[c, uki, off + np.uintp(j)]
+                        q += 1
+                        if q >= n or exr[q] != x:
+                            break
+                for j in range(bw):
+                    o_row[start + off + np.uintp(j)] += acc[j]
+                e = q
+    return scatter
+
+
+_scatter_blocks_96 = _make_scatter_blocks(96)
+_scatter_blocks_48 = _make_scatter_blocks(48)
+_scatter_blocks_32 = _make_scatter_blocks(32)
+_scatter_blocks_16 = _make_scatter_blocks(16)
+_scatter_blocks_8 = _make_scatter_blocks(8)
+
+
+@njit(cache=True)
+def _scatter_row_blocks(o_row, exr, ecr, evr, n, wF, ki, pl, cout, ch_off, sx, bw, unit):
+    """:func:`_scatter_row`'s terms through the block kernel of width ``bw``
+    (:func:`block_width`; see :func:`_make_scatter_blocks`)."""
+    if bw == 96:
+        _scatter_blocks_96(o_row, exr, ecr, evr, n, wF, ki, pl, cout, ch_off, sx, unit)
+    elif bw == 48:
+        _scatter_blocks_48(o_row, exr, ecr, evr, n, wF, ki, pl, cout, ch_off, sx, unit)
+    elif bw == 32:
+        _scatter_blocks_32(o_row, exr, ecr, evr, n, wF, ki, pl, cout, ch_off, sx, unit)
+    elif bw == 16:
+        _scatter_blocks_16(o_row, exr, ecr, evr, n, wF, ki, pl, cout, ch_off, sx, unit)
+    else:
+        _scatter_blocks_8(o_row, exr, ecr, evr, n, wF, ki, pl, cout, ch_off, sx, unit)
+
+
 @njit(cache=True, parallel=True)
-def _conv_neuron_rows(exs, ecs, evs, rcnts, offs, wF, pt, pl, Wb,
+def _conv_neuron_rows(exs, ecs, evs, rcnts, offs, units, wF, pt, pl, Wb, bw,
                       bias, has_bias, v, vpre, keep_pre, th,
                       ge, fire_first, reset, multi, ternary, vmin, has_vmin, val_th,
                       ex, ec, ev, rcnt, rsum, rmax, counts, has_counts, spk, has_spk, flags):
@@ -254,9 +373,11 @@ def _conv_neuron_rows(exs, ecs, evs, rcnts, offs, wF, pt, pl, Wb,
     is read, zeroed or written back.
 
     exs, ecs, evs, rcnts : tuples of the input's row-segmented event arrays, one per part of a
-    channel concatenation; offs : each part's first channel. wF : [Cin, kh, kw * Cout] flipped
+    channel concatenation; offs : each part's first channel; units : whether each part's event
+    values are all 1.0 (binary spikes). wF : [Cin, kh, kw * Cout] flipped
     kernel (:func:`refsim.kernels.scatter.prepare_conv_s1`); pt, pl : top and left padding;
-    Wb : the row buffer's width in pixels (at least ``max(W + pl, Wo) + kw - 1``). The remaining
+    Wb : the row buffer's width in pixels (at least ``max(W + pl, Wo) + kw - 1``); bw : the
+    accumulator block of :func:`_scatter_row_blocks` (:func:`block_width`; 0: :func:`_scatter_row`). The remaining
     arguments are :func:`_neuron_rows`'s. Rows run in parallel; each row's terms are added in the
     same order on any thread count."""
     B, Ho, Wo, C = v.shape
@@ -273,14 +394,19 @@ def _conv_neuron_rows(exs, ecs, evs, rcnts, offs, wF, pt, pl, Wb,
             for y in range(max(0, oy - pt), min(H, oy - pt + kh)):
                 n = rc[b, y]
                 if n:
-                    _scatter_row(flat, exs[p][b, y], ecs[p][b, y], evs[p][b, y], n, wF, y + pt - oy, pl, C, offs[p], 1)
+                    if bw:
+                        _scatter_row_blocks(flat, exs[p][b, y], ecs[p][b, y], evs[p][b, y], n, wF, y + pt - oy, pl, C,
+                                            offs[p], 1, bw, units[p])
+                    else:
+                        _scatter_row(flat, exs[p][b, y], ecs[p][b, y], evs[p][b, y], n, wF, y + pt - oy, pl, C, offs[p],
+                                     1)
         _neuron_row(buf, kw - 1, False, b, oy, bias, has_bias, v, vpre, keep_pre, th, ge,
                     fire_first, reset, multi, ternary, vmin, has_vmin, val_th, ex, ec, ev, rcnt, rsum, rmax,
                     counts, has_counts, spk, has_spk, flags[job])
 
 
 @njit(cache=True, parallel=True)
-def _convt_neuron_rows(exs, ecs, evs, rcnts, offs, w, sh, sw, ph, pw, dh, dw, cin_g, Wb,
+def _convt_neuron_rows(exs, ecs, evs, rcnts, offs, units, w, sh, sw, ph, pw, dh, dw, cin_g, Wb, bw,
                        bias, has_bias, v, vpre, keep_pre, th,
                        ge, fire_first, reset, multi, ternary, vmin, has_vmin, val_th,
                        ex, ec, ev, rcnt, rsum, rmax, counts, has_counts, spk, has_spk, flags):
@@ -291,8 +417,9 @@ def _convt_neuron_rows(exs, ecs, evs, rcnts, offs, w, sh, sw, ph, pw, dh, dw, ci
     ``w`` is [Cin, kh, kw, Cout/groups]; ``cin_g`` = Cin/groups; output pixel ox sits at buffer
     column ``ox + pw``, and ``Wb`` >= max((W - 1) * sw + kw, Wo + pw) columns hold every term.
     With one group and no column dilation an event's kernel row is one contiguous run of
-    kw * Cout weights on kw adjacent pixels, added by :func:`_scatter_row` (terms beyond the
-    output's edges land in the margins, which nothing reads); otherwise weight by weight."""
+    kw * Cout weights on kw adjacent pixels, added by :func:`_scatter_row_blocks` with block ``bw``
+    (:func:`block_width` of kw * Cout; 0: :func:`_scatter_row`; terms beyond the output's edges
+    land in the margins, which nothing reads); otherwise weight by weight."""
     B, Ho, Wo, C = v.shape
     kh, kw, cout_g = w.shape[1], w.shape[2], w.shape[3]
     runs = cout_g == C and dw == 1
@@ -312,7 +439,10 @@ def _convt_neuron_rows(exs, ecs, evs, rcnts, offs, w, sh, sw, ph, pw, dh, dw, ci
                     continue
                 n = rcnts[p][b, y]
                 if runs:
-                    if n:
+                    if n and bw:
+                        _scatter_row_blocks(flat, exs[p][b, y], ecs[p][b, y], evs[p][b, y], n, wr, ki, 0, C, offs[p], sw,
+                                            bw, units[p])
+                    elif n:
                         _scatter_row(flat, exs[p][b, y], ecs[p][b, y], evs[p][b, y], n, wr, ki, 0, C, offs[p], sw)
                     continue
                 exr, ecr, evr = exs[p][b, y], ecs[p][b, y], evs[p][b, y]
@@ -409,12 +539,13 @@ def _mt_rows(cur, r0, c0, zero_cur, bias, has_bias, v, vpre, keep_pre, lv,
 
 
 @njit(cache=True, parallel=True)
-def _conv_s1_rows(buf, ex, ec, ev, rcnt, wF, pt, pl, cout, ch_off, nbands):
+def _conv_s1_rows(buf, ex, ec, ev, rcnt, wF, pt, pl, cout, ch_off, nbands, bw, unit):
     """Stride-1 convolution as scatter of row-segmented events into a halo buffer ``buf``
     (B, R, Wb * cout). Bands of buffer rows run in parallel; a band visits the input rows that
     reach it, in order, and adds only the kernel rows that land inside it, each through
-    :func:`_scatter_row` (the fused kernels' scatter). The grouping of a pixel's events depends on
-    the events only, so float32 results too are the same on any number of threads."""
+    :func:`_scatter_row_blocks` with block ``bw`` and ``unit`` (all values 1.0) as the fused kernels
+    do (``bw`` 0: :func:`_scatter_row`). The grouping of a pixel's events depends on the events
+    only, so float32 results too are the same on any number of threads."""
     B, H = rcnt.shape
     kh = wF.shape[1]
     R = buf.shape[1]
@@ -432,7 +563,11 @@ def _conv_s1_rows(buf, ex, ec, ev, rcnt, wF, pt, pl, cout, ch_off, nbands):
             n = rcnt[b, y]
             if n:
                 for ki in range(max(0, top - hi + 1), min(kh, top - lo + 1)):
-                    _scatter_row(buf[b, top - ki], ex[b, y], ec[b, y], ev[b, y], n, wF, ki, pl, cout, ch_off, 1)
+                    if bw:
+                        _scatter_row_blocks(buf[b, top - ki], ex[b, y], ec[b, y], ev[b, y], n, wF, ki, pl, cout, ch_off,
+                                            1, bw, unit)
+                    else:
+                        _scatter_row(buf[b, top - ki], ex[b, y], ec[b, y], ev[b, y], n, wF, ki, pl, cout, ch_off, 1)
 
 
 @njit(cache=True, parallel=True)

@@ -129,12 +129,19 @@ def _bind_fused_synaptic(kernel, head, v, mid, scratch):
     nobias, nospk = _dummy(v.dtype, 1), _dummy(np.int8)
     empty = (_no_events(v.dtype), 0)
 
+    first = [True]
+
     def step(parts, bias, spk):
         # at least two parts, so one compiled kernel serves plain inputs and two-way concatenations
         # (Numba compiles once per tuple length; an empty part adds nothing)
         parts = list(parts) + [empty] * (2 - len(parts))
+        if first[0]:  # a first call may compile: with the SLP vectoriser on for this kernel only
+            first[0] = False
+            with _F.slp_vectorize():
+                return step(parts, bias, spk)
         kernel(tuple(p[0][0] for p in parts), tuple(p[0][1] for p in parts), tuple(p[0][2] for p in parts),
-               tuple(p[0][3] for p in parts), np.array([p[1] for p in parts], np.int64), *head,
+               tuple(p[0][3] for p in parts), np.array([p[1] for p in parts], np.int64),
+               np.array([len(p) > 2 and bool(p[2]) for p in parts], np.bool_), *head,
                nobias if bias is None else bias, bias is not None, *mid, nospk if spk is None else spk,
                spk is not None, scratch)
     return step
@@ -146,10 +153,12 @@ def bind_conv_neuron_rows(*, weights, pad_top, pad_left, buffer_width, v, th, fl
     ternary layer it feeds) with the per-run arguments bound: the flipped kernel ``weights``
     [Cin, kh, kw * Cout] (:func:`prepare_conv_s1`), the padding, the row buffer's width in pixels,
     and the neuron layer's arguments as in :func:`bind_neuron_rows`. Returns
-    ``step(parts, bias, spk)``: ``parts`` is a list of ``(events, first channel)``, one per part of
-    the input (a channel concatenation has several); ``bias`` (Cout,) or None; ``spk`` as in
+    ``step(parts, bias, spk)``: ``parts`` is a list of ``(events, first channel)`` or ``(events,
+    first channel, unit)``, one per part of the input (a channel concatenation has several), where
+    ``unit`` says that every event value of the part is 1.0 (binary spikes: the kernel then adds
+    weights without multiplying; default False); ``bias`` (Cout,) or None; ``spk`` as in
     :func:`bind_neuron_rows`."""
-    head = (weights, int(pad_top), int(pad_left), int(buffer_width))
+    head = (weights, int(pad_top), int(pad_left), int(buffer_width), _F.block_width(weights.shape[2]))
     return _bind_fused_synaptic(_F._conv_neuron_rows, head, v, _neuron_args(v, th, flags, events, rsum, vpre, counts),
                                 scratch)
 
@@ -170,8 +179,9 @@ def bind_convt_neuron_rows(*, weights, stride, padding, dilation, cin_per_group,
     bound. Returns ``step(parts, bias, spk)`` as :func:`bind_conv_neuron_rows` does."""
     kw, wo = weights.shape[2], v.shape[2]
     width = max((int(in_width) - 1) * int(stride[1]) + (kw - 1) * int(dilation[1]) + 1, wo + int(padding[1]), 1)
+    runs = weights.shape[3] == v.shape[3] and int(dilation[1]) == 1  # the kernel's contiguous-run case
     head = (weights, int(stride[0]), int(stride[1]), int(padding[0]), int(padding[1]), int(dilation[0]),
-            int(dilation[1]), int(cin_per_group), width)
+            int(dilation[1]), int(cin_per_group), width, _F.block_width(kw * weights.shape[3]) if runs else 0)
     return _bind_fused_synaptic(_F._convt_neuron_rows, head, v, _neuron_args(v, th, flags, events, rsum, vpre, counts),
                                 scratch)
 
@@ -212,19 +222,28 @@ def mt_rows(*, cur, v, levels, flags: NeuronFlags, events, rsum, r0=0, c0=0, zer
 def bind_conv_s1_rows(*, buf, weights, pad_top, pad_left, bands=1):
     """:func:`refsim.kernels.fused._conv_s1_rows` (stride-1 convolution scattered into the halo
     buffer ``buf`` (B, R, Wb, Cout), flipped kernel ``weights`` [Cin, kh, kw * Cout] from
-    :func:`prepare_conv_s1`) bound to a layer. Returns ``scatter(events, channel_offset)``."""
+    :func:`prepare_conv_s1`) bound to a layer. Returns ``scatter(events, channel_offset, unit=False)``
+    (``unit``: every event value is 1.0, so weights are added without the multiply)."""
     B, R, Wb, cout = buf.shape
     flat = buf.reshape(B, R, Wb * cout)
     kernel = _F._conv_s1_rows
+    bw = _F.block_width(weights.shape[2])
+    first = [True]
 
-    def scatter(events, channel_offset):
-        kernel(flat, events[0], events[1], events[2], events[3], weights, pad_top, pad_left, cout, channel_offset, bands)
+    def scatter(events, channel_offset, unit=False):
+        if first[0]:  # a first call may compile: with the SLP vectoriser on for this kernel only
+            first[0] = False
+            with _F.slp_vectorize():
+                return scatter(events, channel_offset, unit)
+        kernel(flat, events[0], events[1], events[2], events[3], weights, pad_top, pad_left, cout, channel_offset, bands,
+               bw, bool(unit))
     return scatter
 
 
-def conv_s1_rows(*, buf, events, weights, pad_top, pad_left, channel_offset=0, bands=1):
+def conv_s1_rows(*, buf, events, weights, pad_top, pad_left, channel_offset=0, bands=1, unit=False):
     """One call of :func:`bind_conv_s1_rows`'s scatter, all arguments by keyword."""
-    bind_conv_s1_rows(buf=buf, weights=weights, pad_top=pad_top, pad_left=pad_left, bands=bands)(events, channel_offset)
+    bind_conv_s1_rows(buf=buf, weights=weights, pad_top=pad_top, pad_left=pad_left, bands=bands)(events, channel_offset,
+                                                                                                    unit)
 
 
 def bind_conv_transpose_rows(*, buf, weights, stride, padding, dilation, out_hw, cin_per_group, offset=(0, 0)):
@@ -380,8 +399,9 @@ def conv2d_events_s1(x, node, weights, out_shape, events=None):
     pt, pl = node.pads[0], node.pads[2]
     R, Wb = max(H + pt, ho) + kh - 1, max(W + pl, wo) + kw - 1
     buf = np.zeros((B, R, Wb, cout))
+    unit = bool(np.all((x == 0.0) | (x == 1.0)))  # binary spikes: the kernel adds weights without multiplying
     conv_s1_rows(buf=buf, events=dense_events(x) if events is None else events, weights=weights, pad_top=pt,
-                 pad_left=pl)
+                 pad_left=pl, unit=unit)
     res = np.ascontiguousarray(buf[:, kh - 1:kh - 1 + ho, kw - 1:kw - 1 + wo].transpose(0, 3, 1, 2))
     return _add_bias(res, node.bias)
 

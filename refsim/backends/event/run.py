@@ -24,11 +24,12 @@ from ...neurons import get_model
 
 
 class EventMap:
-    __slots__ = ("events", "shape", "_dense")
+    __slots__ = ("events", "shape", "unit", "_dense")
 
-    def __init__(self, events, shape):
+    def __init__(self, events, shape, unit=False):
         self.events = events  # (ex, ec, ev, rcnt, rmax)
         self.shape = shape
+        self.unit = unit      # every value is 1.0 (a binary IF layer's spikes), so kernels may skip the multiply
         self._dense = None
 
     def vmax(self):
@@ -145,6 +146,8 @@ class _FusedLayer:
         self.shape = (C, H, W)
         self.mt = get_model(node.model).bitmask
         self.flags = K.choice_flags(node.model, p.choices)
+        f = self.flags  # one spike of value 1 per firing neuron, nothing else
+        self.unit = not (self.mt or f.multi or f.ternary or f.val_th)
         shape = (B, H, W, C)
         self.v = np.zeros(shape, dt)
         self.vpre = np.zeros(shape, dt) if (name in tr.membranes and self.flags.pre_reset_report) else None
@@ -222,7 +225,7 @@ class EventRun(Run):
             K.rows_add_nchw(out=a.values, events=a.events)
         if a.membranes is not None:
             a.membranes[t] = (a.vpre if a.vpre is not None else a.v).transpose(0, 3, 1, 2)
-        return EventMap(a.events, a.shape)
+        return EventMap(a.events, a.shape, a.unit)
 
     def _conv_neuron(self, a, name, pending, t):
         """The convolution ``pending`` and neuron layer ``name`` in one pass (``conv_neuron_rows``)."""
@@ -242,7 +245,7 @@ class EventRun(Run):
                                                        cin_per_group=node.weight.shape[0] // node.groups,
                                                        in_width=pending.src.shape[2], **layer)
             a.conv_bias = None if node.bias is None else node.bias.astype(self.dt)
-        a.conv_step([(m.events, off) for m, off in pending.src.parts()], a.conv_bias,
+        a.conv_step([(m.events, off, m.unit) for m, off in pending.src.parts()], a.conv_bias,
                     a.spikes[t].transpose(0, 2, 3, 1) if a.spikes is not None else None)
         return self._emitted(a, t)
 
@@ -327,7 +330,7 @@ class EventRun(Run):
         buf, scatter = self._buffer(node.name, (self.B, R, Wb, cout), lambda b: K.bind_conv_s1_rows(
             buf=b, weights=self._w[node.name], pad_top=pt, pad_left=pl, bands=self.nbands))
         for m, off in src.parts():
-            scatter(m.events, off)
+            scatter(m.events, off, getattr(m, "unit", False))
         return self._halo_current(node, buf, kh - 1, kw - 1, shape)
 
     def _conv_transpose(self, node, src, shape):
