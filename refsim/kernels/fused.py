@@ -116,52 +116,48 @@ def _neuron_row(crow, c0, zero_cur, b, y, bias, has_bias, v, vpre, keep_pre, th,
         # pass 1, branch-free so it vectorises: v - f * t is the reference's v - n * theta
         # (n = 0 subtracts 0.0); spike flags go to the scratch
         cnt = 0
+        # (2-D indexing, no row views: a view in a pixel loop costs a reference-count update)
         for x in range(W):
-            cx = crow[c0 + x]
-            vx = vrow[x]
-            fx = fl[x]
+            xc = c0 + x
             cx_ = 0
             if has_bias:
                 for c in range(C):
-                    vp = vx[c] + (cx[c] + bias[c])
+                    vp = vrow[x, c] + (crow[xc, c] + bias[c])
                     t = th[c]
                     f = (vp >= t) if ge else (vp > t)
-                    vx[c] = vp - f * t
-                    fx[c] = f
+                    vrow[x, c] = vp - f * t
+                    fl[x, c] = f
                     cx_ += f
             else:
                 for c in range(C):
-                    vp = vx[c] + cx[c]
+                    vp = vrow[x, c] + crow[xc, c]
                     t = th[c]
                     f = (vp >= t) if ge else (vp > t)
-                    vx[c] = vp - f * t
-                    fx[c] = f
+                    vrow[x, c] = vp - f * t
+                    fl[x, c] = f
                     cx_ += f
-            fx[C] = cx_ > 0  # pixel mark: pass 2 skips silent pixels
+            fl[x, C] = cx_ > 0  # pixel mark: pass 2 skips silent pixels
             cnt += cx_
             if zero_cur:
                 for c in range(C):
-                    cx[c] = 0.0
+                    crow[xc, c] = 0.0
         # pass 2, only for rows that spiked: emit in raster order without a branch per neuron (each
         # neuron writes the next slot, which only a spike keeps), count, record
         if cnt:
             for x in range(W):
-                fx = fl[x]
-                if not fx[C]:
+                if not fl[x, C]:
                     continue
                 for c in range(C):
                     exr[n_ev] = x
                     ecr[n_ev] = c
                     evr[n_ev] = 1.0
-                    n_ev += fx[c]
+                    n_ev += fl[x, c]
                 if has_counts:
-                    kx = crow_counts[x]
                     for c in range(C):
-                        kx[c] += fx[c]
+                        crow_counts[x, c] += fl[x, c]
                 if has_spk:
-                    sx = srow[x]
                     for c in range(C):
-                        sx[c] = fx[c]
+                        srow[x, c] = fl[x, c]
         tot = n_ev
     for x in range(W if not simple else 0):
         cx = crow[c0 + x]
@@ -208,7 +204,13 @@ def _neuron_row(crow, c0, zero_cur, b, y, bias, has_bias, v, vpre, keep_pre, th,
                 if has_spk:
                     srow[x, c] = n
     mx = 0.0
-    for e in range(n_ev):
+    if simple and not val_th:  # every event is one spike of value 1
+        n_ev_loop = 0
+        if n_ev:
+            mx = 1.0
+    else:
+        n_ev_loop = n_ev
+    for e in range(n_ev_loop):
         if val_th:
             evr[e] = evr[e] * th[ecr[e]]
         a = abs(evr[e])

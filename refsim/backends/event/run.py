@@ -264,7 +264,8 @@ class EventRun(Run):
         x = np.ascontiguousarray(dense(val), dtype=np.float64)
         arrays = self.event_arrays("<in>" + name, x.shape[1:])
         K.rows_from_nchw(a=x, events=arrays)
-        return EventMap(arrays, x.shape[1:])
+        # binary input spikes (a Poisson or replayed 0/1 train): the scatter may skip the multiply
+        return EventMap(arrays, x.shape[1:], bool(np.all((x == 0.0) | (x == 1.0))))
 
     def node(self, node, vals):
         name = node.name
