@@ -33,6 +33,12 @@ this round, no gain: the scatter without the multiply for unit-valued rows (18.6
 and the scatter with every pixel's events padded to groups of four through a zero weight row
 (0.78-0.89x).
 
+On the Ice Lake Xeon (AVX-512) the project moved to on 2026-12-08, the same script against the
+scatter of that day (before the block-accumulating scatter): 16->16 at 26 % 1.09x, 32->16 1.04x,
+32->32 0.92x, 64->32 0.77x, 64->64 0.90x, 16->16 at 4 % 0.68x, 1->16 0.78x. The block
+scatter (refsim.kernels.fused._make_scatter_blocks) took from this round its register blocks and
+SLP switch but keeps the scatter's pixel order, so no window is searched.
+
 Run: ``python benchmarks/experiments/gather_registers.py [threads]``
 """
 import sys, time, contextlib
