@@ -41,25 +41,15 @@ SLP switch but keeps the scatter's pixel order, so no window is searched.
 
 Run: ``python benchmarks/experiments/gather_registers.py [threads]``
 """
-import sys, time, contextlib
+import sys, time
 import numpy as np
-import numba
-from numba import carray, njit, prange, set_num_threads, types
-from numba.core import cgutils
-from numba.extending import intrinsic
+from numba import carray, njit, prange, set_num_threads
 from refsim.kernels import fused as F
 from refsim.backends.event import kernels as K
 from refsim.semantics import NeuronChoices
 
 
-@intrinsic
-def _stack_like(typingctx, size, sample):
-    """A pointer to ``size`` uninitialised elements of ``sample``'s type on the calling function's
-    stack (LLVM ``alloca``). With a constant ``size`` and loops of constant trip count over it,
-    LLVM keeps the elements in registers."""
-    def codegen(context, builder, signature, args):
-        return cgutils.alloca_once(builder, context.get_value_type(sample), size=args[0])
-    return types.CPointer(sample)(types.intp, sample), codegen
+_stack_like = F._stack_block  # the stack block this round introduced, now in refsim
 
 
 def block_width(cout: int) -> int:
@@ -83,14 +73,7 @@ def prepare_gather(weight: np.ndarray, dtype=np.float64) -> np.ndarray:
 
 
 
-@contextlib.contextmanager
-def slp():
-    old = numba.core.config.SLP_VECTORIZE
-    numba.core.config.SLP_VECTORIZE = 1
-    try:
-        yield
-    finally:
-        numba.core.config.SLP_VECTORIZE = old
+slp = F.slp_vectorize  # this round's per-kernel SLP switch, now in refsim
 
 
 @njit(cache=True, parallel=True)
