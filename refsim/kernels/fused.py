@@ -67,6 +67,8 @@ def block_width(run: int) -> int:
     """The accumulator block :func:`_scatter_row_blocks` uses for kernel rows of ``run`` elements
     (``kw * Cout``): the widest of :data:`BLOCK_WIDTHS` that divides it, or 0 when none does (then
     :func:`_scatter_row` runs)."""
+    if run <= 0:  # an empty run (no output channels) has nothing to add
+        return 0
     for bw in BLOCK_WIDTHS:
         if run % bw == 0:
             return bw
@@ -305,6 +307,8 @@ def _make_scatter_blocks(bw):
     @njit(cache=True)
     def scatter(o_row, exr, ecr, evr, n, wF, ki, pl, cout, ch_off, sx, unit):
         nblk = wF.shape[2] // bw
+        if nblk == 0:  # a run shorter than the block (block_width never chooses one): nothing to walk
+            return
         acc = carray(_stack_block(bw, o_row[0]), (bw,))
         uki = np.uintp(ki)
         e = 0

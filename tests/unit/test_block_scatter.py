@@ -73,6 +73,16 @@ def test_block_width_choice():
     assert F.block_width(144) == 48 and F.block_width(32) == 32 and F.block_width(64) == 32
     assert F.block_width(16) == 16 and F.block_width(24) == 8 and F.block_width(40) == 8
     assert F.block_width(12) == 0 and F.block_width(3) == 0
+    assert F.block_width(0) == 0  # no output channels: the one-event scatter (a block would never advance)
+
+
+def test_block_scatter_with_a_short_run_returns():
+    """A run shorter than the block (an empty one: no output channels) adds nothing and returns
+    (it once walked the first pixel forever: found by tests/properties/test_fuzz_structure.py)."""
+    ex, ec, ev = np.array([0, 1], np.int32), np.array([0, 0], np.int32), np.ones(2)
+    o = np.zeros(8)
+    F._scatter_row_blocks(o, ex, ec, ev, 2, np.zeros((1, 1, 0)), 0, 0, 0, 0, 1, 8, True)
+    assert not o.any()
 
 
 def _parts(xs, unit):
