@@ -207,17 +207,14 @@ def _neuron_row(crow, c0, zero_cur, b, y, bias, has_bias, v, vpre, keep_pre, th,
                     srow[x, c] = n
     mx = 0.0
     if simple and not val_th:  # every event is one spike of value 1
-        n_ev_loop = 0
-        if n_ev:
-            mx = 1.0
+        mx = 1.0 if n_ev else 0.0
     else:
-        n_ev_loop = n_ev
-    for e in range(n_ev_loop):
-        if val_th:
-            evr[e] = evr[e] * th[ecr[e]]
-        a = abs(evr[e])
-        if a > mx:
-            mx = a
+        for e in range(n_ev):
+            if val_th:
+                evr[e] = evr[e] * th[ecr[e]]
+            a = abs(evr[e])
+            if a > mx:
+                mx = a
     rcnt[b, y] = n_ev
     rsum[b, y] = tot
     rmax[b, y] = mx
@@ -354,8 +351,11 @@ _scatter_blocks_8 = _make_scatter_blocks(8)
 @njit(cache=True)
 def _scatter_row_blocks(o_row, exr, ecr, evr, n, wF, ki, pl, cout, ch_off, sx, bw, unit):
     """:func:`_scatter_row`'s terms through the block kernel of width ``bw``
-    (:func:`block_width`; see :func:`_make_scatter_blocks`)."""
-    if bw == 96:
+    (:func:`block_width`; see :func:`_make_scatter_blocks`), or through :func:`_scatter_row`
+    itself when ``bw`` is 0."""
+    if bw == 0:
+        _scatter_row(o_row, exr, ecr, evr, n, wF, ki, pl, cout, ch_off, sx)
+    elif bw == 96:
         _scatter_blocks_96(o_row, exr, ecr, evr, n, wF, ki, pl, cout, ch_off, sx, unit)
     elif bw == 48:
         _scatter_blocks_48(o_row, exr, ecr, evr, n, wF, ki, pl, cout, ch_off, sx, unit)
@@ -400,12 +400,8 @@ def _conv_neuron_rows(exs, ecs, evs, rcnts, offs, units, wF, pt, pl, Wb, bw,
             for y in range(max(0, oy - pt), min(H, oy - pt + kh)):
                 n = rc[b, y]
                 if n:
-                    if bw:
-                        _scatter_row_blocks(flat, exs[p][b, y], ecs[p][b, y], evs[p][b, y], n, wF, y + pt - oy, pl, C,
-                                            offs[p], 1, bw, units[p])
-                    else:
-                        _scatter_row(flat, exs[p][b, y], ecs[p][b, y], evs[p][b, y], n, wF, y + pt - oy, pl, C, offs[p],
-                                     1)
+                    _scatter_row_blocks(flat, exs[p][b, y], ecs[p][b, y], evs[p][b, y], n, wF, y + pt - oy, pl, C,
+                                        offs[p], 1, bw, units[p])
         _neuron_row(buf, kw - 1, False, b, oy, bias, has_bias, v, vpre, keep_pre, th, ge,
                     fire_first, reset, multi, ternary, vmin, has_vmin, val_th, ex, ec, ev, rcnt, rsum, rmax,
                     counts, has_counts, spk, has_spk, flags[job])
@@ -445,11 +441,9 @@ def _convt_neuron_rows(exs, ecs, evs, rcnts, offs, units, w, sh, sw, ph, pw, dh,
                     continue
                 n = rcnts[p][b, y]
                 if runs:
-                    if n and bw:
+                    if n:
                         _scatter_row_blocks(flat, exs[p][b, y], ecs[p][b, y], evs[p][b, y], n, wr, ki, 0, C, offs[p], sw,
                                             bw, units[p])
-                    elif n:
-                        _scatter_row(flat, exs[p][b, y], ecs[p][b, y], evs[p][b, y], n, wr, ki, 0, C, offs[p], sw)
                     continue
                 exr, ecr, evr = exs[p][b, y], ecs[p][b, y], evs[p][b, y]
                 for e in range(n):
@@ -569,11 +563,8 @@ def _conv_s1_rows(buf, ex, ec, ev, rcnt, wF, pt, pl, cout, ch_off, nbands, bw, u
             n = rcnt[b, y]
             if n:
                 for ki in range(max(0, top - hi + 1), min(kh, top - lo + 1)):
-                    if bw:
-                        _scatter_row_blocks(buf[b, top - ki], ex[b, y], ec[b, y], ev[b, y], n, wF, ki, pl, cout, ch_off,
-                                            1, bw, unit)
-                    else:
-                        _scatter_row(buf[b, top - ki], ex[b, y], ec[b, y], ev[b, y], n, wF, ki, pl, cout, ch_off, 1)
+                    _scatter_row_blocks(buf[b, top - ki], ex[b, y], ec[b, y], ev[b, y], n, wF, ki, pl, cout, ch_off, 1,
+                                        bw, unit)
 
 
 @njit(cache=True, parallel=True)

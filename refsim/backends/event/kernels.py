@@ -125,26 +125,40 @@ def _no_events(dtype):
             np.zeros((1, 0), np.int64))
 
 
+def _slp_on_first_call(fn):
+    """``fn`` whose first call (the one that may compile the kernel it calls) runs inside
+    :func:`refsim.kernels.fused.slp_vectorize`; later calls go straight through."""
+    first = [True]
+
+    def call(*args, **kw):
+        if first[0]:
+            first[0] = False
+            with _F.slp_vectorize():
+                return fn(*args, **kw)
+        return fn(*args, **kw)
+    return call
+
+
+def binary_values(x) -> bool:
+    """Whether every value of the dense map ``x`` is 0 or 1 (binary spikes), so that its events may
+    be scattered as unit-valued (weights added without the multiply)."""
+    return bool(np.all((x == 0.0) | (x == 1.0)))
+
+
 def _bind_fused_synaptic(kernel, head, v, mid, scratch):
     nobias, nospk = _dummy(v.dtype, 1), _dummy(np.int8)
     empty = (_no_events(v.dtype), 0)
-
-    first = [True]
 
     def step(parts, bias, spk):
         # at least two parts, so one compiled kernel serves plain inputs and two-way concatenations
         # (Numba compiles once per tuple length; an empty part adds nothing)
         parts = list(parts) + [empty] * (2 - len(parts))
-        if first[0]:  # a first call may compile: with the SLP vectoriser on for this kernel only
-            first[0] = False
-            with _F.slp_vectorize():
-                return step(parts, bias, spk)
         kernel(tuple(p[0][0] for p in parts), tuple(p[0][1] for p in parts), tuple(p[0][2] for p in parts),
                tuple(p[0][3] for p in parts), np.array([p[1] for p in parts], np.int64),
                np.array([len(p) > 2 and bool(p[2]) for p in parts], np.bool_), *head,
                nobias if bias is None else bias, bias is not None, *mid, nospk if spk is None else spk,
                spk is not None, scratch)
-    return step
+    return _slp_on_first_call(step)
 
 
 def bind_conv_neuron_rows(*, weights, pad_top, pad_left, buffer_width, v, th, flags: NeuronFlags, events, rsum,
@@ -228,16 +242,11 @@ def bind_conv_s1_rows(*, buf, weights, pad_top, pad_left, bands=1):
     flat = buf.reshape(B, R, Wb * cout)
     kernel = _F._conv_s1_rows
     bw = _F.block_width(weights.shape[2])
-    first = [True]
 
     def scatter(events, channel_offset, unit=False):
-        if first[0]:  # a first call may compile: with the SLP vectoriser on for this kernel only
-            first[0] = False
-            with _F.slp_vectorize():
-                return scatter(events, channel_offset, unit)
         kernel(flat, events[0], events[1], events[2], events[3], weights, pad_top, pad_left, cout, channel_offset, bands,
                bw, bool(unit))
-    return scatter
+    return _slp_on_first_call(scatter)
 
 
 def conv_s1_rows(*, buf, events, weights, pad_top, pad_left, channel_offset=0, bands=1, unit=False):
@@ -399,9 +408,8 @@ def conv2d_events_s1(x, node, weights, out_shape, events=None):
     pt, pl = node.pads[0], node.pads[2]
     R, Wb = max(H + pt, ho) + kh - 1, max(W + pl, wo) + kw - 1
     buf = np.zeros((B, R, Wb, cout))
-    unit = bool(np.all((x == 0.0) | (x == 1.0)))  # binary spikes: the kernel adds weights without multiplying
     conv_s1_rows(buf=buf, events=dense_events(x) if events is None else events, weights=weights, pad_top=pt,
-                 pad_left=pl, unit=unit)
+                 pad_left=pl, unit=binary_values(x))
     res = np.ascontiguousarray(buf[:, kh - 1:kh - 1 + ho, kw - 1:kw - 1 + wo].transpose(0, 3, 1, 2))
     return _add_bias(res, node.bias)
 

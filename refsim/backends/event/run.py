@@ -265,7 +265,7 @@ class EventRun(Run):
         arrays = self.event_arrays("<in>" + name, x.shape[1:])
         K.rows_from_nchw(a=x, events=arrays)
         # binary input spikes (a Poisson or replayed 0/1 train): the scatter may skip the multiply
-        return EventMap(arrays, x.shape[1:], bool(np.all((x == 0.0) | (x == 1.0))))
+        return EventMap(arrays, x.shape[1:], K.binary_values(x))
 
     def node(self, node, vals):
         name = node.name
@@ -331,7 +331,7 @@ class EventRun(Run):
         buf, scatter = self._buffer(node.name, (self.B, R, Wb, cout), lambda b: K.bind_conv_s1_rows(
             buf=b, weights=self._w[node.name], pad_top=pt, pad_left=pl, bands=self.nbands))
         for m, off in src.parts():
-            scatter(m.events, off, getattr(m, "unit", False))
+            scatter(m.events, off, m.unit)
         return self._halo_current(node, buf, kh - 1, kw - 1, shape)
 
     def _conv_transpose(self, node, src, shape):
